@@ -1,0 +1,115 @@
+"""Exceptions that carry the data a caller needs, not only a message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "EscalationSerializationError",
+    "InvalidScoreError",
+    "MissingStateKeyError",
+    "ReliableGraphError",
+    "RouteTargetError",
+]
+
+
+class ReliableGraphError(Exception):
+    """Base class of the library's errors.
+
+    Example:
+        ```python
+        from reliable_graph import MissingStateKeyError, ReliableGraphError
+
+        assert issubclass(MissingStateKeyError, ReliableGraphError)
+        ```
+    """
+
+
+class MissingStateKeyError(ReliableGraphError, KeyError):
+    """A node read a state key that the state does not have.
+
+    Example:
+        ```python
+        from reliable_graph import MissingStateKeyError
+
+        err = MissingStateKeyError(node="gate", key="context")
+        assert "'context'" in str(err) and "'gate'" in str(err)
+        ```
+    """
+
+    def __init__(self, *, node: str, key: str) -> None:
+        self.node = node
+        self.key = key
+        super().__init__(
+            f"node {node!r} reads state key {key!r}, which the state does not have; "
+            f"add {key!r} to the graph's state schema and input, or pass {key!r}'s real name "
+            "to the node's *_key parameter"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class RouteTargetError(ReliableGraphError, ValueError):
+    """A node routes to a target that is not a node of the graph.
+
+    Example:
+        ```python
+        from reliable_graph import RouteTargetError
+
+        err = RouteTargetError(node="draft", parameter="pass_to", target="revew", known=["review"])
+        assert err.target == "revew" and "review" in str(err)
+        ```
+    """
+
+    def __init__(self, *, node: str, parameter: str, target: str, known: list[str]) -> None:
+        self.node = node
+        self.parameter = parameter
+        self.target = target
+        self.known = known
+        super().__init__(
+            f"node {node!r} routes {parameter}={target!r}, which is not a node of the graph "
+            f"(nodes: {', '.join(sorted(known))})"
+        )
+
+
+class InvalidScoreError(ReliableGraphError, ValueError):
+    """An evaluator produced a value that is not a score in [0, 1].
+
+    Example:
+        ```python
+        from reliable_graph import InvalidScoreError, Score
+
+        try:
+            Score(value=1.5, reason="too sure", evaluator="custom")
+        except InvalidScoreError as err:
+            assert err.evaluator == "custom" and err.value == 1.5
+        ```
+    """
+
+    def __init__(self, message: str, *, evaluator: str, value: Any) -> None:
+        self.evaluator = evaluator
+        self.value = value
+        super().__init__(message)
+
+
+class EscalationSerializationError(ReliableGraphError, TypeError):
+    """An escalation holds a value that cannot be turned into JSON.
+
+    Example:
+        ```python
+        from reliable_graph import EscalationSerializationError
+
+        err = EscalationSerializationError(step="draft", field="output", value=object())
+        assert err.step == "draft" and "output" in str(err)
+        ```
+    """
+
+    def __init__(self, *, step: str, field: str, value: Any) -> None:
+        self.step = step
+        self.field = field
+        self.value = value
+        super().__init__(
+            f"step {step!r} escalated with a {field} of type {type(value).__name__}, which is not "
+            "JSON-serialisable; return plain data, a pydantic model or a dataclass from the step"
+        )

@@ -1,0 +1,215 @@
+"""Refetch: re-retrieve context with a query enriched by why the last attempt failed."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from reliable_graph._state_access import read, read_optional
+from reliable_graph.evaluators.base import as_chunk, as_chunks
+from reliable_graph.nodes._common import ReliableNode, routed, step_record
+from reliable_graph.state import RELIABILITY_KEY, emit
+
+__all__ = ["Refetch", "enrich_query"]
+
+Merge = Literal["append", "replace"]
+
+
+def enrich_query(query: str, reasons: Sequence[str], missing: Sequence[str]) -> str:
+    """The default enrichment: the query, what it must cover and why the last context failed.
+
+    Example:
+        ```python
+        from reliable_graph import enrich_query
+
+        q = enrich_query("Q3 revenue?", ["no chunk mentions Q3"], ["q3 revenue"])
+        assert q.startswith("Q3 revenue?") and "must cover: q3 revenue" in q
+        ```
+    """
+    parts = [query]
+    if missing:
+        parts.append(f"must cover: {', '.join(missing)}")
+    if reasons:
+        parts.append(f"previous context failed because: {'; '.join(reasons)}")
+    return " | ".join(parts)
+
+
+def _failure_of(record: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The reasons and missing topics of a step's failing gate checks and latest failed attempt."""
+    failed = [c for c in (record.get("gate") or {}).get("checks", []) if not c["passed"]]
+    attempts = record.get("attempts") or []
+    if attempts and attempts[-1]["verdict"] != "pass":
+        failed.append(attempts[-1])
+    reasons = [f["reason"] for f in failed if f.get("reason")]
+    missing: list[str] = []
+    for f in failed:
+        missing += [m for m in (f.get("details") or {}).get("missing", []) if m not in missing]
+    return reasons, missing
+
+
+class _Retrieval:
+    """Calls a retriever (a Runnable such as `BaseRetriever`, or a callable) sync or async."""
+
+    def __init__(self, retriever: Any) -> None:
+        if not (isinstance(retriever, Runnable) or callable(retriever)):
+            msg = (
+                "retriever must be a LangChain Runnable (e.g. a BaseRetriever) or a callable "
+                f"query -> chunks, got {type(retriever).__name__}"
+            )
+            raise TypeError(msg)
+        self.retriever = retriever
+        self.wants_state = not isinstance(retriever, Runnable) and _accepts_state(retriever)
+
+    def _args(self, query: str, state: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (query,), ({"state": state} if self.wants_state else {})
+
+    def fetch(self, query: str, state: Any, config: RunnableConfig) -> Any:
+        if isinstance(self.retriever, Runnable):
+            return self.retriever.invoke(query, config)
+        args, kwargs = self._args(query, state)
+        result = self.retriever(*args, **kwargs)
+        if inspect.isawaitable(result):
+            msg = "an async retriever function needs ainvoke; call the graph with ainvoke/astream"
+            raise TypeError(msg)
+        return result
+
+    async def afetch(self, query: str, state: Any, config: RunnableConfig) -> Any:
+        if isinstance(self.retriever, Runnable):
+            return await self.retriever.ainvoke(query, config)
+        args, kwargs = self._args(query, state)
+        result = self.retriever(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+
+def _accepts_state(fn: Callable[..., Any]) -> bool:
+    try:
+        return "state" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def merge_context(old: Any, new: Any, merge: Merge) -> list[Any]:
+    """New chunks appended to (or replacing) the old ones, de-duplicated by text, order kept."""
+    chunks = [*(() if merge == "replace" else as_chunks(old)), *as_chunks(new)]
+    seen: set[str] = set()
+    merged = []
+    for chunk in chunks:
+        if chunk.text not in seen:
+            seen.add(chunk.text)
+            merged.append(chunk.to_dict())
+    return merged
+
+
+class RefetchCore:
+    """The re-fetch shared by `Refetch` and `reliable_step`: enrich, retrieve, merge."""
+
+    def __init__(
+        self,
+        retriever: Any,
+        *,
+        query_key: str,
+        context_key: str,
+        merge: Merge,
+        enrich: Callable[[str, Sequence[str], Sequence[str]], str],
+    ) -> None:
+        if merge not in ("append", "replace"):
+            msg = f"merge must be 'append' or 'replace', got {merge!r}"
+            raise ValueError(msg)
+        if not callable(enrich):
+            msg = f"enrich must be callable (query, reasons, missing) -> str, got {type(enrich).__name__}"
+            raise TypeError(msg)
+        self.retrieval = _Retrieval(retriever)
+        self.query_key = query_key
+        self.context_key = context_key
+        self.merge: Merge = merge
+        self.enrich = enrich
+
+    def query(self, state: Any, step: str, node: str) -> str:
+        query = read(state, self.query_key, node=node)
+        reasons, missing = _failure_of(step_record(state, step))
+        return self.enrich(str(query), reasons, missing)
+
+    def merged(self, state: Any, fetched: Any, step: str, query: str) -> list[Any]:
+        new = [as_chunk(c) for c in (fetched or [])]
+        context = merge_context(read_optional(state, self.context_key), new, self.merge)
+        emit({"type": "refetch", "step": step, "query": query, "fetched": len(new), "context": len(context)})
+        return context
+
+    def run(self, state: Any, config: RunnableConfig, step: str, node: str) -> list[Any]:
+        query = self.query(state, step, node)
+        return self.merged(state, self.retrieval.fetch(query, state, config), step, query)
+
+    async def arun(self, state: Any, config: RunnableConfig, step: str, node: str) -> list[Any]:
+        query = self.query(state, step, node)
+        return self.merged(state, await self.retrieval.afetch(query, state, config), step, query)
+
+
+class Refetch(ReliableNode):
+    """A node that re-retrieves context for a step with an enriched query, then routes back.
+
+    The enrichment adds the failing reasons and missing topics recorded for `step` (by a
+    `ContextGate` or a `ConfidenceRouter`); the new chunks are merged with the old ones and
+    de-duplicated by text (`merge="append"`), or replace them (`merge="replace"`).
+
+    Args:
+        retriever: A LangChain Runnable (a `BaseRetriever`, ...) called with the enriched query,
+            or a callable `query -> chunks` (it may also take `state=` as a keyword).
+        name: The node's name.
+        step: The step whose failure records feed the enrichment (default: `name`).
+        query_key: State key of the query.
+        context_key: State key of the context (written as a list of chunk dicts).
+        goto: Where to go next (the gate or the step); None routes by your edges.
+        merge: `"append"` or `"replace"`.
+        enrich: `(query, reasons, missing) -> str`; default `enrich_query`.
+
+    Example:
+        ```python
+        from langgraph.graph import END, START, StateGraph
+        from reliable_graph import Refetch, ReliabilityState
+
+        class State(ReliabilityState, total=False):
+            question: str
+            context: list
+
+        def search(query: str) -> list[str]:
+            return ["fresh chunk about " + query.split(" | ")[0]]
+
+        builder = StateGraph(State)
+        builder.add_node(Refetch(search, name="refetch", step="answer", goto=END))
+        builder.add_edge(START, "refetch")
+        out = builder.compile().invoke({"question": "tides", "context": ["old chunk"]})
+        assert [c["text"] for c in out["context"]] == ["old chunk", "fresh chunk about tides"]
+        ```
+    """
+
+    def __init__(
+        self,
+        retriever: Any,
+        *,
+        name: str = "refetch",
+        step: str | None = None,
+        query_key: str = "question",
+        context_key: str = "context",
+        goto: str | None = None,
+        merge: Merge = "append",
+        enrich: Callable[[str, Sequence[str], Sequence[str]], str] = enrich_query,
+    ) -> None:
+        super().__init__(name)
+        self.step = step or name
+        self.core = RefetchCore(retriever, query_key=query_key, context_key=context_key, merge=merge, enrich=enrich)
+        self.goto = goto
+        self.routes = {"goto": goto}
+
+    def _update(self, state: Any, context: list[Any]) -> Any:
+        count = int(step_record(state, self.step).get("refetches", 0)) + 1
+        record = {"steps": {self.step: {"refetches": count}}}
+        return routed(self.goto, {self.core.context_key: context, RELIABILITY_KEY: record})
+
+    def _func(self, state: Any, config: RunnableConfig) -> Any:
+        return self._update(state, self.core.run(state, config, self.step, self.name))
+
+    async def _afunc(self, state: Any, config: RunnableConfig) -> Any:
+        return self._update(state, await self.core.arun(state, config, self.step, self.name))

@@ -1,0 +1,271 @@
+"""reliable_step: one call that wraps a step in the whole reliability pattern."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import run_in_executor
+
+from reliable_graph._state_access import read_optional
+from reliable_graph.nodes._common import ReliableNode, check_routes, routed
+from reliable_graph.nodes.confidence import Attempt, OutputScoring
+from reliable_graph.nodes.refetch import Merge, RefetchCore, enrich_query
+from reliable_graph.state import RELIABILITY_KEY
+
+__all__ = ["ReliableStep", "reliable_step"]
+
+
+def _with_context(state: Any, key: str, context: list[Any] | None) -> Any:
+    if context is None:
+        return state
+    if isinstance(state, Mapping):
+        return {**state, key: context}
+    copy = getattr(state, "model_copy", None)
+    if callable(copy):
+        return copy(update={key: context})
+    return dataclasses.replace(state, **{key: context})
+
+
+class ReliableStep(ReliableNode):
+    """A step wrapped in the pattern: run, score, retry on re-fetched context, escalate.
+
+    Built by `reliable_step`; see there for the arguments.
+
+    Example:
+        ```python
+        from langgraph.graph import END
+        from reliable_graph import RequiredFields, ReliableStep, reliable_step
+
+        node = reliable_step(lambda s: {"output": {"a": 1}}, name="extract", threshold=1.0,
+                             evaluator=RequiredFields(fields=["a"]), pass_to=END)
+        assert isinstance(node, ReliableStep) and node.name == "extract"
+        assert node.invoke({"question": "q"}).update["output"] == {"a": 1}
+        ```
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None,
+        evaluator: Any,
+        threshold: float,
+        pass_to: str,
+        escalate_to: str,
+        output_key: str,
+        query_key: str,
+        context_key: str,
+        refetch: Any,
+        max_retries: int,
+        input_keys: Sequence[str] | None,
+        raise_errors: bool,
+        merge: Merge,
+        enrich: Callable[[str, Sequence[str], Sequence[str]], str],
+    ) -> None:
+        if not callable(fn):
+            msg = f"reliable_step needs a step function state -> dict, got {type(fn).__name__}"
+            raise TypeError(msg)
+        node_name = name or getattr(fn, "__name__", None)
+        if not node_name or node_name == "<lambda>":
+            msg = "reliable_step(fn) needs name=... when fn has no usable __name__ (a lambda)"
+            raise ValueError(msg)
+        super().__init__(node_name)
+        self.fn = fn
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.scoring = OutputScoring(
+            evaluator,
+            threshold=threshold,
+            max_retries=max_retries,
+            query_key=query_key,
+            context_key=context_key,
+            output_key=output_key,
+            input_keys=input_keys,
+            raise_errors=raise_errors,
+            what="reliable_step",
+        )
+        self.routes = check_routes({"pass_to": pass_to, "escalate_to": escalate_to}, node=node_name)
+        if pass_to is None or escalate_to is None:
+            msg = f"reliable_step {node_name!r} needs pass_to and escalate_to (END is fine for pass_to)"
+            raise ValueError(msg)
+        self.refetch = (
+            None
+            if refetch is None
+            else RefetchCore(refetch, query_key=query_key, context_key=context_key, merge=merge, enrich=enrich)
+        )
+
+    def _wants_refetch(self, attempt: Attempt) -> bool:
+        return self.refetch is not None and attempt.pending == "retry"
+
+    def _check_update(self, update: Any) -> dict[str, Any]:
+        if not isinstance(update, Mapping):
+            msg = f"step {self.name!r} must return a dict of state updates, got {type(update).__name__}"
+            raise TypeError(msg)
+        if self.scoring.output_key not in update:
+            msg = (
+                f"step {self.name!r} returned keys {sorted(update)} but not its output key "
+                f"{self.scoring.output_key!r}; return it or pass output_key=... to reliable_step"
+            )
+            raise KeyError(msg)
+        if RELIABILITY_KEY in update:
+            msg = f"step {self.name!r} must not write the library's own state key {RELIABILITY_KEY!r}"
+            raise ValueError(msg)
+        return dict(update)
+
+    def _finish(
+        self,
+        state: Any,
+        config: RunnableConfig,
+        attempt: Attempt,
+        update: dict[str, Any],
+        refetched: list[Any] | None,
+        score: Any,
+    ) -> Any:
+        key = self.scoring.context_key
+        context = update.get(key, refetched if refetched is not None else read_optional(state, key))
+        verdict, record = self.scoring.decide(
+            state=state,
+            config=config,
+            step=self.name,
+            node=self.name,
+            attempt=attempt,
+            score=score,
+            output=update[self.scoring.output_key],
+            context=context,
+            pass_to=self.routes["pass_to"],
+            rerun_to=self.name,
+        )
+        new: dict[str, Any] = {} if refetched is None else {key: refetched}
+        if verdict == "pass":
+            return routed(self.routes["pass_to"], {**new, **update, RELIABILITY_KEY: record})
+        target = self.name if verdict == "retry" else self.routes["escalate_to"]
+        return routed(target, {**new, RELIABILITY_KEY: record})
+
+    def _func(self, state: Any, config: RunnableConfig) -> Any:
+        if self.is_async:
+            msg = f"step {self.name!r} is an async function: run the graph with ainvoke/astream"
+            raise TypeError(msg)
+        attempt = self.scoring.attempt(state, self.name, config)
+        refetched = self.refetch.run(state, config, self.name, self.name) if self._wants_refetch(attempt) else None
+        working = _with_context(state, self.scoring.context_key, refetched)
+        update = self._check_update(self.fn(working))
+        context = update.get(self.scoring.context_key, read_optional(working, self.scoring.context_key))
+        score = self.scoring.score(self.scoring.sample(working, update[self.scoring.output_key], context, self.name))
+        return self._finish(state, config, attempt, update, refetched, score)
+
+    async def _afunc(self, state: Any, config: RunnableConfig) -> Any:
+        attempt = self.scoring.attempt(state, self.name, config)
+        refetched = None
+        if self.refetch is not None and self._wants_refetch(attempt):
+            refetched = await self.refetch.arun(state, config, self.name, self.name)
+        working = _with_context(state, self.scoring.context_key, refetched)
+        if self.is_async:
+            result = await self.fn(working)
+        else:
+            result = await run_in_executor(config, self.fn, working)
+        update = self._check_update(result)
+        context = update.get(self.scoring.context_key, read_optional(working, self.scoring.context_key))
+        sample = self.scoring.sample(working, update[self.scoring.output_key], context, self.name)
+        return self._finish(state, config, attempt, update, refetched, await self.scoring.ascore(sample))
+
+
+def reliable_step(
+    fn: Callable[..., Any],
+    *,
+    evaluator: Any,
+    threshold: float,
+    pass_to: str,
+    escalate_to: str = "human_escalation",
+    name: str | None = None,
+    output_key: str = "output",
+    query_key: str = "question",
+    context_key: str = "context",
+    refetch: Any = None,
+    max_retries: int = 1,
+    input_keys: Sequence[str] | None = None,
+    raise_errors: bool = False,
+    merge: Merge = "append",
+    enrich: Callable[[str, Sequence[str], Sequence[str]], str] = enrich_query,
+) -> ReliableStep:
+    """Wrap a step function in the whole reliability pattern, as one LangGraph node.
+
+    The node runs `fn(state)` (sync or async; it returns a dict of updates holding
+    `output_key`), scores the output with `evaluator` inside the same node and, on a score at
+    or above `threshold`, applies the update and goes to `pass_to`: the passing path costs no
+    extra superstep. Below threshold it records the attempt (nothing else of the failed
+    update is applied) and runs again, first re-fetching context with a query enriched by
+    the failure's reason when `refetch` is given; after `max_retries` retries it parks a
+    structured escalation and goes to `escalate_to` (a `HumanEscalation` node). Outcomes are
+    recorded under the `reliability` key: `pass`, `retry_pass` or `escalate`.
+
+    Args:
+        fn: The step: `state -> dict` (or an async function).
+        evaluator: Scores the output (deterministic validator, judge, cascade...).
+        threshold: The step's threshold, in [0, 1] (inclusive).
+        pass_to: The next node when the output passes (END is fine).
+        escalate_to: The `HumanEscalation` node.
+        name: The node's (and step's) name; default `fn.__name__`.
+        output_key: The key of `fn`'s update that holds the output to score.
+        query_key: State key of the task's query (for scoring and enrichment).
+        context_key: State key of the context.
+        refetch: A retriever (Runnable or callable) for the retry's re-fetch; None retries as is.
+        max_retries: Retries before escalating (default one, as the pattern prescribes).
+        input_keys: State keys shown to a reviewer as the task's inputs (default: the query).
+        raise_errors: Re-raise the evaluator's exceptions instead of scoring them 0.
+        merge: How re-fetched chunks join the context: `"append"` (de-duplicated) or `"replace"`.
+        enrich: `(query, reasons, missing) -> str` building the re-fetch query.
+
+    Returns:
+        The node, to pass to `StateGraph.add_node`.
+
+    Raises:
+        ValueError: a threshold outside [0, 1], a negative `max_retries`, a missing target.
+
+    Example:
+        ```python
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.graph import END, START, StateGraph
+        from reliable_graph import HumanEscalation, Predicate, ReliabilityState, reliable_step, step_outcomes
+
+        class State(ReliabilityState, total=False):
+            question: str
+            context: list
+            answer: str
+
+        def answer(state: State) -> dict:
+            facts = " ".join(c["text"] if isinstance(c, dict) else c for c in state["context"])
+            return {"answer": "Paris" if "Paris" in facts else "unknown"}
+
+        builder = StateGraph(State)
+        builder.add_node(reliable_step(
+            answer, evaluator=Predicate(fn=lambda a: a != "unknown", name="known"), threshold=1.0,
+            output_key="answer", refetch=lambda q: ["Paris is the capital of France"], pass_to=END,
+        ))
+        builder.add_node(HumanEscalation())
+        builder.add_edge(START, "answer")
+        graph = builder.compile(checkpointer=InMemorySaver())
+        out = graph.invoke({"question": "capital of France?", "context": ["France is in Europe"]},
+                           {"configurable": {"thread_id": "1"}})
+        assert out["answer"] == "Paris" and step_outcomes(out) == {"answer": "retry_pass"}
+        ```
+    """
+    return ReliableStep(
+        fn,
+        name=name,
+        evaluator=evaluator,
+        threshold=threshold,
+        pass_to=pass_to,
+        escalate_to=escalate_to,
+        output_key=output_key,
+        query_key=query_key,
+        context_key=context_key,
+        refetch=refetch,
+        max_retries=max_retries,
+        input_keys=input_keys,
+        raise_errors=raise_errors,
+        merge=merge,
+        enrich=enrich,
+    )

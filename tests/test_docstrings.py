@@ -1,0 +1,49 @@
+"""Every public name documents itself with an example, and every example runs."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+import textwrap
+import types
+
+import pytest
+
+import reliable_graph
+import reliable_graph.evaluators
+import reliable_graph.nodes
+
+BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+CONSTANTS = {"RELIABILITY_KEY"}
+
+
+def _public() -> dict[str, object]:
+    names: dict[str, object] = {}
+    for module in (reliable_graph, reliable_graph.evaluators, reliable_graph.nodes):
+        for name in module.__all__:
+            if name not in CONSTANTS:
+                names[name] = getattr(module, name)
+    return names
+
+
+PUBLIC = _public()
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_docstring_has_runnable_example(name: str) -> None:
+    doc = inspect.getdoc(PUBLIC[name]) or ""
+    blocks = BLOCK.findall(doc)
+    assert "Example:" in doc and blocks, f"{name} has no Example: with a python block"
+    for block in blocks:
+        run_example(textwrap.dedent(block), f"doc_{name}")
+
+
+def run_example(code: str, module_name: str) -> None:
+    """Run `code` as the body of a fresh module (dataclasses need a real module)."""
+    module = types.ModuleType(module_name)
+    sys.modules[module_name] = module
+    try:
+        exec(compile(code, f"<{module_name}>", "exec"), module.__dict__)
+    finally:
+        del sys.modules[module_name]
