@@ -125,12 +125,13 @@ class OutputScoring:
         context: Any,
         pass_to: str | None,
         rerun_to: str,
+        final: bool = False,
     ) -> tuple[str, dict[str, Any]]:
-        """The verdict and the `reliability` update for one scored attempt."""
-        if score.passes(self.threshold):
+        """The verdict and the `reliability` update for one scored attempt (`final`: no retry)."""
+        if score.passes(self.threshold) and not final:
             verdict = "pass"
             outcome: str | None = "pass" if attempt.number == 1 and attempt.pending is None else "retry_pass"
-        elif attempt.number < attempt.budget:
+        elif attempt.number < attempt.budget and not final:
             verdict, outcome = "retry", None
         else:
             verdict, outcome = "escalate", "escalate"

@@ -11,7 +11,8 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import run_in_executor
 
 from reliable_graph._state_access import read_optional
-from reliable_graph.nodes._common import ReliableNode, check_routes, routed
+from reliable_graph.evaluators.base import Score
+from reliable_graph.nodes._common import ReliableNode, check_routes, routed, step_record
 from reliable_graph.nodes.confidence import Attempt, OutputScoring
 from reliable_graph.nodes.refetch import Merge, RefetchCore, enrich_query
 from reliable_graph.state import RELIABILITY_KEY
@@ -65,6 +66,7 @@ class ReliableStep(ReliableNode):
         raise_errors: bool,
         merge: Merge,
         enrich: Callable[[str, Sequence[str], Sequence[str]], str],
+        escalate_on: tuple[type[BaseException], ...],
     ) -> None:
         if not callable(fn):
             msg = f"reliable_step needs a step function state -> dict, got {type(fn).__name__}"
@@ -91,6 +93,12 @@ class ReliableStep(ReliableNode):
         if pass_to is None or escalate_to is None:
             msg = f"reliable_step {node_name!r} needs pass_to and escalate_to (END is fine for pass_to)"
             raise ValueError(msg)
+        if not isinstance(escalate_on, tuple) or not all(
+            isinstance(e, type) and issubclass(e, BaseException) for e in escalate_on
+        ):
+            msg = f"reliable_step(escalate_on=...) must be a tuple of exception classes, got {escalate_on!r}"
+            raise TypeError(msg)
+        self.escalate_on = escalate_on
         self.refetch = (
             None
             if refetch is None
@@ -123,6 +131,7 @@ class ReliableStep(ReliableNode):
         update: dict[str, Any],
         refetched: list[Any] | None,
         score: Any,
+        final: bool = False,
     ) -> Any:
         key = self.scoring.context_key
         context = update.get(key, refetched if refetched is not None else read_optional(state, key))
@@ -137,12 +146,27 @@ class ReliableStep(ReliableNode):
             context=context,
             pass_to=self.routes["pass_to"],
             rerun_to=self.name,
+            final=final,
         )
-        new: dict[str, Any] = {} if refetched is None else {key: refetched}
+        new: dict[str, Any] = {}
+        if refetched is not None:
+            new[key] = refetched
+            previous = int(step_record(state, self.name).get("refetches", 0))
+            record["steps"][self.name]["refetches"] = previous + 1
         if verdict == "pass":
             return routed(self.routes["pass_to"], {**new, **update, RELIABILITY_KEY: record})
         target = self.name if verdict == "retry" else self.routes["escalate_to"]
         return routed(target, {**new, RELIABILITY_KEY: record})
+
+    def _raised(
+        self, state: Any, config: RunnableConfig, attempt: Attempt, refetched: list[Any] | None, exc: BaseException
+    ) -> Any:
+        """Escalate at once on an exception listed in `escalate_on` (retrying cannot help)."""
+        score = Score.failing(
+            self.name, f"step {self.name!r} raised {type(exc).__name__}: {exc}", error=type(exc).__name__
+        )
+        update = {self.scoring.output_key: None}
+        return self._finish(state, config, attempt, update, refetched, score, final=True)
 
     def _func(self, state: Any, config: RunnableConfig) -> Any:
         if self.is_async:
@@ -151,7 +175,11 @@ class ReliableStep(ReliableNode):
         attempt = self.scoring.attempt(state, self.name, config)
         refetched = self.refetch.run(state, config, self.name, self.name) if self._wants_refetch(attempt) else None
         working = _with_context(state, self.scoring.context_key, refetched)
-        update = self._check_update(self.fn(working))
+        try:
+            result = self.fn(working)
+        except self.escalate_on as exc:
+            return self._raised(state, config, attempt, refetched, exc)
+        update = self._check_update(result)
         context = update.get(self.scoring.context_key, read_optional(working, self.scoring.context_key))
         score = self.scoring.score(self.scoring.sample(working, update[self.scoring.output_key], context, self.name))
         return self._finish(state, config, attempt, update, refetched, score)
@@ -162,10 +190,13 @@ class ReliableStep(ReliableNode):
         if self.refetch is not None and self._wants_refetch(attempt):
             refetched = await self.refetch.arun(state, config, self.name, self.name)
         working = _with_context(state, self.scoring.context_key, refetched)
-        if self.is_async:
-            result = await self.fn(working)
-        else:
-            result = await run_in_executor(config, self.fn, working)
+        try:
+            if self.is_async:
+                result = await self.fn(working)
+            else:
+                result = await run_in_executor(config, self.fn, working)
+        except self.escalate_on as exc:
+            return self._raised(state, config, attempt, refetched, exc)
         update = self._check_update(result)
         context = update.get(self.scoring.context_key, read_optional(working, self.scoring.context_key))
         sample = self.scoring.sample(working, update[self.scoring.output_key], context, self.name)
@@ -189,6 +220,7 @@ def reliable_step(
     raise_errors: bool = False,
     merge: Merge = "append",
     enrich: Callable[[str, Sequence[str], Sequence[str]], str] = enrich_query,
+    escalate_on: tuple[type[BaseException], ...] = (),
 ) -> ReliableStep:
     """Wrap a step function in the whole reliability pattern, as one LangGraph node.
 
@@ -217,6 +249,8 @@ def reliable_step(
         raise_errors: Re-raise the evaluator's exceptions instead of scoring them 0.
         merge: How re-fetched chunks join the context: `"append"` (de-duplicated) or `"replace"`.
         enrich: `(query, reasons, missing) -> str` building the re-fetch query.
+        escalate_on: Exception classes that `fn` may raise for which retrying cannot help
+            (an HTTP 400 from a connector): the step escalates at once, naming the exception.
 
     Returns:
         The node, to pass to `StateGraph.add_node`.
@@ -268,4 +302,5 @@ def reliable_step(
         raise_errors=raise_errors,
         merge=merge,
         enrich=enrich,
+        escalate_on=escalate_on,
     )

@@ -1,0 +1,455 @@
+"""The 10-step research pipeline, bare and with reliable-graph, on the simulated world.
+
+`reliable-graph demo` runs N runs of each on SQLite, prints a table of end-to-end outcomes,
+then shows one pending escalation and resumes it with a reviewer's decision.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
+from typing_extensions import TypedDict
+
+from reliable_graph.evaluators.base import EvalInput, Score
+from reliable_graph.evaluators.deterministic import AllOf, Predicate
+from reliable_graph.graph import validate_graph
+from reliable_graph.nodes import ContextGate, HumanEscalation, Refetch, reliable_step
+from reliable_graph.nodes._common import step_record
+from reliable_graph.simulation import PermanentConnectorError, ScenarioParams, SimulatedWorld
+from reliable_graph.state import merge_reliability, run_outcome
+
+__all__ = [
+    "DemoThresholds",
+    "RunSummary",
+    "build_bare_pipeline",
+    "build_reliable_pipeline",
+    "run_demo",
+    "summarize_run",
+]
+
+
+def _merge_answers(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    return {**(left or {}), **(right or {})}
+
+
+class PipelineState(TypedDict, total=False):
+    """The research pipeline's state."""
+
+    run: int
+    question: str
+    context: list[Any]
+    output: Any
+    answers: Annotated[dict[str, Any], _merge_answers]
+    reliability: Annotated[dict[str, Any], merge_reliability]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoThresholds:
+    """The thresholds of the reliable pipeline, fixed before any evaluation run.
+
+    Example:
+        ```python
+        from reliable_graph.demo import DemoThresholds
+
+        t = DemoThresholds()
+        assert 0.0 <= t.gate <= 1.0 and t.max_retries == 2
+        ```
+    """
+
+    gate: float = 0.5
+    """The context gate's threshold on the relevance signal."""
+    judge: float = 0.7
+    """The step's threshold on its confidence (validator, then judge)."""
+    max_retries: int = 2
+    """Retries with re-fetched context before escalating."""
+    max_refetches: int = 2
+    """Gate re-fetches before escalating."""
+
+
+def step_name(i: int) -> str:
+    """The name of step `i` (1-based)."""
+    return f"step_{i:02d}"
+
+
+def _question(i: int) -> str:
+    return f"research question, part {i}"
+
+
+def _attempt_of(state: Any, step: str) -> int:
+    record = step_record(state, step)
+    return len(record.get("attempts") or []) + 1 if record.get("pending") else 1
+
+
+def build_bare_pipeline(world: SimulatedWorld) -> StateGraph[Any, Any, Any, Any]:
+    """The pipeline in plain LangGraph: each step retrieves once and accepts its output.
+
+    Example:
+        ```python
+        from reliable_graph.demo import build_bare_pipeline
+        from reliable_graph.simulation import ScenarioParams, SimulatedWorld
+
+        graph = build_bare_pipeline(SimulatedWorld(ScenarioParams(), seed=1)).compile()
+        out = graph.invoke({"run": 0})
+        assert len(out["answers"]) == 10
+        ```
+    """
+    builder = StateGraph(PipelineState)
+    steps = world.params.steps
+
+    def make(i: int) -> Callable[[PipelineState], dict[str, Any]]:
+        def step(state: PipelineState) -> dict[str, Any]:
+            context = world.retrieve(run=state["run"], step=i, fetch=0)
+            output = world.generate(run=state["run"], step=i, attempt=1, context=context)
+            return {"context": context, "output": output, "answers": {step_name(i): output}}
+
+        return step
+
+    for i in range(1, steps + 1):
+        builder.add_node(step_name(i), make(i))
+        builder.add_edge(START if i == 1 else step_name(i - 1), step_name(i))
+    builder.add_edge(step_name(steps), END)
+    return builder
+
+
+@dataclass
+class SimulatedRelevance:
+    """The gate's relevance signal, as the world draws it for each fetch."""
+
+    name: str = "relevance"
+
+    def evaluate(self, sample: EvalInput) -> Score:
+        """The best relevance signal among the context's chunks."""
+        chunks = sample.chunks
+        if not chunks:
+            return Score.failing(self.name, "the context is empty: the retriever returned nothing")
+        value = max(float(c.metadata.get("relevance", 0.0)) for c in chunks)
+        return Score(value=value, reason=f"context relevance {value:.2f}", evaluator=self.name)
+
+    async def aevaluate(self, sample: EvalInput) -> Score:
+        """Async twin."""
+        return self.evaluate(sample)
+
+
+def _validator_passes(output: Any) -> bool:
+    return not output["_sim"]["validator_flag"]
+
+
+@dataclass
+class SimulatedJudge:
+    """The judge model's confidence in an output (one judge call each time it runs)."""
+
+    world: SimulatedWorld
+    name: str = "judge"
+
+    def evaluate(self, sample: EvalInput) -> Score:
+        """The judge's confidence."""
+        self.world.calls["judge"] += 1
+        value = float(sample.output["_sim"]["judge_score"])
+        return Score(value=value, reason=f"judge confidence {value:.2f}", evaluator=self.name)
+
+    async def aevaluate(self, sample: EvalInput) -> Score:
+        """Async twin."""
+        return self.evaluate(sample)
+
+
+def build_reliable_pipeline(
+    world: SimulatedWorld, thresholds: DemoThresholds | None = None
+) -> StateGraph[Any, Any, Any, Any]:
+    """The same pipeline with a context gate and a reliable step at every step.
+
+    Per step: retrieve -> `ContextGate` (re-fetch below threshold) -> `reliable_step` (the
+    deterministic validator, then the judge; one retry on re-fetched context; escalation).
+
+    Example:
+        ```python
+        from langgraph.checkpoint.memory import InMemorySaver
+        from reliable_graph.demo import build_reliable_pipeline
+        from reliable_graph.simulation import ScenarioParams, SimulatedWorld
+
+        graph = build_reliable_pipeline(SimulatedWorld(ScenarioParams(), seed=1)).compile(
+            checkpointer=InMemorySaver())
+        out = graph.invoke({"run": 0, "question": "q"}, {"configurable": {"thread_id": "0"}})
+        assert "reliability" in out
+        ```
+    """
+    t = thresholds or DemoThresholds()
+    builder = StateGraph(PipelineState)
+    steps = world.params.steps
+    evaluator = AllOf(
+        evaluators=[
+            Predicate(fn=_validator_passes, name="validator", reason="the rule-based validator rejected the output"),
+            SimulatedJudge(world),
+        ],
+        name="validator+judge",
+    )
+
+    def fetch_index(state: Any, step: str) -> int:
+        record = step_record(state, step)
+        return 1 + int(record.get("refetches", 0)) + int((record.get("gate") or {}).get("refetches", 0))
+
+    def make(i: int) -> tuple[Any, Any, Any]:
+        name = step_name(i)
+
+        def retrieve(state: PipelineState) -> dict[str, Any]:
+            return {"question": _question(i), "context": world.retrieve(run=state["run"], step=i, fetch=0)}
+
+        def refetch(query: str, state: Any) -> list[dict[str, Any]]:
+            return world.retrieve(run=state["run"], step=i, fetch=fetch_index(state, name))
+
+        def generate(state: PipelineState) -> dict[str, Any]:
+            output = world.generate(run=state["run"], step=i, attempt=_attempt_of(state, name), context=state["context"])
+            return {"output": output, "answers": {name: output}}
+
+        generate.__name__ = name
+        return retrieve, refetch, generate
+
+    for i in range(1, steps + 1):
+        name = step_name(i)
+        retrieve, refetch, generate = make(i)
+        after = f"retrieve_{i + 1:02d}" if i < steps else END
+        builder.add_node(f"retrieve_{i:02d}", retrieve)
+        builder.add_node(
+            ContextGate(
+                SimulatedRelevance(),
+                name=f"gate_{i:02d}",
+                step=name,
+                threshold=t.gate,
+                max_refetches=t.max_refetches,
+                pass_to=name,
+                refetch_to=f"refetch_{i:02d}",
+                escalate_to="human_escalation",
+            )
+        )
+        builder.add_node(Refetch(refetch, name=f"refetch_{i:02d}", step=name, merge="replace", goto=f"gate_{i:02d}"))
+        builder.add_node(
+            reliable_step(
+                generate,
+                name=name,
+                evaluator=evaluator,
+                threshold=t.judge,
+                max_retries=t.max_retries,
+                refetch=refetch,
+                merge="replace",
+                pass_to=after,
+                escalate_to="human_escalation",
+                escalate_on=(PermanentConnectorError,),
+            )
+        )
+        if i == 1:
+            builder.add_edge(START, "retrieve_01")
+        builder.add_edge(f"retrieve_{i:02d}", f"gate_{i:02d}")
+    builder.add_node(HumanEscalation())
+    return builder
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """How one run ended: `success`, `silent_failure`, `escalated`, `failed` or `terminated`."""
+
+    status: str
+    steps_done: int
+
+
+def summarize_run(values: dict[str, Any], steps: int) -> RunSummary:
+    """Classify a run from its final state (hidden truth from the simulated outputs).
+
+    Example:
+        ```python
+        from reliable_graph.demo import summarize_run
+
+        ok = {"answers": {f"s{i}": {"_sim": {"correct": True}} for i in range(10)}}
+        assert summarize_run(ok, 10).status == "success"
+        ```
+    """
+    status = run_outcome(values)
+    answers = values.get("answers") or {}
+    if status != "ok":
+        return RunSummary("escalated" if status == "escalated" else "terminated", len(answers))
+    if len(answers) < steps:
+        return RunSummary("failed", len(answers))
+    correct = all(a["_sim"]["correct"] for a in answers.values())
+    return RunSummary("success" if correct else "silent_failure", len(answers))
+
+
+@contextmanager
+def sqlite_saver(path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
+    """A `SqliteSaver` on a file, closed afterwards."""
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    try:
+        yield SqliteSaver(conn)
+    finally:
+        conn.close()
+
+
+def _progress(out: TextIO, label: str, done: int, total: int) -> None:
+    if out.isatty():
+        out.write(f"\r  {label}: {done}/{total} runs" + ("\n" if done == total else ""))
+    elif done == total or done % max(1, total // 4) == 0:
+        out.write(f"  {label}: {done}/{total} runs\n")
+    out.flush()
+
+
+def run_mode(
+    mode: str,
+    *,
+    runs: int,
+    seed: int,
+    params: ScenarioParams,
+    saver: BaseCheckpointSaver[Any],
+    thresholds: DemoThresholds,
+    progress: TextIO | None = None,
+) -> dict[str, Any]:
+    """Run `runs` runs of one mode and return its outcome fractions and costs."""
+    world = SimulatedWorld(params, seed=seed)
+    builder = build_bare_pipeline(world) if mode == "bare" else build_reliable_pipeline(world, thresholds)
+    graph = validate_graph(builder.compile(checkpointer=saver))
+    counts = {"success": 0, "silent_failure": 0, "escalated": 0, "failed": 0, "terminated": 0, "retry_pass": 0}
+    escalated_threads: list[str] = []
+    for run in range(runs):
+        config: Any = {"configurable": {"thread_id": f"{mode}-{seed}-{run:05d}"}}
+        values = graph.invoke({"run": run, "question": _question(1)}, config, durability="sync")
+        summary = summarize_run(values, params.steps)
+        counts[summary.status] += 1
+        outcomes = (values.get("reliability") or {}).get("steps") or {}
+        counts["retry_pass"] += any(rec.get("outcome") == "retry_pass" for rec in outcomes.values())
+        if summary.status == "escalated":
+            escalated_threads.append(config["configurable"]["thread_id"])
+        if progress is not None:
+            _progress(progress, mode, run + 1, runs)
+    return {
+        "runs": runs,
+        "e2e_success": counts["success"] / runs,
+        "retry_pass": counts["retry_pass"] / runs,
+        "escalated": counts["escalated"] / runs,
+        "silent_failure": counts["silent_failure"] / runs,
+        "model_calls_per_run": world.calls["model"] / runs,
+        "judge_calls_per_run": world.calls["judge"] / runs,
+        "retrieval_calls_per_run": world.calls["retrieval"] / runs,
+        "escalated_threads": escalated_threads,
+    }
+
+
+COLUMNS = [
+    ("e2e_success", "end-to-end success"),
+    ("retry_pass", "runs with a retry_pass"),
+    ("escalated", "escalated"),
+    ("silent_failure", "silent failures"),
+    ("model_calls_per_run", "model calls / run"),
+    ("judge_calls_per_run", "judge calls / run"),
+]
+
+
+def format_table(results: dict[str, dict[str, Any]]) -> str:
+    """The demo's table: one row per metric, one column per mode."""
+    lines = [f"{'':28}{'bare LangGraph':>18}{'reliable-graph':>18}"]
+    for key, label in COLUMNS:
+        cells = []
+        for mode in ("bare", "reliable"):
+            value = results[mode][key]
+            cells.append(f"{value:>17.1%} " if key not in ("model_calls_per_run", "judge_calls_per_run") else f"{value:>17.2f} ")
+        lines.append(f"{label:28}{''.join(cells)}")
+    return "\n".join(lines)
+
+
+def run_demo(
+    *,
+    runs: int = 200,
+    seed: int = 7,
+    db: Path = Path("reliable_graph_demo.sqlite"),
+    params: ScenarioParams | None = None,
+    thresholds: DemoThresholds | None = None,
+    as_json: bool = False,
+    show_escalation: bool = True,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> dict[str, Any]:
+    """Run the demo; print the table (or one JSON object); return the results.
+
+    Example:
+        ```python
+        import io, tempfile
+        from pathlib import Path
+        from reliable_graph.demo import run_demo
+
+        with tempfile.TemporaryDirectory() as d:
+            res = run_demo(runs=3, db=Path(d) / "demo.sqlite", out=io.StringIO(), err=io.StringIO())
+        assert set(res) >= {"bare", "reliable"} and res["bare"]["model_calls_per_run"] == 10
+        ```
+    """
+    if runs < 1:
+        msg = f"runs must be at least 1, got {runs}"
+        raise ValueError(msg)
+    params = params or ScenarioParams()
+    thresholds = thresholds or DemoThresholds()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    with sqlite_saver(db) as saver:
+        if not as_json:
+            out.write(f"scenario: {json.dumps(params.describe())}\n")
+            out.write(f"thresholds (fixed before the run): {thresholds}\n")
+            out.write(f"checkpoints: SQLite file {db} (durability='sync')\n")
+        results = {
+            mode: run_mode(
+                mode,
+                runs=runs,
+                seed=seed,
+                params=params,
+                saver=saver,
+                thresholds=thresholds,
+                progress=None if as_json else err,
+            )
+            for mode in ("bare", "reliable")
+        }
+        public = {
+            mode: {k: v for k, v in res.items() if k != "escalated_threads"} for mode, res in results.items()
+        }
+        report = {**public, "scenario": params.describe(), "thresholds": _asdict(thresholds), "seed": seed}
+        if as_json:
+            out.write(json.dumps(report) + "\n")
+            return report
+        out.write("\n" + format_table(public) + "\n")
+        pending = results["reliable"]["escalated_threads"]
+        if show_escalation and pending:
+            _resume_one(saver, params, thresholds, seed, pending[0], out)
+    return report
+
+
+def _asdict(t: DemoThresholds) -> dict[str, Any]:
+    return {"gate": t.gate, "judge": t.judge, "max_retries": t.max_retries, "max_refetches": t.max_refetches}
+
+
+def _resume_one(
+    saver: BaseCheckpointSaver[Any], params: ScenarioParams, thresholds: DemoThresholds, seed: int, thread: str, out: TextIO
+) -> None:
+    world = SimulatedWorld(params, seed=seed)
+    graph = build_reliable_pipeline(world, thresholds).compile(checkpointer=saver)
+    config: Any = {"configurable": {"thread_id": thread}}
+    snapshot = graph.get_state(config)
+    escalation = snapshot.interrupts[0].value
+    shown = {k: escalation[k] for k in ("thread_id", "step", "confidence", "threshold", "reason", "last_good_checkpoint_id", "allowed_decisions")}
+    shown["attempts"] = [
+        {k: a[k] for k in ("attempt", "kind", "score", "verdict", "reason", "checks") if k in a}
+        for a in escalation["attempts"]
+    ]
+    out.write(f"\nA pending escalation (thread {thread}):\n{json.dumps(shown, indent=2)}\n")
+    decision = {
+        "action": "provide_context",
+        "context": [{"text": "reviewer-supplied source", "metadata": {"good": True, "relevance": 1.0}}],
+        "reason": "added the primary source",
+        "reviewer": "demo",
+    }
+    out.write(f"\nResuming with the decision: {json.dumps(decision)}\n")
+    values = graph.invoke(Command(resume=decision), config, durability="sync")
+    summary = summarize_run(values, params.steps)
+    out.write(f"After review the run ended as: {summary.status} ({summary.steps_done}/{params.steps} steps)\n")
