@@ -371,8 +371,8 @@ def run_demo(
     thresholds: DemoThresholds | None = None,
     as_json: bool = False,
     show_escalation: bool = True,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> dict[str, Any]:
     """Run the demo; print the table (or one JSON object); return the results.
 
@@ -392,6 +392,8 @@ def run_demo(
         raise ValueError(msg)
     params = params or ScenarioParams()
     thresholds = thresholds or DemoThresholds()
+    out = out or sys.stdout
+    err = err or sys.stderr
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     with sqlite_saver(db) as saver:

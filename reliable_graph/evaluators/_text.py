@@ -17,9 +17,10 @@ STOPWORDS = frozenset(
 
 def stem(word: str) -> str:
     """A light suffix strip so that 'prices' and 'price' meet; not a linguistic stemmer."""
-    for suffix in ("ies", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
     return word
 
 

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pydantic
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.errors import is_invalid_resume
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
+
+from graphs import GOOD, State, config, one_step_graph, scripted
+from reliable_graph import (
+    EscalationSerializationError,
+    HumanEscalation,
+    decision_from_agent_inbox,
+    reliable_step,
+    run_outcome,
+    step_outcomes,
+    to_agent_inbox,
+)
+
+
+def paused(outputs: list[Any], **kwargs: Any) -> tuple[Any, list[Any]]:
+    calls: list[Any] = []
+    graph = one_step_graph(scripted(outputs, calls), max_retries=0, **kwargs)
+    out = graph.invoke({"question": "q", "context": ["c"]}, config())
+    assert "__interrupt__" in out
+    return graph, calls
+
+
+def test_escalation_payload_is_json_serialisable() -> None:
+    graph, _ = paused(["bad"])
+    payload = graph.get_state(config()).interrupts[0].value
+    assert json.loads(json.dumps(payload)) == payload
+
+
+def test_escalation_approve_keeps_output_and_continues() -> None:
+    graph, calls = paused(["bad"])
+    out = graph.invoke(Command(resume={"action": "approve", "reviewer": "ana"}), config())
+    assert out["output"] == "bad" and step_outcomes(out) == {"step": "approved"}
+    assert out["reliability"]["steps"]["step"]["decision"] == {"action": "approve", "reviewer": "ana"}
+    assert len(calls) == 1 and run_outcome(out) == "ok"
+
+
+def test_escalation_edit_replaces_output() -> None:
+    graph, _ = paused(["bad"])
+    out = graph.invoke(Command(resume={"action": "edit", "output": "fixed"}), config())
+    assert out["output"] == "fixed" and step_outcomes(out) == {"step": "edited"}
+
+
+def test_escalation_provide_context_reruns_step_with_it() -> None:
+    graph, calls = paused(["bad", "good"])
+    out = graph.invoke(Command(resume={"action": "provide_context", "context": ["from human"]}), config())
+    assert [c["text"] for c in calls[1]] == ["c", "from human"]
+    assert out["output"] == "good" and step_outcomes(out) == {"step": "retry_pass"}
+
+
+def test_escalation_retry_reruns_step_once_then_escalates_again() -> None:
+    graph, calls = paused(["bad", "bad"])
+    out = graph.invoke(Command(resume={"action": "retry"}), config())
+    assert len(calls) == 2 and "__interrupt__" in out
+    assert [a["attempt"] for a in out["__interrupt__"][0].value["attempts"]] == [1, 2]
+
+
+def test_escalation_terminate_ends_gracefully() -> None:
+    graph, calls = paused(["bad"])
+    out = graph.invoke(Command(resume={"action": "terminate", "reason": "out of scope"}), config())
+    assert run_outcome(out) == "terminated" and step_outcomes(out) == {"step": "terminated"}
+    assert "output" not in out and graph.get_state(config()).next == ()
+
+
+@pytest.mark.parametrize(
+    ("decision", "message"),
+    [
+        ({"action": "publish"}, "action"),
+        ({"reason": "no action"}, "action"),
+        ({"action": 3}, "action"),
+        ({"action": "edit"}, "output"),
+        ({"action": "provide_context"}, "context"),
+        ({"action": "provide_context", "context": "not a list"}, "context"),
+        ({"action": "approve", "output": "sneaky"}, "only for 'edit'"),
+        ({"action": "approve", "extra": 1}, "extra"),
+        ("approve", "Decision"),
+    ],
+)
+def test_escalation_invalid_decision_changes_nothing(decision: Any, message: str) -> None:
+    graph, calls = paused(["bad"])
+    before = graph.get_state(config())
+    with pytest.raises(pydantic.ValidationError, match=message) as info:
+        graph.invoke(Command(resume=decision), config())
+    assert is_invalid_resume(info.value)
+    after = graph.get_state(config())
+    assert after.values == before.values and after.next == before.next
+    assert after.config["configurable"]["checkpoint_id"] == before.config["configurable"]["checkpoint_id"]
+    out = graph.invoke(Command(resume={"action": "edit", "output": "ok"}), config())
+    assert out["output"] == "ok" and len(calls) == 1
+
+
+def test_escalation_allowed_decisions_are_enforced() -> None:
+    builder = StateGraph(State)
+    builder.add_node(reliable_step(scripted(["bad"]), name="step", evaluator=GOOD, threshold=1.0, max_retries=0, pass_to=END))
+    builder.add_node(HumanEscalation(allowed=["approve", "terminate"]))
+    builder.add_edge(START, "step")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    out = graph.invoke({"question": "q"}, config())
+    assert out["__interrupt__"][0].value["allowed_decisions"] == ["approve", "terminate"]
+    with pytest.raises(pydantic.ValidationError):
+        graph.invoke(Command(resume={"action": "edit", "output": "x"}), config())
+    assert step_outcomes(graph.invoke(Command(resume={"action": "approve"}), config())) == {"step": "approved"}
+
+
+def test_escalation_rejects_bad_configuration() -> None:
+    with pytest.raises(ValueError, match="allowed"):
+        HumanEscalation(allowed=["approve", "shrug"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="format"):
+        HumanEscalation(format="slack")  # type: ignore[arg-type]
+
+
+def test_escalation_without_pending_escalation_is_a_clear_error() -> None:
+    builder = StateGraph(State)
+    builder.add_node(HumanEscalation())
+    builder.add_edge(START, "human_escalation")
+    with pytest.raises(ValueError, match="no pending escalation"):
+        builder.compile(checkpointer=InMemorySaver()).invoke({"question": "q"}, config())
+
+
+def test_escalation_non_serialisable_output_is_a_clear_error() -> None:
+    class Opaque:
+        pass
+
+    graph = one_step_graph(lambda s: {"output": Opaque()}, max_retries=0)
+    with pytest.raises(EscalationSerializationError) as info:
+        graph.invoke({"question": "q"}, config())
+    assert info.value.step == "step" and info.value.field == "output"
+
+
+async def test_escalation_async_resume() -> None:
+    graph = one_step_graph(scripted(["bad"]), max_retries=0)
+    out = await graph.ainvoke({"question": "q"}, config())
+    assert "__interrupt__" in out
+    out = await graph.ainvoke(Command(resume={"action": "edit", "output": "async"}), config())
+    assert out["output"] == "async"
+
+
+def test_escalation_agent_inbox_round_trip() -> None:
+    builder = StateGraph(State)
+    builder.add_node(reliable_step(scripted(["bad"]), name="step", evaluator=GOOD, threshold=1.0, max_retries=0, pass_to=END))
+    builder.add_node(HumanEscalation(format="agent_inbox"))
+    builder.add_edge(START, "step")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    out = graph.invoke({"question": "q"}, config())
+    request = out["__interrupt__"][0].value[0]
+    assert request["action_request"]["action"] == "step" and request["config"]["allow_respond"] is True
+    out = graph.invoke(Command(resume=[{"type": "edit", "args": {"action": "step", "args": {"output": "inbox"}}}]), config())
+    assert out["output"] == "inbox" and step_outcomes(out) == {"step": "edited"}
+
+
+def test_agent_inbox_mapping_covers_all_types() -> None:
+    assert decision_from_agent_inbox({"type": "accept"}).action == "approve"
+    assert decision_from_agent_inbox({"type": "ignore"}).action == "terminate"
+    assert decision_from_agent_inbox({"type": "edit", "args": {"output": 1}}).output == 1
+    with pytest.raises(pydantic.ValidationError):
+        decision_from_agent_inbox({"type": "shrug"})
+    inbox = to_agent_inbox({"step": "s", "confidence": 0.1, "threshold": 0.5, "reason": "r"})
+    assert all(inbox["config"].values())

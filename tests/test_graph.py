@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langgraph.graph import END, START, StateGraph
+from typing_extensions import TypedDict
+
+from graphs import GOOD, State, scripted
+from reliable_graph import HumanEscalation, RouteTargetError, reliable_step, validate_graph
+
+
+def test_validate_graph_accepts_a_correct_graph() -> None:
+    builder = StateGraph(State)
+    builder.add_node(reliable_step(scripted(["good"]), name="s", evaluator=GOOD, threshold=1.0, pass_to=END))
+    builder.add_node(HumanEscalation())
+    builder.add_edge(START, "s")
+    compiled = builder.compile()
+    assert validate_graph(compiled) is compiled and validate_graph(builder) is builder
+
+
+def test_validate_graph_names_an_unknown_target() -> None:
+    builder = StateGraph(State)
+    builder.add_node(reliable_step(scripted(["good"]), name="s", evaluator=GOOD, threshold=1.0, pass_to=END))
+    builder.add_edge(START, "s")
+    with pytest.raises(RouteTargetError) as info:
+        validate_graph(builder.compile())
+    assert (info.value.node, info.value.parameter, info.value.target) == ("s", "escalate_to", "human_escalation")
+
+
+def test_validate_graph_requires_the_reliability_key() -> None:
+    class Plain(TypedDict, total=False):
+        question: str
+        output: Any
+
+    builder = StateGraph(Plain)
+    builder.add_node(reliable_step(scripted(["good"]), name="s", evaluator=GOOD, threshold=1.0, pass_to=END))
+    builder.add_edge(START, "s")
+    with pytest.raises(ValueError, match="reliability"):
+        validate_graph(builder)
+
+
+def test_validate_graph_rejects_other_objects() -> None:
+    with pytest.raises(TypeError, match="StateGraph"):
+        validate_graph(object())
