@@ -40,4 +40,4 @@ def as_mapping(state: Any) -> Mapping[str, Any]:
     fields = getattr(state, "__dataclass_fields__", None)
     if fields is not None:
         return {k: getattr(state, k) for k in fields}
-    return vars(state)
+    return dict(vars(state))

@@ -19,7 +19,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.model:
         from reliable_graph.demo_model import run_model_demo
 
-        return run_model_demo(args.model, runs=args.runs, db=Path(args.db))
+        return run_model_demo(args.model, runs=args.runs, db=Path(args.db), params=params)
     run_demo(runs=args.runs, seed=args.seed, db=Path(args.db), params=params, as_json=args.json)
     return 0
 

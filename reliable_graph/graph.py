@@ -55,9 +55,7 @@ def validate_graph(graph: Any) -> Any:
     """
     builder = _builder(graph)
     known = set(builder.nodes)
-    ours = {
-        name: spec.runnable for name, spec in builder.nodes.items() if isinstance(spec.runnable, ReliableNode)
-    }
+    ours = {name: spec.runnable for name, spec in builder.nodes.items() if isinstance(spec.runnable, ReliableNode)}
     if ours and RELIABILITY_KEY not in builder.channels:
         msg = (
             f"nodes {sorted(ours)} record under state key {RELIABILITY_KEY!r}, which the state schema "

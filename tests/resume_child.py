@@ -50,7 +50,9 @@ def build(log_path: str, slow: int | None) -> StateGraph[Any, Any, Any, Any]:
 
     for i in range(1, 11):
         after = f"step_{i + 1:02d}" if i < 10 else END
-        builder.add_node(reliable_step(make(i), evaluator=Predicate(fn=lambda o: o is not None), threshold=1.0, pass_to=after))
+        builder.add_node(
+            reliable_step(make(i), evaluator=Predicate(fn=lambda o: o is not None), threshold=1.0, pass_to=after)
+        )
     builder.add_node(HumanEscalation())
     builder.add_edge(START, "step_01")
     return builder

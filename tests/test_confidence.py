@@ -3,11 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from graphs import GOOD, State, config
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
-from graphs import GOOD, State, config
 from reliable_graph import ConfidenceRouter, HumanEscalation, Refetch, latest_verdict, step_outcomes
 
 
@@ -22,8 +22,15 @@ def router_graph(outputs: list[Any], **kwargs: Any) -> tuple[Any, list[Any]]:
     builder.add_node("draft", draft)
     builder.add_node(
         ConfidenceRouter(
-            GOOD, name="check", step="draft", threshold=1.0, pass_to=END, retry_to="refetch",
-            escalate_to="human_escalation", rerun_to="draft", **kwargs,
+            GOOD,
+            name="check",
+            step="draft",
+            threshold=1.0,
+            pass_to=END,
+            retry_to="refetch",
+            escalate_to="human_escalation",
+            rerun_to="draft",
+            **kwargs,
         )
     )
     builder.add_node(Refetch(lambda q: ["more"], name="refetch", step="draft", goto="draft"))
@@ -66,7 +73,9 @@ def test_confidence_router_conditional_edges_mode() -> None:
     builder.add_node("fallback", lambda s: {"output": "fallback"})
     builder.add_edge(START, "draft")
     builder.add_edge("draft", "check")
-    builder.add_conditional_edges("check", lambda s: latest_verdict(s, "draft"), {"pass": END, "retry": "draft", "escalate": "fallback"})
+    builder.add_conditional_edges(
+        "check", lambda s: latest_verdict(s, "draft"), {"pass": END, "retry": "draft", "escalate": "fallback"}
+    )
     builder.add_edge("fallback", END)
     out = builder.compile().invoke({"question": "q"})
     assert out["output"] == "fallback"

@@ -4,11 +4,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from graphs import State, config
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
-from graphs import State, config
 from reliable_graph import (
     Completeness,
     ContextGate,
@@ -61,7 +61,9 @@ def test_context_gate_refetches_with_missing_topics_then_passes() -> None:
         queries.append(query)
         return ["Brest tide tables: high water 06:12."]
 
-    out = gate_graph(retriever).invoke({"question": "tide tables for Brest", "context": ["Brest has a port."]}, config())
+    out = gate_graph(retriever).invoke(
+        {"question": "tide tables for Brest", "context": ["Brest has a port."]}, config()
+    )
     assert len(queries) == 1 and "must cover: tide tables" in queries[0]
     assert out["reliability"]["steps"]["answer"]["gate"]["verdict"] == "pass"
     assert out["reliability"]["steps"]["answer"]["refetches"] == 1
@@ -89,7 +91,9 @@ def test_context_gate_escalates_when_refetches_are_spent() -> None:
 
 def test_context_gate_drops_irrelevant_chunks() -> None:
     graph = gate_graph(lambda q: [], drop_below=0.5, evaluators=[LexicalRelevance()], threshold=0.3)
-    out = graph.invoke({"question": "tide tables Brest", "context": ["Brest tide tables", "cats purr", "tables"]}, config())
+    out = graph.invoke(
+        {"question": "tide tables Brest", "context": ["Brest tide tables", "cats purr", "tables"]}, config()
+    )
     assert out["output"] == ["Brest tide tables"]
     assert out["reliability"]["steps"]["answer"]["gate"]["dropped"] == [1, 2]
 
@@ -99,7 +103,9 @@ def test_context_gate_freshness_rejects_stale_context() -> None:
     new = (NOW - timedelta(hours=1)).isoformat()
     fresh = Freshness(max_age=timedelta(days=1), now=lambda: NOW)
     graph = gate_graph(lambda q: [{"text": "today", "metadata": {"timestamp": new}}], evaluators=[fresh], threshold=0.5)
-    out = graph.invoke({"question": "prices", "context": [{"text": "last month", "metadata": {"timestamp": old}}]}, config())
+    out = graph.invoke(
+        {"question": "prices", "context": [{"text": "last month", "metadata": {"timestamp": old}}]}, config()
+    )
     assert out["output"] == ["last month", "today"]
     checks = out["reliability"]["steps"]["answer"]["gate"]["checks"]
     assert checks[0]["details"] == {"fresh": [1], "stale": [0], "undated": []}
@@ -114,7 +120,10 @@ async def test_context_gate_async() -> None:
 
 
 def test_context_gate_per_evaluator_thresholds() -> None:
-    gate = ContextGate([LexicalRelevance(), Completeness(topics=["x"])], threshold={"lexical_relevance": 0.2, "completeness": 1.0})
+    gate = ContextGate(
+        [LexicalRelevance(), Completeness(topics=["x"])],
+        threshold={"lexical_relevance": 0.2, "completeness": 1.0},
+    )
     assert gate.thresholds == {"lexical_relevance": 0.2, "completeness": 1.0}
     with pytest.raises(ValueError, match="missing"):
         ContextGate([LexicalRelevance(), Completeness(topics=["x"])], threshold={"lexical_relevance": 0.2})

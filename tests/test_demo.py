@@ -12,9 +12,25 @@ from reliable_graph.simulation import ScenarioParams, SimulatedWorld, draw_outpu
 
 def test_simulation_defaults_are_the_scenario() -> None:
     p = ScenarioParams()
-    assert (p.steps, p.p_good_context, p.p_good_refetch, p.p_correct_good, p.p_correct_bad) == (10, 0.85, 0.95, 0.95, 0.62)
-    assert (p.relevance_good, p.relevance_bad, p.judge_correct, p.judge_wrong) == ((8, 2), (2, 5), (9, 1.5), (2, 4))
-    assert (p.validator_flags_wrong, p.validator_flags_correct, p.fault_rate, p.permanent_fault_rate) == (0.6, 0.01, 0.0, 0.002)
+    assert (p.steps, p.p_good_context, p.p_good_refetch, p.p_correct_good, p.p_correct_bad) == (
+        10,
+        0.85,
+        0.95,
+        0.95,
+        0.62,
+    )
+    assert (p.relevance_good, p.relevance_bad, p.judge_correct, p.judge_wrong) == (
+        (8, 2),
+        (2, 5),
+        (9, 1.5),
+        (2, 4),
+    )
+    assert (p.validator_flags_wrong, p.validator_flags_correct, p.fault_rate, p.permanent_fault_rate) == (
+        0.6,
+        0.01,
+        0.0,
+        0.002,
+    )
 
 
 def test_simulation_output_rates_match_the_scenario() -> None:

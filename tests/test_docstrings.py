@@ -47,3 +47,20 @@ def run_example(code: str, module_name: str) -> None:
         exec(compile(code, f"<{module_name}>", "exec"), module.__dict__)
     finally:
         del sys.modules[module_name]
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["reliable_graph.demo", "reliable_graph.demo_model", "reliable_graph.simulation", "reliable_graph.cli"],
+)
+def test_module_examples_run(module: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(module)
+    for name in getattr(mod, "__all__", []):
+        obj = getattr(mod, name)
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+            continue  # constants document themselves with a string under them
+        doc = inspect.getdoc(obj) or ""
+        for block in BLOCK.findall(doc):
+            run_example(textwrap.dedent(block), f"doc_{module.replace('.', '_')}_{name}")

@@ -33,7 +33,10 @@ def test_durable_resume_after_sigkill_reruns_only_the_killed_step(tmp_path: Path
     env = {**os.environ, "PYTHONPATH": str(CHILD.parent)}
     with subprocess.Popen(
         [sys.executable, str(CHILD), str(db), str(log), "start", str(slow)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     ) as start:
         _wait_for(log, f"sleeping {slow}", start)
         start.send_signal(signal.SIGKILL)
@@ -44,7 +47,11 @@ def test_durable_resume_after_sigkill_reruns_only_the_killed_step(tmp_path: Path
 
     resume = subprocess.run(
         [sys.executable, str(CHILD), str(db), str(log), "resume", str(slow)],
-        capture_output=True, text=True, env=env, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
     )
     result = json.loads(resume.stdout.strip().splitlines()[-1])
     lines = log.read_text().splitlines()

@@ -5,12 +5,12 @@ from typing import Any
 
 import pydantic
 import pytest
+from graphs import GOOD, State, config, one_step_graph, scripted
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.errors import is_invalid_resume
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
-from graphs import GOOD, State, config, one_step_graph, scripted
 from reliable_graph import (
     EscalationSerializationError,
     HumanEscalation,
@@ -100,7 +100,9 @@ def test_escalation_invalid_decision_changes_nothing(decision: Any, message: str
 
 def test_escalation_allowed_decisions_are_enforced() -> None:
     builder = StateGraph(State)
-    builder.add_node(reliable_step(scripted(["bad"]), name="step", evaluator=GOOD, threshold=1.0, max_retries=0, pass_to=END))
+    builder.add_node(
+        reliable_step(scripted(["bad"]), name="step", evaluator=GOOD, threshold=1.0, max_retries=0, pass_to=END)
+    )
     builder.add_node(HumanEscalation(allowed=["approve", "terminate"]))
     builder.add_edge(START, "step")
     graph = builder.compile(checkpointer=InMemorySaver())
@@ -146,14 +148,18 @@ async def test_escalation_async_resume() -> None:
 
 def test_escalation_agent_inbox_round_trip() -> None:
     builder = StateGraph(State)
-    builder.add_node(reliable_step(scripted(["bad"]), name="step", evaluator=GOOD, threshold=1.0, max_retries=0, pass_to=END))
+    builder.add_node(
+        reliable_step(scripted(["bad"]), name="step", evaluator=GOOD, threshold=1.0, max_retries=0, pass_to=END)
+    )
     builder.add_node(HumanEscalation(format="agent_inbox"))
     builder.add_edge(START, "step")
     graph = builder.compile(checkpointer=InMemorySaver())
     out = graph.invoke({"question": "q"}, config())
     request = out["__interrupt__"][0].value[0]
     assert request["action_request"]["action"] == "step" and request["config"]["allow_respond"] is True
-    out = graph.invoke(Command(resume=[{"type": "edit", "args": {"action": "step", "args": {"output": "inbox"}}}]), config())
+    out = graph.invoke(
+        Command(resume=[{"type": "edit", "args": {"action": "step", "args": {"output": "inbox"}}}]), config()
+    )
     assert out["output"] == "inbox" and step_outcomes(out) == {"step": "edited"}
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from graphs import GOOD, State, scripted
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
-from graphs import GOOD, State, scripted
 from reliable_graph import HumanEscalation, RouteTargetError, reliable_step, validate_graph
 
 
@@ -25,7 +25,11 @@ def test_validate_graph_names_an_unknown_target() -> None:
     builder.add_edge(START, "s")
     with pytest.raises(RouteTargetError) as info:
         validate_graph(builder.compile())
-    assert (info.value.node, info.value.parameter, info.value.target) == ("s", "escalate_to", "human_escalation")
+    assert (info.value.node, info.value.parameter, info.value.target) == (
+        "s",
+        "escalate_to",
+        "human_escalation",
+    )
 
 
 def test_validate_graph_requires_the_reliability_key() -> None:

@@ -5,7 +5,10 @@ from reliable_graph import merge_reliability, run_outcome, step_outcomes
 
 def test_merge_reliability_appends_attempts_and_keeps_other_steps() -> None:
     a = {"steps": {"s": {"attempts": [{"attempt": 1}], "outcome": None}}, "events": [1]}
-    b = {"steps": {"s": {"attempts": [{"attempt": 2}], "outcome": "retry_pass"}, "t": {"outcome": "pass"}}, "events": [2]}
+    b = {
+        "steps": {"s": {"attempts": [{"attempt": 2}], "outcome": "retry_pass"}, "t": {"outcome": "pass"}},
+        "events": [2],
+    }
     merged = merge_reliability(a, b)
     assert [x["attempt"] for x in merged["steps"]["s"]["attempts"]] == [1, 2]
     assert step_outcomes(merged) == {"s": "retry_pass", "t": "pass"} and merged["events"] == [1, 2]

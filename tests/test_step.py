@@ -4,11 +4,11 @@ import dataclasses
 from typing import Annotated, Any
 
 import pytest
+from graphs import GOOD, State, config, one_step_graph, scripted
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field
 
-from graphs import GOOD, State, config, one_step_graph, scripted
 from reliable_graph import (
     EvalInput,
     HumanEscalation,
@@ -199,7 +199,9 @@ def test_reliable_step_works_with_pydantic_and_dataclass_states(schema: Any) -> 
         return {"output": next(outputs)}
 
     builder = StateGraph(schema)
-    builder.add_node(reliable_step(step, name="step", evaluator=GOOD, threshold=1.0, pass_to=END, refetch=lambda q: ["r"]))
+    builder.add_node(
+        reliable_step(step, name="step", evaluator=GOOD, threshold=1.0, pass_to=END, refetch=lambda q: ["r"])
+    )
     builder.add_node(HumanEscalation())
     builder.add_edge(START, "step")
     out = builder.compile(checkpointer=InMemorySaver()).invoke({"question": "q"}, config())
@@ -209,8 +211,17 @@ def test_reliable_step_works_with_pydantic_and_dataclass_states(schema: Any) -> 
 
 def test_reliable_step_missing_query_key_names_key_and_node() -> None:
     builder = StateGraph(State)
-    builder.add_node(reliable_step(scripted(["bad", "good"]), name="step", evaluator=GOOD, threshold=1.0,
-                                   pass_to=END, refetch=lambda q: ["r"], query_key="topic"))
+    builder.add_node(
+        reliable_step(
+            scripted(["bad", "good"]),
+            name="step",
+            evaluator=GOOD,
+            threshold=1.0,
+            pass_to=END,
+            refetch=lambda q: ["r"],
+            query_key="topic",
+        )
+    )
     builder.add_node(HumanEscalation())
     builder.add_edge(START, "step")
     with pytest.raises(MissingStateKeyError) as info:

@@ -74,9 +74,7 @@ class SchemaValid(BaseEvaluator):
             else:
                 self.model.model_validate(output)
         except ValidationError as exc:
-            errors = [
-                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
-            ]
+            errors = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()]
             return Score(
                 value=0.0,
                 reason=f"output is not a valid {self.model.__name__}: {'; '.join(errors)}",
@@ -115,15 +113,12 @@ class RequiredFields(BaseEvaluator):
         if data is None:
             return Score.failing(
                 self.name,
-                f"output is a {type(sample.output).__name__}, not a mapping with fields "
-                f"{', '.join(self.fields)}",
+                f"output is a {type(sample.output).__name__}, not a mapping with fields {', '.join(self.fields)}",
             )
         missing = [f for f in self.fields if data.get(f) in (None, "", [], {})]
         present = len(self.fields) - len(missing)
         reason = (
-            "all required fields present"
-            if not missing
-            else f"missing or empty required fields: {', '.join(missing)}"
+            "all required fields present" if not missing else f"missing or empty required fields: {', '.join(missing)}"
         )
         return Score(
             value=present / len(self.fields),
@@ -135,13 +130,13 @@ class RequiredFields(BaseEvaluator):
 
 @dataclass
 class RegexMatch(BaseEvaluator):
-    """1.0 when the output (or one field of it) matches a regular expression.
+    r"""1.0 when the output (or one field of it) matches a regular expression.
 
     Example:
         ```python
         from reliable_graph import EvalInput, RegexMatch
 
-        ev = RegexMatch(pattern=r"^\\d{4}-\\d{2}-\\d{2}$", field="date")
+        ev = RegexMatch(pattern=r"^\d{4}-\d{2}-\d{2}$", field="date")
         assert ev.evaluate(EvalInput(output={"date": "2026-11-24"})).value == 1.0
         assert ev.evaluate(EvalInput(output={"date": "soon"})).value == 0.0
         ```

@@ -2,7 +2,12 @@
 
 from reliable_graph.nodes.confidence import ConfidenceRouter, latest_verdict
 from reliable_graph.nodes.context_gate import ContextGate
-from reliable_graph.nodes.escalation import Decision, HumanEscalation, decision_from_agent_inbox, to_agent_inbox
+from reliable_graph.nodes.escalation import (
+    Decision,
+    HumanEscalation,
+    decision_from_agent_inbox,
+    to_agent_inbox,
+)
 from reliable_graph.nodes.refetch import Refetch, enrich_query
 from reliable_graph.nodes.step import ReliableStep, reliable_step
 

@@ -31,6 +31,7 @@ class ReliableNode(RunnableCallable):
     """
 
     routes: dict[str, str | None]
+    name: str
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not name:

@@ -254,9 +254,7 @@ class ConfidenceRouter(ReliableNode):
             raise_errors=raise_errors,
             what="ConfidenceRouter",
         )
-        self.routes = check_routes(
-            {"pass_to": pass_to, "retry_to": retry_to, "escalate_to": escalate_to}, node=name
-        )
+        self.routes = check_routes({"pass_to": pass_to, "retry_to": retry_to, "escalate_to": escalate_to}, node=name)
         self.rerun_to = rerun_to or retry_to or self.step
 
     def _prepare(self, state: Any, config: RunnableConfig) -> tuple[Attempt, Any, Any, EvalInput]:

@@ -7,8 +7,15 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from reliable_graph._state_access import as_mapping, read, read_optional
-from reliable_graph.evaluators.base import EvalInput, Score, arun_evaluator, as_chunks, evaluator_name, run_evaluator
+from reliable_graph._state_access import as_mapping, read
+from reliable_graph.evaluators.base import (
+    EvalInput,
+    Score,
+    arun_evaluator,
+    as_chunks,
+    evaluator_name,
+    run_evaluator,
+)
 from reliable_graph.nodes._common import (
     ReliableNode,
     build_escalation,
@@ -119,7 +126,9 @@ class ContextGate(ReliableNode):
         else:
             value = check_threshold(threshold, what="ContextGate(threshold=...)")
             self.thresholds = dict.fromkeys(names, value)
-        self.drop_below = None if drop_below is None else check_threshold(drop_below, what="ContextGate(drop_below=...)")
+        self.drop_below = (
+            None if drop_below is None else check_threshold(drop_below, what="ContextGate(drop_below=...)")
+        )
         self.max_refetches = check_count(max_refetches, what="ContextGate(max_refetches=...)")
         self.query_key = query_key
         self.context_key = context_key
@@ -142,7 +151,7 @@ class ContextGate(ReliableNode):
     def _finish(self, state: Any, config: RunnableConfig, sample: EvalInput, scores: list[Score]) -> Any:
         checks = []
         limits = list(self.thresholds.values())
-        for score, limit in zip(scores, limits):
+        for score, limit in zip(scores, limits, strict=True):
             checks.append(
                 {
                     "evaluator": score.evaluator,
@@ -165,18 +174,32 @@ class ContextGate(ReliableNode):
         dropped = self._dropped(scores, len(chunks))
         kept = [c.to_dict() for i, c in enumerate(chunks) if i not in dropped]
         gate = {"verdict": verdict, "checks": checks, "refetches": refetches, "dropped": sorted(dropped)}
-        events = [emit({"type": "gate", "step": self.step, "node": self.name, "verdict": verdict, "refetches": refetches})]
+        events = [
+            emit(
+                {
+                    "type": "gate",
+                    "step": self.step,
+                    "node": self.name,
+                    "verdict": verdict,
+                    "refetches": refetches,
+                }
+            )
+        ]
         rel: dict[str, Any] = {"steps": {self.step: {"gate": gate}}, "events": events}
         update: dict[str, Any] = {self.context_key: kept} if dropped else {}
         if verdict == "escalate":
-            worst, worst_limit = min(zip(scores, limits), key=lambda p: p[0].value - p[1])
+            worst, worst_limit = min(zip(scores, limits, strict=True), key=lambda p: p[0].value - p[1])
             failing = [c for c in checks if not c["passed"]]
             payload = build_escalation(
                 step=self.step,
                 node=self.name,
                 config=config,
                 state=state,
-                score=Score(value=worst.value, reason="; ".join(c["reason"] for c in failing), evaluator=worst.evaluator),
+                score=Score(
+                    value=worst.value,
+                    reason="; ".join(c["reason"] for c in failing),
+                    evaluator=worst.evaluator,
+                ),
                 threshold=worst_limit,
                 attempts=[{"attempt": refetches + 1, "kind": "gate", "verdict": "escalate", "checks": checks}],
                 output=None,

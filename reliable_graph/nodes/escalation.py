@@ -203,7 +203,7 @@ class HumanEscalation(ReliableNode):
             else create_model(
                 "Decision",
                 __base__=Decision,
-                action=(Literal[self.allowed], Field(description="one of the allowed decisions")),  # type: ignore[valid-type]
+                action=(Literal[self.allowed], Field(description="one of the allowed decisions")),  # type: ignore[arg-type]
             )
         )
 
@@ -216,7 +216,8 @@ class HumanEscalation(ReliableNode):
                 msg = f"decision {decision.action!r} is not allowed here (allowed: {', '.join(self.allowed)})"
                 raise ValueError(msg)
             return decision
-        result: Decision = interrupt(payload, response_schema=self.schema)
+        result = interrupt(payload, response_schema=self.schema)
+        assert isinstance(result, Decision)
         return result
 
     def _func(self, state: Any, config: RunnableConfig) -> Any:

@@ -159,7 +159,12 @@ class ReliableStep(ReliableNode):
         return routed(target, {**new, RELIABILITY_KEY: record})
 
     def _raised(
-        self, state: Any, config: RunnableConfig, attempt: Attempt, refetched: list[Any] | None, exc: BaseException
+        self,
+        state: Any,
+        config: RunnableConfig,
+        attempt: Attempt,
+        refetched: list[Any] | None,
+        exc: BaseException,
     ) -> Any:
         """Escalate at once on an exception listed in `escalate_on` (retrying cannot help)."""
         score = Score.failing(
@@ -173,7 +178,9 @@ class ReliableStep(ReliableNode):
             msg = f"step {self.name!r} is an async function: run the graph with ainvoke/astream"
             raise TypeError(msg)
         attempt = self.scoring.attempt(state, self.name, config)
-        refetched = self.refetch.run(state, config, self.name, self.name) if self._wants_refetch(attempt) else None
+        refetched = None
+        if self.refetch is not None and self._wants_refetch(attempt):
+            refetched = self.refetch.run(state, config, self.name, self.name)
         working = _with_context(state, self.scoring.context_key, refetched)
         try:
             result = self.fn(working)
