@@ -108,10 +108,8 @@ def main() -> None:
         return
     print(f"per-step wall time, median of {args.runs} runs x {STEPS} steps ({result['machine']})")
     print(f"{'checkpointer':34}{'bare ms':>10}{'reliable ms':>13}{'ratio':>8}")
-    print(
-        f"{'SQLite file, durability=sync':34}{sqlite['bare_ms']:>10.3f}{sqlite['reliable_ms']:>13.3f}{sqlite['ratio']:>8.3f}"
-    )
-    print(f"{'InMemorySaver':34}{memory['bare_ms']:>10.3f}{memory['reliable_ms']:>13.3f}{memory['ratio']:>8.3f}")
+    for label, row in (("SQLite file, durability=sync", sqlite), ("InMemorySaver", memory)):
+        print(f"{label:34}{row['bare_ms']:>10.3f}{row['reliable_ms']:>13.3f}{row['ratio']:>8.3f}")
 
 
 if __name__ == "__main__":

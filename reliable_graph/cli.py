@@ -37,6 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     demo.add_argument("--model", help="provider:model for a real chat model through init_chat_model")
     demo.set_defaults(func=_demo)
+    from reliable_graph import _cli_calibrate
+
+    _cli_calibrate.add_parser(sub)
+    sub.choices["calibrate"].set_defaults(func=_cli_calibrate.run)
+    try:
+        from reliable_graph import _cli_report
+    except ImportError:  # pragma: no cover - the report module is optional while it is being built
+        pass
+    else:
+        _cli_report.add_parser(sub)
+        sub.choices["report"].set_defaults(func=_cli_report.run)
     return parser
 
 

@@ -47,7 +47,8 @@ def build_model_pipeline(
             def bind_tools(self, tools, **kwargs):
                 return self.bind(**kwargs)
 
-        verdict = AIMessage(content="", tool_calls=[{"name": "JudgeVerdict", "args": {"score": 0.9, "reason": "ok"}, "id": "1"}])
+        call = {"name": "JudgeVerdict", "args": {"score": 0.9, "reason": "ok"}, "id": "1"}
+        verdict = AIMessage(content="", tool_calls=[call])
         model = Fake(responses=[AIMessage(content="an answer"), verdict])
         world = SimulatedWorld(ScenarioParams(steps=1), seed=0)
         graph = build_model_pipeline(model, world).compile(checkpointer=InMemorySaver())
@@ -123,7 +124,8 @@ def run_model_demo(
             def bind_tools(self, tools, **kwargs):
                 return self.bind(**kwargs)
 
-        verdict = AIMessage(content="", tool_calls=[{"name": "JudgeVerdict", "args": {"score": 0.9, "reason": "ok"}, "id": "1"}])
+        call = {"name": "JudgeVerdict", "args": {"score": 0.9, "reason": "ok"}, "id": "1"}
+        verdict = AIMessage(content="", tool_calls=[call])
         buf = io.StringIO()
         with tempfile.TemporaryDirectory() as d:
             code = run_model_demo(Fake(responses=[AIMessage(content="answer"), verdict]), runs=2,

@@ -14,21 +14,40 @@ from reliable_graph.evaluators.base import (
     as_chunks,
     run_evaluator,
 )
+from reliable_graph.evaluators.calibration import Calibration, calibrate, rates_at
+from reliable_graph.evaluators.cascade import Cascade
 from reliable_graph.evaluators.completeness import Completeness
 from reliable_graph.evaluators.deterministic import AllOf, Predicate, RegexMatch, RequiredFields, SchemaValid
+from reliable_graph.evaluators.embedding import EmbeddingRelevance
 from reliable_graph.evaluators.freshness import Freshness
+from reliable_graph.evaluators.llm_judge import JudgeVerdict, LLMJudge
+from reliable_graph.evaluators.ragas import (
+    RagasMetric,
+    ragas_context_precision,
+    ragas_context_recall,
+    ragas_context_relevance,
+    ragas_faithfulness,
+    ragas_llm,
+    ragas_response_groundedness,
+)
 from reliable_graph.evaluators.relevance import LexicalRelevance
 
 __all__ = [
     "AllOf",
     "BaseEvaluator",
+    "Calibration",
+    "Cascade",
     "Chunk",
     "Completeness",
+    "EmbeddingRelevance",
     "EvalInput",
     "Evaluator",
     "Freshness",
+    "JudgeVerdict",
+    "LLMJudge",
     "LexicalRelevance",
     "Predicate",
+    "RagasMetric",
     "RegexMatch",
     "RequiredFields",
     "SchemaValid",
@@ -36,5 +55,13 @@ __all__ = [
     "arun_evaluator",
     "as_chunk",
     "as_chunks",
+    "calibrate",
+    "ragas_context_precision",
+    "ragas_context_recall",
+    "ragas_context_relevance",
+    "ragas_faithfulness",
+    "ragas_llm",
+    "ragas_response_groundedness",
+    "rates_at",
     "run_evaluator",
 ]

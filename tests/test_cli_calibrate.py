@@ -1,0 +1,149 @@
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reliable_graph._cli_calibrate import add_parser, run
+
+EXAMPLES = [
+    {"question": "boiling point of water", "contexts": ["Water boils at 100 C."], "output": "100 C", "label": True},
+    {"question": "boiling point of water", "contexts": ["Cats sleep a lot."], "output": "50 C", "label": False},
+    {
+        "question": "capital of France",
+        "contexts": ["Paris is the capital of France."],
+        "output": "Paris",
+        "label": True,
+    },
+    {"question": "capital of France", "contexts": ["France is large", "Lyon"], "output": "Lyon", "label": False},
+]
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="reliable-graph")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["calibrate", *argv])
+
+
+def write(tmp_path: Path, lines: list[Any], name: str = "held_out.jsonl") -> str:
+    path = tmp_path / name
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    return str(path)
+
+
+def test_cli_calibrate_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, EXAMPLES)
+    args = parse(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01", "--json")
+    assert run(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"threshold": 1.0, "silent_failure": 0.0, "escalation_rate": 0.25, "n": 4}
+
+
+def test_cli_calibrate_table_and_precision(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, EXAMPLES)
+    assert run(parse(path, "--evaluator", "lexical_relevance", "--target-precision", "0.9")) == 0
+    out = capsys.readouterr().out
+    assert "threshold        1.0000" in out and "precision >= 0.9" in out and "lexical_relevance" in out
+
+
+def test_cli_calibrate_import_path_factory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_evals.py").write_text(
+        "from reliable_graph import Predicate\n"
+        "def make():\n"
+        "    return Predicate(fn=lambda s: 1.0 if s.output in ('100 C', 'Paris') else 0.2, pass_input=True,"
+        " name='exact')\n"
+        "INSTANCE = make()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write(tmp_path, EXAMPLES)
+    for spec in ["my_evals:make", "my_evals:INSTANCE"]:
+        assert run(parse(path, "--evaluator", spec, "--target-silent-failure", "0", "--json")) == 0
+        assert json.loads(capsys.readouterr().out)["threshold"] == 1.0
+    sys.modules.pop("my_evals", None)
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object, got list"),
+        ({"question": "q", "contexts": [], "output": "o"}, "missing 'label'"),
+        ({"question": "q", "contexts": "text", "output": "o", "label": True}, "'contexts' must be a list"),
+        ({"question": "q", "contexts": [42], "output": "o", "label": True}, "'contexts'"),
+        ({"question": "q", "contexts": [], "output": "o", "label": "yes"}, "'label' must be true or false"),
+        ({"question": "", "contexts": [], "output": "o", "label": True}, "'question' must be a non-empty string"),
+        ("", "empty line"),
+    ],
+)
+def test_cli_calibrate_malformed_line_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: Any, error: str
+) -> None:
+    path = write(tmp_path, [*EXAMPLES[:2], line, *EXAMPLES[2:]])
+    assert run(parse(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01")) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"{path}:3: ") and error in captured.err
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        ([], "empty"),
+        (EXAMPLES[::2], "labelled correct"),
+        ([{**EXAMPLES[1], "label": True}, {**EXAMPLES[0], "label": False}], "no threshold meets"),
+    ],
+)
+def test_cli_calibrate_bad_set_is_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: list[Any], error: str
+) -> None:
+    path = write(tmp_path, lines)
+    assert run(parse(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}: ") and error in err
+
+
+def test_cli_calibrate_out_of_range_score_names_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "bad_evals.py").write_text(
+        "from reliable_graph import Predicate\nBAD = Predicate(fn=lambda o: 1.5, name='overconfident')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write(tmp_path, EXAMPLES)
+    assert run(parse(path, "--evaluator", "bad_evals:BAD", "--target-silent-failure", "0")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}:1: ") and "must be in [0, 1], got 1.5" in err
+    sys.modules.pop("bad_evals", None)
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ("nonsense", "neither a built-in evaluator"),
+        ("no_such_module_xyz:thing", "cannot import module"),
+        ("json:no_such_attr", "has no attribute"),
+        ("json:dumps", "calling the factory failed"),
+        ("json:__name__", "must be an evaluator"),
+    ],
+)
+def test_cli_calibrate_bad_evaluator(tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, error: str) -> None:
+    path = write(tmp_path, EXAMPLES)
+    assert run(parse(path, "--evaluator", spec, "--target-silent-failure", "0.01")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reliable-graph calibrate: --evaluator") and error in err
+
+
+def test_cli_calibrate_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(tmp_path / "nope.jsonl")
+    assert run(parse(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01")) == 2
+    assert capsys.readouterr().err.startswith(f"{path}: cannot read")
+
+
+def test_cli_calibrate_needs_a_target() -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse("f.jsonl", "--evaluator", "lexical_relevance")
+    assert exc.value.code == 2
