@@ -18,18 +18,26 @@ from typing import Annotated, Any, TextIO
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command
+from langgraph.types import Command, RetryPolicy
 from typing_extensions import TypedDict
 
+from reliable_graph.connectors import ConnectorRetry
 from reliable_graph.evaluators.base import EvalInput, Score
 from reliable_graph.evaluators.deterministic import AllOf, Predicate
 from reliable_graph.graph import validate_graph
 from reliable_graph.nodes import ContextGate, HumanEscalation, Refetch, reliable_step
 from reliable_graph.nodes._common import step_record
-from reliable_graph.simulation import PermanentConnectorError, ScenarioParams, SimulatedWorld
+from reliable_graph.simulation import (
+    ConnectorError,
+    ScenarioParams,
+    SimulatedWorld,
+    TransientConnectorError,
+)
 from reliable_graph.state import merge_reliability, run_outcome
 
 __all__ = [
+    "DEFAULT_CONNECTOR_RETRY",
+    "DEFAULT_RETRY_POLICY",
     "DemoThresholds",
     "RunSummary",
     "build_bare_pipeline",
@@ -86,13 +94,86 @@ def _question(i: int) -> str:
     return f"research question, part {i}"
 
 
+DEFAULT_CONNECTOR_RETRY = ConnectorRetry(
+    max_attempts=8, initial_wait=0.01, backoff=2.0, max_wait=0.1, retry_on=(TransientConnectorError,)
+)
+"""The reliable pipeline's connector retries: 8 attempts per call, Retry-After honoured, else
+0.01 s doubling up to 0.1 s; HTTP 400-class (permanent) faults are not retried."""
+
+DEFAULT_RETRY_POLICY = RetryPolicy(
+    initial_interval=0.01,
+    backoff_factor=2.0,
+    max_interval=0.1,
+    max_attempts=8,
+    jitter=False,
+    retry_on=TransientConnectorError,
+)
+"""The RetryPolicy-only pipeline's node retries: the same budget and back-off as the reliable
+pipeline's connector retries (8 attempts, 0.01 s doubling up to 0.1 s), transient faults only."""
+
+
+class _Connectors:
+    """The world's retrieval and model calls behind its simulated connector faults.
+
+    Every call first draws its fault (`SimulatedWorld.fault`); a faulted call counts as a call.
+    Fault draws are indexed per (run, step, kind) in call order, so a re-run (RetryPolicy) or
+    a retry (`ConnectorRetry`) draws a fresh fault. With `retry`, transient faults are retried.
+    """
+
+    def __init__(self, world: SimulatedWorld, retry: ConnectorRetry | None = None) -> None:
+        self.world = world
+        self.retry = retry
+        self.counters: dict[tuple[int, int, str], int] = {}
+
+    def _once(self, kind: str, run: int, step: int, fn: Callable[[], Any]) -> Any:
+        key = (run, step, kind)
+        index = self.counters.get(key, 0)
+        self.counters[key] = index + 1
+        try:
+            self.world.fault(run, step, kind, index)
+        except ConnectorError:
+            self.world.calls[kind] += 1
+            raise
+        return fn()
+
+    def _call(self, kind: str, run: int, step: int, fn: Callable[[], Any]) -> Any:
+        if self.retry is None:
+            return self._once(kind, run, step, fn)
+        return self.retry.call(self._once, kind, run, step, fn)
+
+    def retrieve(self, *, run: int, step: int, fetch: int) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(
+            "retrieval", run, step, lambda: self.world.retrieve(run=run, step=step, fetch=fetch)
+        )
+        return result
+
+    def generate(self, *, run: int, step: int, attempt: int, context: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "model",
+            run,
+            step,
+            lambda: self.world.generate(run=run, step=step, attempt=attempt, context=context),
+        )
+        return result
+
+    def forget(self, run: int) -> None:
+        """Drop a finished run's counters."""
+        for key in [k for k in self.counters if k[0] == run]:
+            del self.counters[key]
+
+
 def _attempt_of(state: Any, step: str) -> int:
     record = step_record(state, step)
     return len(record.get("attempts") or []) + 1 if record.get("pending") else 1
 
 
-def build_bare_pipeline(world: SimulatedWorld) -> StateGraph[Any, Any, Any, Any]:
+def build_bare_pipeline(
+    world: SimulatedWorld, *, retry_policy: RetryPolicy | None = None
+) -> StateGraph[Any, Any, Any, Any]:
     """The pipeline in plain LangGraph: each step retrieves once and accepts its output.
+
+    Connector faults (`world.params.fault_rate`) propagate: the run fails with the exception.
+    With `retry_policy` (e.g. `DEFAULT_RETRY_POLICY`), LangGraph re-runs a faulted step's node.
 
     Example:
         ```python
@@ -107,16 +188,19 @@ def build_bare_pipeline(world: SimulatedWorld) -> StateGraph[Any, Any, Any, Any]
     builder = StateGraph(PipelineState)
     steps = world.params.steps
 
+    calls = _Connectors(world)
+
     def make(i: int) -> Callable[[PipelineState], dict[str, Any]]:
         def step(state: PipelineState) -> dict[str, Any]:
-            context = world.retrieve(run=state["run"], step=i, fetch=0)
-            output = world.generate(run=state["run"], step=i, attempt=1, context=context)
+            context = calls.retrieve(run=state["run"], step=i, fetch=0)
+            output = calls.generate(run=state["run"], step=i, attempt=1, context=context)
             return {"context": context, "output": output, "answers": {step_name(i): output}}
 
         return step
 
     for i in range(1, steps + 1):
-        builder.add_node(step_name(i), make(i))
+        node: Any = make(i)
+        builder.add_node(step_name(i), node, retry_policy=retry_policy)
         builder.add_edge(START if i == 1 else step_name(i - 1), step_name(i))
     builder.add_edge(step_name(steps), END)
     return builder
@@ -164,12 +248,18 @@ class SimulatedJudge:
 
 
 def build_reliable_pipeline(
-    world: SimulatedWorld, thresholds: DemoThresholds | None = None
+    world: SimulatedWorld,
+    thresholds: DemoThresholds | None = None,
+    *,
+    connector_retry: ConnectorRetry = DEFAULT_CONNECTOR_RETRY,
 ) -> StateGraph[Any, Any, Any, Any]:
     """The same pipeline with a context gate and a reliable step at every step.
 
     Per step: retrieve -> `ContextGate` (re-fetch below threshold) -> `reliable_step` (the
-    deterministic validator, then the judge; one retry on re-fetched context; escalation).
+    deterministic validator, then the judge; retries on re-fetched context; escalation).
+    Connector calls retry transient faults (`connector_retry`); a retrieval that still fails
+    yields empty context, which the gate re-fetches or escalates; a model call that still
+    fails (a permanent HTTP 400-class fault, or retries exhausted) escalates the step.
 
     Example:
         ```python
@@ -198,17 +288,26 @@ def build_reliable_pipeline(
         record = step_record(state, step)
         return 1 + int(record.get("refetches", 0)) + int((record.get("gate") or {}).get("refetches", 0))
 
+    calls = _Connectors(world, connector_retry)
+
+    def fetch_or_empty(run: int, step: int, fetch: int) -> list[dict[str, Any]]:
+        try:
+            return calls.retrieve(run=run, step=step, fetch=fetch)
+        except ConnectorError:
+            return []  # the gate scores empty context as failing: re-fetch, then escalate
+
     def make(i: int) -> tuple[Any, Any, Any]:
         name = step_name(i)
 
         def retrieve(state: PipelineState) -> dict[str, Any]:
-            return {"question": _question(i), "context": world.retrieve(run=state["run"], step=i, fetch=0)}
+            return {"question": _question(i), "context": fetch_or_empty(state["run"], i, 0)}
 
         def refetch(query: str, state: Any) -> list[dict[str, Any]]:
-            return world.retrieve(run=state["run"], step=i, fetch=fetch_index(state, name))
+            return fetch_or_empty(state["run"], i, fetch_index(state, name))
 
         def generate(state: PipelineState) -> dict[str, Any]:
-            output = world.generate(run=state["run"], step=i, attempt=_attempt_of(state, name), context=state["context"])
+            attempt = _attempt_of(state, name)
+            output = calls.generate(run=state["run"], step=i, attempt=attempt, context=state["context"])
             return {"output": output, "answers": {name: output}}
 
         generate.__name__ = name
@@ -243,7 +342,7 @@ def build_reliable_pipeline(
                 merge="replace",
                 pass_to=after,
                 escalate_to="human_escalation",
-                escalate_on=(PermanentConnectorError,),
+                escalate_on=(ConnectorError,),
             )
         )
         if i == 1:
@@ -300,6 +399,29 @@ def _progress(out: TextIO, label: str, done: int, total: int) -> None:
     out.flush()
 
 
+MODES = ("bare", "retry_policy", "reliable")
+"""The pipelines: plain LangGraph, plain LangGraph with `RetryPolicy`, and reliable-graph."""
+
+
+def build_pipeline(
+    mode: str,
+    world: SimulatedWorld,
+    thresholds: DemoThresholds | None = None,
+    *,
+    connector_retry: ConnectorRetry = DEFAULT_CONNECTOR_RETRY,
+    retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+) -> StateGraph[Any, Any, Any, Any]:
+    """The pipeline of one mode: `bare`, `retry_policy` (bare with `RetryPolicy`) or `reliable`."""
+    if mode == "bare":
+        return build_bare_pipeline(world)
+    if mode == "retry_policy":
+        return build_bare_pipeline(world, retry_policy=retry_policy)
+    if mode == "reliable":
+        return build_reliable_pipeline(world, thresholds, connector_retry=connector_retry)
+    msg = f"unknown mode {mode!r}: expected one of {', '.join(MODES)}"
+    raise ValueError(msg)
+
+
 def run_mode(
     mode: str,
     *,
@@ -310,21 +432,38 @@ def run_mode(
     thresholds: DemoThresholds,
     progress: TextIO | None = None,
 ) -> dict[str, Any]:
-    """Run `runs` runs of one mode and return its outcome fractions and costs."""
+    """Run `runs` runs of one mode and return its outcome fractions and costs.
+
+    A run that raises (a connector fault nobody handles) is counted as `failed` (lost); the
+    other runs go on.
+    """
     world = SimulatedWorld(params, seed=seed)
-    builder = build_bare_pipeline(world) if mode == "bare" else build_reliable_pipeline(world, thresholds)
-    graph = validate_graph(builder.compile(checkpointer=saver))
-    counts = {"success": 0, "silent_failure": 0, "escalated": 0, "failed": 0, "terminated": 0, "retry_pass": 0}
+    graph = validate_graph(build_pipeline(mode, world, thresholds).compile(checkpointer=saver))
+    counts = {
+        "success": 0,
+        "silent_failure": 0,
+        "escalated": 0,
+        "failed": 0,
+        "terminated": 0,
+        "retry_pass": 0,
+    }
     escalated_threads: list[str] = []
+    errors: dict[str, int] = {}
     for run in range(runs):
         config: Any = {"configurable": {"thread_id": f"{mode}-{seed}-{run:05d}"}}
-        values = graph.invoke({"run": run, "question": _question(1)}, config, durability="sync")
-        summary = summarize_run(values, params.steps)
-        counts[summary.status] += 1
-        outcomes = (values.get("reliability") or {}).get("steps") or {}
-        counts["retry_pass"] += any(rec.get("outcome") == "retry_pass" for rec in outcomes.values())
-        if summary.status == "escalated":
-            escalated_threads.append(config["configurable"]["thread_id"])
+        try:
+            values = graph.invoke({"run": run, "question": _question(1)}, config, durability="sync")
+        except Exception as exc:  # noqa: BLE001 - a lost run is a measured outcome here
+            counts["failed"] += 1
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            values = None
+        if values is not None:
+            summary = summarize_run(values, params.steps)
+            counts[summary.status] += 1
+            outcomes = (values.get("reliability") or {}).get("steps") or {}
+            counts["retry_pass"] += any(rec.get("outcome") == "retry_pass" for rec in outcomes.values())
+            if summary.status == "escalated":
+                escalated_threads.append(config["configurable"]["thread_id"])
         if progress is not None:
             _progress(progress, mode, run + 1, runs)
     return {
@@ -333,6 +472,8 @@ def run_mode(
         "retry_pass": counts["retry_pass"] / runs,
         "escalated": counts["escalated"] / runs,
         "silent_failure": counts["silent_failure"] / runs,
+        "failed": counts["failed"] / runs,
+        "failed_errors": errors,
         "model_calls_per_run": world.calls["model"] / runs,
         "judge_calls_per_run": world.calls["judge"] / runs,
         "retrieval_calls_per_run": world.calls["retrieval"] / runs,
@@ -345,6 +486,7 @@ COLUMNS = [
     ("retry_pass", "runs with a retry_pass"),
     ("escalated", "escalated"),
     ("silent_failure", "silent failures"),
+    ("failed", "lost to an exception"),
     ("model_calls_per_run", "model calls / run"),
     ("judge_calls_per_run", "judge calls / run"),
 ]
@@ -357,7 +499,9 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
         cells = []
         for mode in ("bare", "reliable"):
             value = results[mode][key]
-            cells.append(f"{value:>17.1%} " if key not in ("model_calls_per_run", "judge_calls_per_run") else f"{value:>17.2f} ")
+            cells.append(
+                f"{value:>17.1%} " if key not in ("model_calls_per_run", "judge_calls_per_run") else f"{value:>17.2f} "
+            )
         lines.append(f"{label:28}{''.join(cells)}")
     return "\n".join(lines)
 
@@ -414,7 +558,8 @@ def run_demo(
             for mode in ("bare", "reliable")
         }
         public = {
-            mode: {k: v for k, v in res.items() if k != "escalated_threads"} for mode, res in results.items()
+            mode: {k: v for k, v in res.items() if k not in ("escalated_threads", "failed_errors")}
+            for mode, res in results.items()
         }
         report = {**public, "scenario": params.describe(), "thresholds": _asdict(thresholds), "seed": seed}
         if as_json:
@@ -432,14 +577,30 @@ def _asdict(t: DemoThresholds) -> dict[str, Any]:
 
 
 def _resume_one(
-    saver: BaseCheckpointSaver[Any], params: ScenarioParams, thresholds: DemoThresholds, seed: int, thread: str, out: TextIO
+    saver: BaseCheckpointSaver[Any],
+    params: ScenarioParams,
+    thresholds: DemoThresholds,
+    seed: int,
+    thread: str,
+    out: TextIO,
 ) -> None:
     world = SimulatedWorld(params, seed=seed)
     graph = build_reliable_pipeline(world, thresholds).compile(checkpointer=saver)
     config: Any = {"configurable": {"thread_id": thread}}
     snapshot = graph.get_state(config)
     escalation = snapshot.interrupts[0].value
-    shown = {k: escalation[k] for k in ("thread_id", "step", "confidence", "threshold", "reason", "last_good_checkpoint_id", "allowed_decisions")}
+    shown = {
+        k: escalation[k]
+        for k in (
+            "thread_id",
+            "step",
+            "confidence",
+            "threshold",
+            "reason",
+            "last_good_checkpoint_id",
+            "allowed_decisions",
+        )
+    }
     shown["attempts"] = [
         {k: a[k] for k in ("attempt", "kind", "score", "verdict", "reason", "checks") if k in a}
         for a in escalation["attempts"]

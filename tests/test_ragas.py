@@ -264,12 +264,14 @@ async def test_ragas_sync_evaluate_inside_running_loop() -> None:
 
 
 def test_ragas_bridge_is_instructor_llm() -> None:
-    bridge = ragas_llm(ScriptedChatModel(responses=[{"rating": 1}, "not structured"]))
+    bridge = ragas_llm(ScriptedChatModel(responses=[{"rating": 1}, "not structured", {"rating": "two"}]))
     assert isinstance(bridge, InstructorBaseRagasLLM)
     from ragas.metrics.collections.context_relevance.util import ContextRelevanceOutput
 
     assert bridge.generate("rate", ContextRelevanceOutput).rating == 1
     with pytest.raises(UnparseableAnswerError, match="could not be parsed as ContextRelevanceOutput"):
+        bridge.generate("rate", ContextRelevanceOutput)
+    with pytest.raises(UnparseableAnswerError, match="ValidationError"):
         bridge.generate("rate", ContextRelevanceOutput)
 
 

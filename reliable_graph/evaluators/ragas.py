@@ -108,8 +108,11 @@ def _run_sync(factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
 def _parsed(result: Any, schema: type[BaseModel]) -> BaseModel:
     """The parsed answer of `with_structured_output(..., include_raw=True)`, or raise naming why not."""
     parsed, error = (result.get("parsed"), result.get("parsing_error")) if isinstance(result, dict) else (result, None)
-    if isinstance(parsed, dict):
-        parsed = schema.model_validate(parsed)
+    if isinstance(parsed, dict) and error is None:
+        try:
+            parsed = schema.model_validate(parsed)
+        except ValueError as exc:  # pydantic's ValidationError
+            error = exc
     if isinstance(parsed, schema) and error is None:
         return parsed
     raw = result.get("raw") if isinstance(result, dict) else None

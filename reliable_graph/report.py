@@ -1,0 +1,418 @@
+"""End-to-end reliability from checkpoints: per-step outcomes, observed and predicted success.
+
+Reads any LangGraph checkpointer through its public `list()` API, takes the latest root
+checkpoint (`checkpoint_ns == ""`) of every thread and reads the library's `reliability`
+record from it. The report knows only what was recorded: a silent failure (a wrong output that
+passed every check) is by definition invisible to it, so "completed" here means "completed
+without escalation", the sum of true successes and silent failures. Threads without a
+`reliability` record (plain LangGraph runs) are counted apart, never mixed in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
+
+from reliable_graph.state import RELIABILITY_KEY
+
+__all__ = [
+    "REFERENCE_RATES",
+    "Report",
+    "StepStats",
+    "areliability_report",
+    "format_report",
+    "reliability_report",
+    "write_chart",
+]
+
+OK_OUTCOMES = ("pass", "retry_pass", "approved", "edited")
+OUTCOMES = ("pass", "retry_pass", "escalate", "approved", "edited", "terminated")
+STATUSES = ("completed", "escalated", "terminated", "failed", "incomplete")
+REFERENCE_RATES = (0.85, 0.90, 0.95, 0.99)
+"""Per-step reliabilities of the chart's reference curves."""
+_ERROR_CHANNEL = "__error__"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepStats:
+    """One step's recorded outcomes across threads.
+
+    Example:
+        ```python
+        from reliable_graph.report import StepStats
+
+        s = StepStats(name="draft", outcomes={"pass": 8, "retry_pass": 1, "escalate": 1})
+        assert s.finished == 10 and s.success_rate == 0.9
+        ```
+    """
+
+    name: str
+    """The step's name."""
+    outcomes: dict[str, int] = field(default_factory=dict)
+    """Threads per outcome: `pass`, `retry_pass`, `escalate`, `approved`, `edited`, `terminated`."""
+    decisions: dict[str, int] = field(default_factory=dict)
+    """Reviewers' decisions on this step, per action."""
+    unfinished: int = 0
+    """Threads that recorded the step without an outcome yet (mid-retry, crashed, re-running)."""
+    attempts: int = 0
+    """Scored attempts recorded on this step, across threads."""
+
+    @property
+    def finished(self) -> int:
+        """Threads where the step has an outcome."""
+        return sum(self.outcomes.values())
+
+    @property
+    def success_rate(self) -> float | None:
+        """Effective success: share of finished threads with pass, retry_pass, approved or edited."""
+        if not self.finished:
+            return None
+        return sum(self.outcomes.get(o, 0) for o in OK_OUTCOMES) / self.finished
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict, rates included."""
+        return {**asdict(self), "finished": self.finished, "success_rate": self.success_rate}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """The reliability of a pipeline measured from its checkpoints.
+
+    Example:
+        ```python
+        from reliable_graph.report import Report, StepStats
+
+        r = Report(threads=4, statuses={"completed": 3, "escalated": 1}, retry_pass_threads=1,
+                   steps=[StepStats(name="a", outcomes={"pass": 4}),
+                          StepStats(name="b", outcomes={"pass": 3, "escalate": 1})])
+        assert r.observed_e2e_success == 0.75 and r.predicted_e2e_success == 0.75
+        assert r.escalated == 0.25 and r.to_dict()["steps"]["b"]["success_rate"] == 0.75
+        ```
+    """
+
+    threads: int
+    """Threads with a reliable-graph record (the denominator of every fraction)."""
+    statuses: dict[str, int]
+    """Threads per status: `completed` (every recorded step ended pass/retry_pass/approved/edited,
+    none pending), `escalated` (a review pending), `terminated`, `failed` (the latest task
+    raised), `incomplete` (a step without outcome, or fewer steps than expected)."""
+    steps: list[StepStats]
+    """Per-step statistics, in order of first appearance."""
+    retry_pass_threads: int = 0
+    """Threads where at least one step ended `retry_pass`."""
+    other_threads: int = 0
+    """Threads without a reliable-graph record (plain LangGraph runs): not counted above."""
+    source: str = ""
+    """What was read (e.g. the database's path)."""
+
+    def _fraction(self, n: int) -> float:
+        return n / self.threads if self.threads else 0.0
+
+    @property
+    def observed_e2e_success(self) -> float:
+        """Share of threads completed without escalation (true successes plus silent failures)."""
+        return self._fraction(self.statuses.get("completed", 0))
+
+    @property
+    def escalated(self) -> float:
+        """Share of threads waiting on a human review."""
+        return self._fraction(self.statuses.get("escalated", 0))
+
+    @property
+    def retry_pass(self) -> float:
+        """Share of threads with at least one `retry_pass` step."""
+        return self._fraction(self.retry_pass_threads)
+
+    @property
+    def predicted_e2e_success(self) -> float | None:
+        """The product of the per-step success rates (what compounding predicts)."""
+        rates = [s.success_rate for s in self.steps if s.success_rate is not None]
+        return math.prod(rates) if rates else None
+
+    @property
+    def per_step_rate(self) -> float | None:
+        """The geometric mean of the per-step rates: the chart's observed curve is this ** steps."""
+        predicted = self.predicted_e2e_success
+        n = sum(1 for s in self.steps if s.success_rate is not None)
+        return predicted ** (1 / n) if predicted is not None and n else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as one JSON-friendly object (what `reliable-graph report --json` prints)."""
+        return {
+            "source": self.source,
+            "threads": self.threads,
+            "other_threads": self.other_threads,
+            "statuses": {s: self.statuses.get(s, 0) for s in STATUSES},
+            "observed_e2e_success": self.observed_e2e_success,
+            "predicted_e2e_success": self.predicted_e2e_success,
+            "per_step_rate": self.per_step_rate,
+            "escalated": self.escalated,
+            "retry_pass": self.retry_pass,
+            "steps": {s.name: s.to_dict() for s in self.steps},
+            "note": (
+                "observed_e2e_success counts threads completed without escalation; silent failures "
+                "(wrong outputs that passed every check) are invisible to any report and are included"
+            ),
+        }
+
+
+class _Accumulator:
+    def __init__(self, expected_steps: int | None) -> None:
+        self.expected_steps = expected_steps
+        self.threads = 0
+        self.other = 0
+        self.statuses: dict[str, int] = {}
+        self.retry_pass = 0
+        self.steps: dict[str, dict[str, Any]] = {}
+
+    def add(self, values: Mapping[str, Any], *, errored: bool) -> None:
+        record = values.get(RELIABILITY_KEY)
+        if not isinstance(record, Mapping):
+            self.other += 1
+            return
+        self.threads += 1
+        steps: Mapping[str, Any] = record.get("steps") or {}
+        unfinished = False
+        any_retry_pass = False
+        for name, rec in steps.items():
+            stats = self.steps.setdefault(name, {"outcomes": {}, "decisions": {}, "unfinished": 0, "attempts": 0})
+            outcome = rec.get("outcome")
+            stats["attempts"] += len(rec.get("attempts") or [])
+            decision = (rec.get("decision") or {}).get("action")
+            if decision:
+                stats["decisions"][decision] = stats["decisions"].get(decision, 0) + 1
+            if outcome:
+                stats["outcomes"][outcome] = stats["outcomes"].get(outcome, 0) + 1
+                any_retry_pass |= outcome == "retry_pass"
+            else:
+                stats["unfinished"] += 1
+                unfinished = True
+        self.retry_pass += any_retry_pass
+        outcomes = [rec.get("outcome") for rec in steps.values()]
+        if record.get("status") == "terminated" or "terminated" in outcomes:
+            status = "terminated"
+        elif record.get("escalation"):
+            status = "escalated"
+        elif errored:
+            status = "failed"
+        elif unfinished or any(o not in OK_OUTCOMES for o in outcomes):
+            status = "incomplete"
+        elif self.expected_steps is not None and len(steps) < self.expected_steps:
+            status = "incomplete"
+        else:
+            status = "completed"
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    def report(self, source: str) -> Report:
+        return Report(
+            threads=self.threads,
+            other_threads=self.other,
+            statuses=self.statuses,
+            retry_pass_threads=self.retry_pass,
+            steps=[StepStats(name=name, **stats) for name, stats in self.steps.items()],
+            source=source,
+        )
+
+
+def _latest(tuples: Iterable[CheckpointTuple], seen: set[str]) -> CheckpointTuple | None:
+    for item in tuples:
+        configurable = item.config.get("configurable", {})
+        if configurable.get("checkpoint_ns", "") != "":
+            continue
+        thread = str(configurable.get("thread_id"))
+        if thread in seen:
+            continue
+        seen.add(thread)
+        return item
+    return None
+
+
+def _values(item: CheckpointTuple) -> tuple[Mapping[str, Any], bool]:
+    values = item.checkpoint.get("channel_values") or {}
+    errored = any(write[1] == _ERROR_CHANNEL for write in (item.pending_writes or []))
+    return values, errored
+
+
+def _check_expected(expected_steps: int | None) -> None:
+    if expected_steps is not None and (isinstance(expected_steps, bool) or expected_steps < 1):
+        msg = f"expected_steps must be a positive integer or None, got {expected_steps!r}"
+        raise ValueError(msg)
+
+
+def reliability_report(
+    checkpointer: BaseCheckpointSaver[Any], *, expected_steps: int | None = None, source: str = ""
+) -> Report:
+    """Compute the report across every thread of `checkpointer` (latest root checkpoint each).
+
+    Args:
+        checkpointer: Any LangGraph checkpointer (`SqliteSaver`, `InMemorySaver`, Postgres...).
+        expected_steps: When given, a thread that recorded fewer steps is `incomplete`, not
+            `completed` (the checkpoints alone cannot tell a finished run from one stopped
+            between steps).
+        source: A label for the report (e.g. the database's path).
+
+    Returns:
+        The `Report`.
+
+    Example:
+        ```python
+        from langgraph.checkpoint.memory import InMemorySaver
+        from reliable_graph.demo import build_reliable_pipeline
+        from reliable_graph.report import reliability_report
+        from reliable_graph.simulation import ScenarioParams, SimulatedWorld
+
+        saver = InMemorySaver()
+        graph = build_reliable_pipeline(SimulatedWorld(ScenarioParams(steps=3), seed=1)).compile(
+            checkpointer=saver)
+        for run in range(4):
+            graph.invoke({"run": run, "question": "q"}, {"configurable": {"thread_id": str(run)}})
+        report = reliability_report(saver, expected_steps=3)
+        assert report.threads == 4 and [s.name for s in report.steps][0] == "step_01"
+        assert sum(report.statuses.values()) == 4
+        ```
+    """
+    _check_expected(expected_steps)
+    acc = _Accumulator(expected_steps)
+    seen: set[str] = set()
+    iterator = iter(checkpointer.list(None))
+    while (item := _latest(iterator, seen)) is not None:
+        values, errored = _values(item)
+        acc.add(values, errored=errored)
+    return acc.report(source)
+
+
+async def areliability_report(
+    checkpointer: BaseCheckpointSaver[Any], *, expected_steps: int | None = None, source: str = ""
+) -> Report:
+    """Async twin of `reliability_report`, for async checkpointers (`AsyncSqliteSaver`...).
+
+    Example:
+        ```python
+        import asyncio
+        from langgraph.checkpoint.memory import InMemorySaver
+        from reliable_graph.report import areliability_report
+
+        report = asyncio.run(areliability_report(InMemorySaver()))
+        assert report.threads == 0 and report.predicted_e2e_success is None
+        ```
+    """
+    _check_expected(expected_steps)
+    acc = _Accumulator(expected_steps)
+    seen: set[str] = set()
+    async for item in checkpointer.alist(None):
+        if _latest([item], seen) is not None:
+            values, errored = _values(item)
+            acc.add(values, errored=errored)
+    return acc.report(source)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def format_report(report: Report) -> str:
+    """The report as a table: one row per step, then the end-to-end figures.
+
+    Example:
+        ```python
+        from reliable_graph.report import Report, StepStats, format_report
+
+        r = Report(threads=2, statuses={"completed": 2}, steps=[StepStats(name="a", outcomes={"pass": 2})])
+        text = format_report(r)
+        assert "observed end-to-end success" in text and "100.0%" in text
+        ```
+    """
+    header = f"{'step':<16}" + "".join(f"{o:>11}" for o in OUTCOMES) + f"{'unfinished':>11}{'success':>9}"
+    lines = [f"reliability report: {report.source or 'checkpointer'}", header, "-" * len(header)]
+    for s in report.steps:
+        cells = "".join(f"{s.outcomes.get(o, 0):>11}" for o in OUTCOMES)
+        lines.append(f"{s.name:<16}{cells}{s.unfinished:>11}{_pct(s.success_rate):>9}")
+        if s.decisions:
+            decided = ", ".join(f"{k} {v}" for k, v in sorted(s.decisions.items()))
+            lines.append(f"{'':<16}review decisions: {decided}")
+    statuses = ", ".join(f"{k} {report.statuses.get(k, 0)}" for k in STATUSES)
+    lines += [
+        "",
+        f"threads: {report.threads} reliable-graph ({statuses})",
+        f"observed end-to-end success (completed without escalation): {_pct(report.observed_e2e_success)}",
+        f"predicted by multiplying per-step rates:                     {_pct(report.predicted_e2e_success)}",
+        f"per-step rate (geometric mean):                              {_pct(report.per_step_rate)}",
+        f"escalated (pending review): {_pct(report.escalated)}; threads with a retry_pass: {_pct(report.retry_pass)}",
+        "silent failures (wrong outputs that passed every check) cannot be seen in checkpoints;",
+        "they are inside the observed success.",
+    ]
+    if report.other_threads:
+        lines.append(
+            f"note: {report.other_threads} thread(s) without a reliable-graph record (plain LangGraph) were ignored."
+        )
+    return "\n".join(lines)
+
+
+def write_chart(report: Report, path: str | Path) -> Path:
+    """Write the compounding chart: end-to-end success against the number of steps.
+
+    Draws the reference curves p ** n for p in 85/90/95/99%, the curve of the observed per-step
+    rate (geometric mean), and marks the observed end-to-end success at the pipeline's step
+    count. Needs matplotlib (`pip install "reliable-graph[chart]"`).
+
+    Args:
+        report: A report with at least one finished step.
+        path: The image file to write (`.png`, `.svg`, `.pdf`).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ImportError: matplotlib is not installed.
+        ValueError: the report has no finished step to chart.
+
+    Example:
+        ```python
+        import tempfile
+        from pathlib import Path
+        from reliable_graph.report import Report, StepStats, write_chart
+
+        r = Report(threads=10, statuses={"completed": 8, "escalated": 2},
+                   steps=[StepStats(name=f"s{i}", outcomes={"pass": 10}) for i in range(4)])
+        with tempfile.TemporaryDirectory() as d:
+            out = write_chart(r, Path(d) / "chart.png")
+            assert out.stat().st_size > 1000
+        ```
+    """
+    try:
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        msg = 'write_chart needs matplotlib: pip install "reliable-graph[chart]"'
+        raise ImportError(msg) from exc
+    rate = report.per_step_rate
+    n = sum(1 for s in report.steps if s.success_rate is not None)
+    if rate is None or n == 0:
+        msg = "the report has no finished step to chart"
+        raise ValueError(msg)
+    max_steps = max(20, 2 * n)
+    xs = list(range(1, max_steps + 1))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    for p in REFERENCE_RATES:
+        ax.plot(xs, [p**k for k in xs], linestyle="--", linewidth=1, label=f"{p:.0%} per step")
+    ax.plot(xs, [rate**k for k in xs], color="black", linewidth=2, label=f"observed per-step rate {rate:.1%}")
+    ax.scatter(
+        [n], [report.observed_e2e_success], color="red", zorder=5, label=f"observed: {report.observed_e2e_success:.1%}"
+    )
+    ax.set_xlabel("number of steps")
+    ax.set_ylabel("end-to-end success")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(1, max_steps)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.set_title(f"Compounding: {report.threads} threads, {n} steps")
+    ax.legend(fontsize=8)
+    out = Path(path)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    return out
