@@ -135,7 +135,8 @@ def test_report_counts_review_decisions_and_terminations() -> None:
             decisions[action] = decisions.get(action, 0) + n
     assert decisions == {"terminate": 1, "edit": 1}
     assert sum(s.outcomes.get("edited", 0) for s in rep.steps) == 1
-    assert rep.escalated == (len(escalated) - 2) / 12
+    pending = sum(bool(graph.get_state({"configurable": {"thread_id": f"t{r}"}}).interrupts) for r in range(12))
+    assert rep.escalated == pending / 12  # the edited run may have escalated again at a later step
 
 
 def test_report_empty_checkpointer_has_no_rates() -> None:
