@@ -39,7 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "predicted by multiplying per-step rates. Silent failures cannot be seen in checkpoints."
         ),
     )
-    parser.add_argument("--db", required=True, help="the SQLite checkpoint file (read, never modified)")
+    parser.add_argument("--db", required=True, help="the SQLite checkpoint file (read; no checkpoint is written)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--chart", metavar="FILE.png", help="also write the compounding chart (needs matplotlib)")
     parser.add_argument(
