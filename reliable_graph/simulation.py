@@ -176,12 +176,11 @@ class SimulatedWorld:
             msg = f"the {kind} connector timed out"
             raise TransientConnectorError(msg)
 
-    def retrieve(self, *, run: int, step: int, fetch: int, enriched: bool | None = None) -> list[dict[str, Any]]:
+    def retrieve(self, *, run: int, step: int, fetch: int) -> list[dict[str, Any]]:
         """Context for a step: fetch 0 is the first fetch, later ones are enriched re-fetches."""
         self.calls["retrieval"] += 1
         rng = self.rng(run, step, "fetch", fetch)
-        is_refetch = fetch > 0 if enriched is None else enriched
-        good = rng.random() < (self.params.p_good_refetch if is_refetch else self.params.p_good_context)
+        good = rng.random() < (self.params.p_good_refetch if fetch > 0 else self.params.p_good_context)
         a, b = self.params.relevance_good if good else self.params.relevance_bad
         relevance = rng.betavariate(a, b)
         quality = "on-point" if good else "look-alike"

@@ -11,7 +11,6 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph._internal._runnable import RunnableCallable
-from langgraph.graph import END
 from langgraph.types import Command
 from pydantic import BaseModel
 
@@ -242,8 +241,3 @@ def escalation_update(
             "rerun_to": rerun_to,
         },
     }
-
-
-def end_or(target: str | None) -> str:
-    """`target`, or END."""
-    return END if target is None else target

@@ -11,7 +11,7 @@ from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from reliable_graph._state_access import read_optional
-from reliable_graph.nodes._common import DECISIONS, ReliableNode, end_or, outcome_event, routed
+from reliable_graph.nodes._common import DECISIONS, ReliableNode, outcome_event, routed
 from reliable_graph.nodes.refetch import merge_context
 from reliable_graph.state import RELIABILITY_KEY, emit
 
@@ -265,4 +265,4 @@ class HumanEscalation(ReliableNode):
             events.append(outcome_event(step, record["outcome"], decision=action))
         rel["events"] = events
         update[RELIABILITY_KEY] = rel
-        return routed(end_or(goto) if action == "terminate" or goto else None, update)
+        return routed(goto, update)

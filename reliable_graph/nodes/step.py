@@ -105,9 +105,6 @@ class ReliableStep(ReliableNode):
             else RefetchCore(refetch, query_key=query_key, context_key=context_key, merge=merge, enrich=enrich)
         )
 
-    def _wants_refetch(self, attempt: Attempt) -> bool:
-        return self.refetch is not None and attempt.pending == "retry"
-
     def _check_update(self, update: Any) -> dict[str, Any]:
         if not isinstance(update, Mapping):
             msg = f"step {self.name!r} must return a dict of state updates, got {type(update).__name__}"
@@ -179,7 +176,7 @@ class ReliableStep(ReliableNode):
             raise TypeError(msg)
         attempt = self.scoring.attempt(state, self.name, config)
         refetched = None
-        if self.refetch is not None and self._wants_refetch(attempt):
+        if self.refetch is not None and attempt.pending == "retry":
             refetched = self.refetch.run(state, config, self.name, self.name)
         working = _with_context(state, self.scoring.context_key, refetched)
         try:
@@ -194,7 +191,7 @@ class ReliableStep(ReliableNode):
     async def _afunc(self, state: Any, config: RunnableConfig) -> Any:
         attempt = self.scoring.attempt(state, self.name, config)
         refetched = None
-        if self.refetch is not None and self._wants_refetch(attempt):
+        if self.refetch is not None and attempt.pending == "retry":
             refetched = await self.refetch.arun(state, config, self.name, self.name)
         working = _with_context(state, self.scoring.context_key, refetched)
         try:
