@@ -35,16 +35,17 @@ from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 
-from reliable_graph.connectors import VirtualClock
+from reliable_graph.calibration import calibrate
 from reliable_graph.demo import (
     DEFAULT_CONNECTOR_RETRY,
     DEFAULT_RETRY_POLICY,
     DemoThresholds,
-    build_pipeline,
+    ScenarioParams,
+    SimulatedWorld,
     summarize_run,
 )
-from reliable_graph.evaluators.calibration import calibrate
-from reliable_graph.simulation import ScenarioParams, SimulatedWorld
+from reliable_graph.demo.pipeline import build_pipeline
+from reliable_graph.resilience import VirtualClock
 
 MODES = ("bare", "retry_policy", "reliable")
 CONFIGS = [(p, steps, 0.0) for p in (0.85, 0.90, 0.95, 0.99) for steps in (10, 20)] + [(0.90, 10, 0.3)]

@@ -4,7 +4,7 @@
   100 words each (realistic retrieval chunks of a financial research question).
 - `embedding_calls_per_gate`: embedding requests per gate evaluation of a real `ContextGate`
   running `EmbeddingRelevance` over 20 chunks, counted on a counting fake `Embeddings`.
-- The cascade, on the demo's workload (reliable_graph.simulation, SCENARIO.md defaults): per
+- The cascade, on the demo's workload (reliable_graph.demo, SCENARIO.md defaults): per
   step, the demo's gate (relevance threshold 0.5, two re-fetches) then the step's output. The
   baseline is the demo's output evaluator: the free deterministic validator, then the judge on
   every output the validator passes ("always calling the expensive evaluator"). The cascade
@@ -43,10 +43,10 @@ from reliable_graph import (
     ReliabilityState,
     Score,
 )
-from reliable_graph.evaluators.calibration import calibrate, rates_at
+from reliable_graph.calibration import calibrate, rates_at
+from reliable_graph.demo import ScenarioParams, SimulatedWorld
 from reliable_graph.evaluators.cascade import Cascade
 from reliable_graph.evaluators.embedding import EmbeddingRelevance
-from reliable_graph.simulation import ScenarioParams, SimulatedWorld
 
 WORLD_SEED = 7
 CALIBRATION_RUNS = range(1000, 2000)

@@ -6,8 +6,10 @@ from typing import Any
 
 __all__ = [
     "EscalationSerializationError",
+    "InvalidAnswerError",
     "InvalidScoreError",
     "MissingStateKeyError",
+    "NoPendingEscalationError",
     "ReliableGraphError",
     "RouteTargetError",
 ]
@@ -113,3 +115,42 @@ class EscalationSerializationError(ReliableGraphError, TypeError):
             f"step {step!r} escalated with a {field} of type {type(value).__name__}, which is not "
             "JSON-serialisable; return plain data, a pydantic model or a dataclass from the step"
         )
+
+
+class InvalidAnswerError(ReliableGraphError, ValueError):
+    """A reviewer's answer to an escalation breaks a rule; nothing was applied.
+
+    Example:
+        ```python
+        from reliable_graph import InvalidAnswerError
+
+        err = InvalidAnswerError("decision 'edit' is not allowed here", answer={"action": "edit"})
+        assert err.reason.startswith("decision") and err.answer == {"action": "edit"}
+        ```
+    """
+
+    def __init__(self, reason: str, *, answer: Any = None, interrupt_id: str | None = None) -> None:
+        self.reason = reason
+        self.answer = answer
+        self.interrupt_id = interrupt_id
+        where = f" (interrupt {interrupt_id})" if interrupt_id else ""
+        super().__init__(f"answer rejected{where}: {reason}")
+
+
+class NoPendingEscalationError(ReliableGraphError, LookupError):
+    """An answer names an escalation that is not pending (answered already, or never raised).
+
+    Example:
+        ```python
+        from reliable_graph import NoPendingEscalationError
+
+        err = NoPendingEscalationError(interrupt_ids=["abc"], pending=["def"])
+        assert err.interrupt_ids == ["abc"] and "def" in str(err)
+        ```
+    """
+
+    def __init__(self, *, interrupt_ids: list[str], pending: list[str]) -> None:
+        self.interrupt_ids = interrupt_ids
+        self.pending = pending
+        shown = ", ".join(pending) or "none"
+        super().__init__(f"no pending escalation with interrupt id {', '.join(interrupt_ids)} (pending: {shown})")

@@ -6,8 +6,8 @@ from typing import Any
 
 from langgraph.graph import END, StateGraph
 
+from reliable_graph._node import ReliableNode
 from reliable_graph.errors import RouteTargetError
-from reliable_graph.nodes._common import ReliableNode
 from reliable_graph.state import RELIABILITY_KEY
 
 __all__ = ["validate_graph"]
@@ -48,7 +48,7 @@ def validate_graph(graph: Any) -> Any:
                                        evaluator=RequiredFields(fields=["text"]), pass_to="revew"))
         builder.add_edge(START, "draft")
         try:
-            validate_graph(builder.compile())
+            validate_graph(builder)  # before compile(), which would refuse the unknown target less clearly
         except RouteTargetError as err:
             assert err.target == "revew" and err.node == "draft"
         ```

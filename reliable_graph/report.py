@@ -18,6 +18,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 
+from reliable_graph._compat import pending_write_kinds
 from reliable_graph.state import RELIABILITY_KEY
 
 __all__ = [
@@ -32,10 +33,9 @@ __all__ = [
 
 OK_OUTCOMES = ("pass", "retry_pass", "approved", "edited")
 OUTCOMES = ("pass", "retry_pass", "escalate", "approved", "edited", "terminated")
-STATUSES = ("completed", "escalated", "terminated", "failed", "incomplete")
+STATUSES = ("completed", "escalated", "dismissed", "terminated", "failed", "incomplete")
 REFERENCE_RATES = (0.85, 0.90, 0.95, 0.99)
 """Per-step reliabilities of the chart's reference curves."""
-_ERROR_CHANNEL = "__error__"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,8 +99,9 @@ class Report:
     """Threads with a reliable-graph record (the denominator of every fraction)."""
     statuses: dict[str, int]
     """Threads per status: `completed` (every recorded step ended pass/retry_pass/approved/edited,
-    none pending), `escalated` (a review pending), `terminated`, `failed` (the latest task
-    raised), `incomplete` (a step without outcome, or fewer steps than expected)."""
+    none pending), `escalated` (a review pending), `dismissed` (an escalation closed outside the
+    library with no decision, e.g. Agent Inbox's "Mark as Resolved"), `terminated`, `failed` (the
+    latest task raised), `incomplete` (a step without outcome, or fewer steps than expected)."""
     steps: list[StepStats]
     """Per-step statistics, in order of first appearance."""
     retry_pass_threads: int = 0
@@ -170,16 +171,17 @@ class _Accumulator:
         self.retry_pass = 0
         self.steps: dict[str, dict[str, Any]] = {}
 
-    def add(self, values: Mapping[str, Any], *, errored: bool) -> None:
+    def add(self, values: Mapping[str, Any], *, errored: bool, waiting: bool) -> None:
         record = values.get(RELIABILITY_KEY)
         if not isinstance(record, Mapping):
             self.other += 1
             return
         self.threads += 1
-        steps: Mapping[str, Any] = record.get("steps") or {}
+        tasks: Mapping[str, Any] = record.get("tasks") or {}
         unfinished = False
         any_retry_pass = False
-        for name, rec in steps.items():
+        for rec in tasks.values():
+            name = rec.get("path") or rec.get("step")
             stats = self.steps.setdefault(name, {"outcomes": {}, "decisions": {}, "unfinished": 0, "attempts": 0})
             outcome = rec.get("outcome")
             stats["attempts"] += len(rec.get("attempts") or [])
@@ -193,16 +195,19 @@ class _Accumulator:
                 stats["unfinished"] += 1
                 unfinished = True
         self.retry_pass += any_retry_pass
-        outcomes = [rec.get("outcome") for rec in steps.values()]
-        if record.get("status") == "terminated" or "terminated" in outcomes:
+        outcomes = [rec.get("outcome") for rec in tasks.values()]
+        in_review = any(rec.get("pending") == "review" for rec in tasks.values())
+        if "terminated" in outcomes:
             status = "terminated"
-        elif record.get("escalation"):
+        elif waiting:
             status = "escalated"
+        elif in_review:
+            status = "dismissed"
         elif errored:
             status = "failed"
         elif unfinished or any(o not in OK_OUTCOMES for o in outcomes):
             status = "incomplete"
-        elif self.expected_steps is not None and len(steps) < self.expected_steps:
+        elif self.expected_steps is not None and len({r.get("step") for r in tasks.values()}) < self.expected_steps:
             status = "incomplete"
         else:
             status = "completed"
@@ -232,10 +237,10 @@ def _latest(tuples: Iterable[CheckpointTuple], seen: set[str]) -> CheckpointTupl
     return None
 
 
-def _values(item: CheckpointTuple) -> tuple[Mapping[str, Any], bool]:
+def _values(item: CheckpointTuple) -> tuple[Mapping[str, Any], bool, bool]:
     values = item.checkpoint.get("channel_values") or {}
-    errored = any(write[1] == _ERROR_CHANNEL for write in (item.pending_writes or []))
-    return values, errored
+    kinds = pending_write_kinds(item.pending_writes)
+    return values, "error" in kinds, "interrupt" in kinds
 
 
 def _check_expected(expected_steps: int | None) -> None:
@@ -262,9 +267,8 @@ def reliability_report(
     Example:
         ```python
         from langgraph.checkpoint.memory import InMemorySaver
-        from reliable_graph.demo import build_reliable_pipeline
+        from reliable_graph.demo import ScenarioParams, SimulatedWorld, build_reliable_pipeline
         from reliable_graph.report import reliability_report
-        from reliable_graph.simulation import ScenarioParams, SimulatedWorld
 
         saver = InMemorySaver()
         graph = build_reliable_pipeline(SimulatedWorld(ScenarioParams(steps=3), seed=1)).compile(
@@ -281,8 +285,8 @@ def reliability_report(
     seen: set[str] = set()
     iterator = iter(checkpointer.list(None))
     while (item := _latest(iterator, seen)) is not None:
-        values, errored = _values(item)
-        acc.add(values, errored=errored)
+        values, errored, waiting = _values(item)
+        acc.add(values, errored=errored, waiting=waiting)
     return acc.report(source)
 
 
@@ -306,8 +310,8 @@ async def areliability_report(
     seen: set[str] = set()
     async for item in checkpointer.alist(None):
         if _latest([item], seen) is not None:
-            values, errored = _values(item)
-            acc.add(values, errored=errored)
+            values, errored, waiting = _values(item)
+            acc.add(values, errored=errored, waiting=waiting)
     return acc.report(source)
 
 

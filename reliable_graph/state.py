@@ -1,8 +1,14 @@
-"""The library's one state key, `reliability`, its reducer, and readers over it.
+"""The library's one state key, `reliability`: small typed records per task, their reducer, readers.
 
-Every node records its verdicts, attempts and outcomes under this key, so a run's outcomes
-can be read back from checkpoints alone; users' own keys are never touched. Records are
-plain JSON-friendly dicts so that any checkpointer serialises them.
+A step may run many times in one run (parallel branches, each `Send` item, a subgraph's
+steps, a loop); each execution is a *task* and keeps its own `StepRecord` under
+`reliability["tasks"][key]`. Records are plain dicts (typed here with `TypedDict`), so every
+checkpointer and LangGraph Server serialise them; each carries a revision `rev`, and the
+reducer keeps the newer revision of each key, so merging is idempotent, commutative and
+loses nothing: two branches, many `Send` items, and a subgraph that hands back the parent's
+records all merge into one record per task. What is checkpointed is bounded: a finished task
+keeps a compact record (step, outcome, one score per attempt); reasons, verdicts and outcomes
+as they happen go to the custom stream (`stream_mode="custom"`), not into state.
 """
 
 from __future__ import annotations
@@ -11,18 +17,22 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from langgraph.config import get_stream_writer
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 from reliable_graph._state_access import read_optional
 
 __all__ = [
     "RELIABILITY_KEY",
+    "AttemptRecord",
     "Outcome",
     "ReliabilityState",
+    "RunStatus",
+    "StepRecord",
     "Verdict",
     "merge_reliability",
     "run_outcome",
     "step_outcomes",
+    "task_records",
 ]
 
 RELIABILITY_KEY = "reliability"
@@ -34,39 +44,115 @@ Verdict = Literal["pass", "refetch", "retry", "escalate"]
 Outcome = Literal["pass", "retry_pass", "escalate", "approved", "edited", "terminated"]
 """A step's outcome: the first three from scoring, the last three after human review."""
 
+Pending = Literal["retry", "refetch", "review", "human_retry", "human_context"]
+"""What a live task waits for: its next automatic attempt, a reviewer, or a re-run a reviewer asked for."""
+
+RunStatus = Literal["ok", "escalated", "terminated", "dismissed"]
+"""A run's status: `dismissed` is an escalation closed outside the library (e.g. Agent Inbox's
+"Mark as Resolved" ending the thread) with no decision recorded."""
+
 EVENT_PREFIX = "reliable_graph."
 
 
-def merge_reliability(left: Mapping[str, Any] | None, right: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Reducer of the `reliability` key: merge per-step records, append attempts and events.
+class AttemptRecord(TypedDict):
+    """One scored attempt of a task, as kept in state."""
 
-    Parallel branches that record different steps merge without loss; for one step, the
-    newer record's fields win and its attempts are appended to the older ones.
+    n: int
+    """The attempt's number, from 1."""
+    score: float
+    """The score it got."""
+    verdict: Verdict
+    """What the node decided on it."""
+    kind: NotRequired[Literal["output", "gate"]]
+    """What was scored (`output` when absent)."""
+    reason: NotRequired[str]
+    """Why it failed (kept while the task is live, for re-fetch enrichment and the escalation)."""
+    missing: NotRequired[list[str]]
+    """Topics the failing check found missing (live tasks only)."""
+
+
+class StepRecord(TypedDict):
+    """What the library keeps about one task (one execution of a step).
+
+    Example:
+        ```python
+        from reliable_graph import StepRecord, task_records
+
+        record: StepRecord = {"step": "draft", "rev": 2, "outcome": "retry_pass",
+                              "attempts": [{"n": 1, "score": 0.2, "verdict": "retry"},
+                                           {"n": 2, "score": 0.9, "verdict": "pass"}]}
+        assert task_records({"reliability": {"tasks": {"draft": record}}})["draft"]["outcome"] == "retry_pass"
+        ```
+    """
+
+    step: str
+    """The step's name."""
+    rev: int
+    """Revision: each write of this record increments it; the reducer keeps the highest."""
+    path: NotRequired[str]
+    """The step's place in nested graphs (`research/draft`), when it is not the step itself."""
+    outcome: NotRequired[Outcome]
+    """The task's outcome, once it has one."""
+    pending: NotRequired[Pending]
+    """What the live task waits for."""
+    attempts: NotRequired[list[AttemptRecord]]
+    """Its scored attempts."""
+    threshold: NotRequired[float]
+    """The step's threshold."""
+    refetches: NotRequired[int]
+    """Re-fetches made for it."""
+    gate: NotRequired[dict[str, Any]]
+    """The context gate's last verdict and re-fetch count."""
+    escalation: NotRequired[str]
+    """The id of its latest escalation."""
+    reason: NotRequired[str]
+    """Why it escalated."""
+    decision: NotRequired[dict[str, Any]]
+    """The reviewer's decision (action, reviewer, reason)."""
+    checkpoint: NotRequired[str]
+    """The last good checkpoint: the one the task started from (live tasks only)."""
+    rounds: NotRequired[int]
+    """How many times the task was escalated."""
+    review: NotRequired[dict[str, Any]]
+    """An escalation parked for a `HumanEscalation` node reached by an edge (conditional-edge routing)."""
+
+
+def _rev(record: Any) -> int:
+    value = record.get("rev", 0) if isinstance(record, Mapping) else 0
+    return value if isinstance(value, int) else 0
+
+
+def merge_reliability(left: Mapping[str, Any] | None, right: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Reducer of the `reliability` key: one record per task, the highest revision wins.
+
+    Idempotent (merging a state with itself changes nothing, so a subgraph that returns the
+    parent's records adds no duplicate), commutative across tasks, and lossless for records
+    written by different tasks in one superstep.
 
     Example:
         ```python
         from reliable_graph import merge_reliability
 
-        a = {"steps": {"s1": {"outcome": "pass", "attempts": [{"attempt": 1}]}}, "events": [{"n": 1}]}
-        b = {"steps": {"s2": {"outcome": "escalate", "attempts": [{"attempt": 1}]}}, "events": [{"n": 2}]}
+        a = {"tasks": {"s1": {"step": "s1", "rev": 1, "outcome": "pass"}}}
+        b = {"tasks": {"s2": {"step": "s2", "rev": 1, "outcome": "escalate"}}}
         merged = merge_reliability(a, b)
-        assert set(merged["steps"]) == {"s1", "s2"} and len(merged["events"]) == 2
+        assert set(merged["tasks"]) == {"s1", "s2"}
+        assert merge_reliability(merged, merged) == merged
+        newer = {"tasks": {"s1": {"step": "s1", "rev": 2, "outcome": "approved"}}}
+        assert merge_reliability(merged, newer)["tasks"]["s1"]["outcome"] == "approved"
+        assert merge_reliability(newer, merged)["tasks"]["s1"]["outcome"] == "approved"
         ```
     """
-    left = left or {}
-    right = right or {}
-    merged: dict[str, Any] = {**left, **{k: v for k, v in right.items() if k not in ("steps", "events")}}
-    steps = dict(left.get("steps") or {})
-    for name, record in (right.get("steps") or {}).items():
-        current = steps.get(name) or {}
-        new = {**current, **record}
-        if "attempts" in record and not record.get("reset"):
-            new["attempts"] = [*current.get("attempts", []), *record["attempts"]]
-        new.pop("reset", None)
-        steps[name] = new
-    merged["steps"] = steps
-    merged["events"] = [*(left.get("events") or []), *(right.get("events") or [])]
-    return merged
+    left_tasks = (left or {}).get("tasks") or {}
+    right_tasks = (right or {}).get("tasks") or {}
+    if not right_tasks:
+        return {"tasks": dict(left_tasks)}
+    tasks = dict(left_tasks)
+    for key, record in right_tasks.items():
+        current = tasks.get(key)
+        if current is None or _rev(record) >= _rev(current):
+            tasks[key] = record
+    return {"tasks": tasks}
 
 
 class ReliabilityState(TypedDict, total=False):
@@ -98,41 +184,80 @@ def emit(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def _record(values: Any) -> Mapping[str, Any]:
-    if isinstance(values, Mapping) and "steps" in values and RELIABILITY_KEY not in values:
-        return values
-    return read_optional(values, RELIABILITY_KEY) or {}
+def _values(source: Any) -> Any:
+    """The state values of a state, an `invoke` result or a `StateSnapshot`."""
+    if hasattr(source, "values") and hasattr(source, "next") and hasattr(source, "interrupts"):
+        return source.values
+    return source
+
+
+def task_records(values: Any) -> dict[str, StepRecord]:
+    """Every task's record, by key, from a state, an `invoke` result or a `StateSnapshot`.
+
+    Example:
+        ```python
+        from reliable_graph import task_records
+
+        values = {"reliability": {"tasks": {"draft": {"step": "draft", "rev": 1, "outcome": "pass"}}}}
+        assert task_records(values)["draft"]["outcome"] == "pass"
+        assert task_records({}) == {}
+        ```
+    """
+    values = _values(values)
+    if isinstance(values, Mapping) and "tasks" in values and RELIABILITY_KEY not in values:
+        record = values
+    else:
+        record = read_optional(values, RELIABILITY_KEY) or {}
+    return dict(record.get("tasks") or {}) if isinstance(record, Mapping) else {}
 
 
 def step_outcomes(values: Any) -> dict[str, str]:
-    """Each recorded step's latest outcome, from a state (or its `reliability` record).
+    """Each task's outcome by key (the step's name for a top-level step), tasks without one left out.
 
     Example:
         ```python
         from reliable_graph import step_outcomes
 
-        values = {"reliability": {"steps": {"s1": {"outcome": "pass"}, "s2": {"outcome": "retry_pass"}}}}
+        values = {"reliability": {"tasks": {
+            "s1": {"step": "s1", "rev": 1, "outcome": "pass"},
+            "s2": {"step": "s2", "rev": 2, "outcome": "retry_pass"},
+        }}}
         assert step_outcomes(values) == {"s1": "pass", "s2": "retry_pass"}
         ```
     """
-    steps = _record(values).get("steps") or {}
-    return {name: rec["outcome"] for name, rec in steps.items() if rec.get("outcome")}
+    return {key: rec["outcome"] for key, rec in task_records(values).items() if rec.get("outcome")}
 
 
-def run_outcome(values: Any) -> str:
-    """The run's status from its state: `terminated`, `escalated` (pending review), or `ok`.
+def run_outcome(values: Any) -> RunStatus:
+    """The run's status: `terminated`, `escalated` (something waits for a human), `dismissed`, or `ok`.
+
+    Pass the result of `invoke` (its `__interrupt__` counts, subgraphs' included) or, better,
+    `graph.get_state(config)`: a snapshot also tells a thread whose escalation was closed
+    outside the library (`dismissed`: a record still waits for review but nothing is pending).
 
     Example:
         ```python
         from reliable_graph import run_outcome
 
-        assert run_outcome({"reliability": {"steps": {"s1": {"outcome": "pass"}}}}) == "ok"
-        assert run_outcome({"reliability": {"status": "terminated"}}) == "terminated"
+        assert run_outcome({"reliability": {"tasks": {"s1": {"step": "s1", "rev": 1, "outcome": "pass"}}}}) == "ok"
+        waiting = {"reliability": {"tasks": {"s1": {"step": "s1", "rev": 1, "pending": "review"}}}}
+        assert run_outcome(waiting) == "escalated"
+        assert run_outcome({"reliability": {"tasks": {"s1": {"step": "s1", "rev": 3, "outcome": "terminated"}}}}) == (
+            "terminated"
+        )
         ```
     """
-    record = _record(values)
-    if record.get("status") == "terminated":
+    records = task_records(values)
+    if any(rec.get("outcome") == "terminated" for rec in records.values()):
         return "terminated"
-    if record.get("escalation"):
+    waiting = any(rec.get("pending") == "review" for rec in records.values())
+    is_snapshot = hasattr(values, "interrupts") and hasattr(values, "next")
+    if is_snapshot:
+        if values.interrupts:
+            return "escalated"
+        if waiting and not values.next:
+            return "dismissed"
+        return "escalated" if waiting else "ok"
+    if isinstance(values, Mapping) and values.get("__interrupt__"):
         return "escalated"
-    return "ok"
+    return "escalated" if waiting else "ok"

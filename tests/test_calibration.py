@@ -4,7 +4,7 @@ import random
 import pytest
 
 from reliable_graph import Score
-from reliable_graph.evaluators.calibration import Calibration, calibrate, rates_at
+from reliable_graph.calibration import Calibration, calibrate, rates_at
 
 SCORES = [0.95, 0.9, 0.85, 0.7, 0.6, 0.4, 0.3, 0.2]
 LABELS = [True, True, True, False, True, False, False, True]

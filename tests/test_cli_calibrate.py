@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from reliable_graph._cli_calibrate import add_parser, run
+from reliable_graph.cli.calibrate import add_parser, run
 
 EXAMPLES = [
     {"question": "boiling point of water", "contexts": ["Water boils at 100 C."], "output": "100 C", "label": True},

@@ -7,9 +7,8 @@ import textwrap
 
 import pytest
 
-from reliable_graph import connectors
-from reliable_graph.connectors import ConnectorRetry, VirtualClock
-from reliable_graph.simulation import PermanentConnectorError, RateLimitError, TransientConnectorError
+from reliable_graph.demo import PermanentConnectorError, RateLimitError, TransientConnectorError
+from reliable_graph.resilience import ConnectorRetry, VirtualClock, connectors
 
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 

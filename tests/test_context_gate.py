@@ -50,7 +50,7 @@ def test_context_gate_passes_good_context_straight_to_step() -> None:
     graph = gate_graph(fetched.append)
     out = graph.invoke({"question": "tide tables for Brest", "context": ["Tide tables for Brest, May."]}, config())
     assert out["output"] == ["Tide tables for Brest, May."] and not fetched
-    gate = out["reliability"]["steps"]["answer"]["gate"]
+    gate = out["reliability"]["tasks"]["answer"]["gate"]
     assert gate["verdict"] == "pass" and [c["passed"] for c in gate["checks"]] == [True, True]
 
 
@@ -65,8 +65,8 @@ def test_context_gate_refetches_with_missing_topics_then_passes() -> None:
         {"question": "tide tables for Brest", "context": ["Brest has a port."]}, config()
     )
     assert len(queries) == 1 and "must cover: tide tables" in queries[0]
-    assert out["reliability"]["steps"]["answer"]["gate"]["verdict"] == "pass"
-    assert out["reliability"]["steps"]["answer"]["refetches"] == 1
+    assert out["reliability"]["tasks"]["answer"]["gate"]["verdict"] == "pass"
+    assert out["reliability"]["tasks"]["answer"]["refetches"] == 1
     assert "Brest tide tables: high water 06:12." in out["output"]
 
 
@@ -95,7 +95,7 @@ def test_context_gate_drops_irrelevant_chunks() -> None:
         {"question": "tide tables Brest", "context": ["Brest tide tables", "cats purr", "tables"]}, config()
     )
     assert out["output"] == ["Brest tide tables"]
-    assert out["reliability"]["steps"]["answer"]["gate"]["dropped"] == [1, 2]
+    assert out["reliability"]["tasks"]["answer"]["gate"]["dropped"] == [1, 2]
 
 
 def test_context_gate_freshness_rejects_stale_context() -> None:
@@ -103,12 +103,19 @@ def test_context_gate_freshness_rejects_stale_context() -> None:
     new = (NOW - timedelta(hours=1)).isoformat()
     fresh = Freshness(max_age=timedelta(days=1), now=lambda: NOW)
     graph = gate_graph(lambda q: [{"text": "today", "metadata": {"timestamp": new}}], evaluators=[fresh], threshold=0.5)
-    out = graph.invoke(
-        {"question": "prices", "context": [{"text": "last month", "metadata": {"timestamp": old}}]}, config()
+    events = list(
+        graph.stream(
+            {"question": "prices", "context": [{"text": "last month", "metadata": {"timestamp": old}}]},
+            config(),
+            stream_mode=["custom", "values"],
+        )
     )
+    out = [v for mode, v in events if mode == "values"][-1]
     assert out["output"] == ["last month", "today"]
-    checks = out["reliability"]["steps"]["answer"]["gate"]["checks"]
-    assert checks[0]["details"] == {"fresh": [1], "stale": [0], "undated": []}
+    gates = [e for mode, e in events if mode == "custom" and e["type"] == "reliable_graph.gate"]
+    assert gates[0]["verdict"] == "refetch" and gates[-1]["verdict"] == "pass"
+    assert gates[0]["checks"][0]["details"] == {"fresh": [], "stale": [0], "undated": []}
+    assert gates[-1]["checks"][0]["details"] == {"fresh": [1], "stale": [0], "undated": []}
 
 
 async def test_context_gate_async() -> None:
@@ -144,4 +151,4 @@ def test_context_gate_missing_context_key_names_it() -> None:
 def test_context_gate_without_targets_returns_plain_update() -> None:
     gate = ContextGate(LexicalRelevance(), name="g")
     update = gate.invoke({"question": "tides", "context": ["tides today"]})
-    assert update["reliability"]["steps"]["g"]["gate"]["verdict"] == "pass"
+    assert isinstance(update, dict) and update["reliability"]["tasks"]["g"]["gate"]["verdict"] == "pass"

@@ -6,8 +6,7 @@ import random
 from pathlib import Path
 
 from reliable_graph.cli import main
-from reliable_graph.demo import run_demo
-from reliable_graph.simulation import ScenarioParams, SimulatedWorld, draw_output_signals
+from reliable_graph.demo import ScenarioParams, SimulatedWorld, draw_output_signals, run_demo
 
 
 def test_simulation_defaults_are_the_scenario() -> None:

@@ -8,23 +8,20 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from reliable_graph.connectors import VirtualClock
 from reliable_graph.demo import (
     DEFAULT_CONNECTOR_RETRY,
     DemoThresholds,
-    build_bare_pipeline,
-    build_pipeline,
-    build_reliable_pipeline,
-    run_demo,
-    run_mode,
-    summarize_run,
-)
-from reliable_graph.simulation import (
     PermanentConnectorError,
     ScenarioParams,
     SimulatedWorld,
     TransientConnectorError,
+    build_bare_pipeline,
+    build_reliable_pipeline,
+    run_demo,
+    summarize_run,
 )
+from reliable_graph.demo.pipeline import build_pipeline, run_mode
+from reliable_graph.resilience import VirtualClock
 
 FAULTY = ScenarioParams(fault_rate=0.3)
 

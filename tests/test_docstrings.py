@@ -51,7 +51,16 @@ def run_example(code: str, module_name: str) -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["reliable_graph.demo", "reliable_graph.demo_model", "reliable_graph.simulation", "reliable_graph.cli"],
+    [
+        "reliable_graph.demo.pipeline",
+        "reliable_graph.demo.model",
+        "reliable_graph.demo.world",
+        "reliable_graph.cli.main",
+        "reliable_graph.cli.calibrate",
+        "reliable_graph.cli.report",
+        "reliable_graph.resilience.connectors",
+        "reliable_graph.calibration",
+    ],
 )
 def test_module_examples_run(module: str) -> None:
     import importlib

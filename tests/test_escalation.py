@@ -3,22 +3,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pydantic
 import pytest
 from graphs import GOOD, State, config, one_step_graph, scripted
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.errors import is_invalid_resume
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
 from reliable_graph import (
     EscalationSerializationError,
     HumanEscalation,
-    decision_from_agent_inbox,
+    InvalidAnswerError,
+    answer_escalations,
+    parse_answer,
     reliable_step,
     run_outcome,
     step_outcomes,
     to_agent_inbox,
+    to_hitl_request,
 )
 
 
@@ -40,7 +41,7 @@ def test_escalation_approve_keeps_output_and_continues() -> None:
     graph, calls = paused(["bad"])
     out = graph.invoke(Command(resume={"action": "approve", "reviewer": "ana"}), config())
     assert out["output"] == "bad" and step_outcomes(out) == {"step": "approved"}
-    assert out["reliability"]["steps"]["step"]["decision"] == {"action": "approve", "reviewer": "ana"}
+    assert out["reliability"]["tasks"]["step"]["decision"] == {"action": "approve", "reviewer": "ana"}
     assert len(calls) == 1 and run_outcome(out) == "ok"
 
 
@@ -82,20 +83,33 @@ def test_escalation_terminate_ends_gracefully() -> None:
         ({"action": "provide_context", "context": "not a list"}, "context"),
         ({"action": "approve", "output": "sneaky"}, "only for 'edit'"),
         ({"action": "approve", "extra": 1}, "extra"),
-        ("approve", "Decision"),
+        ("approve", "action"),
+        ({"action": "edit", "output": float("nan")}, "finite"),
+        ({"action": "provide_context", "context": [{"txt": "no text key"}]}, "context"),
+        ({"action": "provide_context", "context": [""]}, "empty"),
+        ([{"type": "accept"}, {"type": "ignore"}], "exactly one"),
+        ([], "exactly one"),
+        ({"decisions": []}, "exactly one"),
     ],
 )
 def test_escalation_invalid_decision_changes_nothing(decision: Any, message: str) -> None:
     graph, calls = paused(["bad"])
     before = graph.get_state(config())
-    with pytest.raises(pydantic.ValidationError, match=message) as info:
-        graph.invoke(Command(resume=decision), config())
-    assert is_invalid_resume(info.value)
-    after = graph.get_state(config())
-    assert after.values == before.values and after.next == before.next
-    assert after.config["configurable"]["checkpoint_id"] == before.config["configurable"]["checkpoint_id"]
-    out = graph.invoke(Command(resume={"action": "edit", "output": "ok"}), config())
-    assert out["output"] == "ok" and len(calls) == 1
+    # through the library: a clear error before anything is sent
+    with pytest.raises(InvalidAnswerError, match=message):
+        answer_escalations(graph, config(), decision)
+    assert graph.get_state(config()).config == before.config
+    # raw Command(resume=...): the same escalation is asked again with the reason; nothing applied
+    [first] = before.interrupts
+    out = graph.invoke(Command(resume={first.id: decision}), config())
+    [again] = out["__interrupt__"]
+    assert message.lower() in again.value["rejected"]["reason"].lower()
+    assert again.value["step"] == "step" and "output" not in out and run_outcome(out) == "escalated"
+    # invoke(None) does not replay the rejected answer: the escalation still waits
+    replay = graph.invoke(None, config())
+    assert [i.value["id"] for i in replay["__interrupt__"]] == [first.value["id"]]
+    out = graph.invoke(Command(resume={again.id: {"action": "edit", "output": "ok"}}), config())
+    assert out["output"] == "ok" and len(calls) == 1 and step_outcomes(out) == {"step": "edited"}
 
 
 def test_escalation_allowed_decisions_are_enforced() -> None:
@@ -108,8 +122,10 @@ def test_escalation_allowed_decisions_are_enforced() -> None:
     graph = builder.compile(checkpointer=InMemorySaver())
     out = graph.invoke({"question": "q"}, config())
     assert out["__interrupt__"][0].value["allowed_decisions"] == ["approve", "terminate"]
-    with pytest.raises(pydantic.ValidationError):
-        graph.invoke(Command(resume={"action": "edit", "output": "x"}), config())
+    with pytest.raises(InvalidAnswerError, match="not allowed"):
+        answer_escalations(graph, config(), {"action": "edit", "output": "x"})
+    out = graph.invoke(Command(resume={"action": "edit", "output": "x"}), config())
+    assert "not allowed" in out["__interrupt__"][0].value["rejected"]["reason"]
     assert step_outcomes(graph.invoke(Command(resume={"action": "approve"}), config())) == {"step": "approved"}
 
 
@@ -124,7 +140,7 @@ def test_escalation_without_pending_escalation_is_a_clear_error() -> None:
     builder = StateGraph(State)
     builder.add_node(HumanEscalation())
     builder.add_edge(START, "human_escalation")
-    with pytest.raises(ValueError, match="no pending escalation"):
+    with pytest.raises(ValueError, match="no escalation to review"):
         builder.compile(checkpointer=InMemorySaver()).invoke({"question": "q"}, config())
 
 
@@ -157,6 +173,9 @@ def test_escalation_agent_inbox_round_trip() -> None:
     out = graph.invoke({"question": "q"}, config())
     request = out["__interrupt__"][0].value[0]
     assert request["action_request"]["action"] == "step" and request["config"]["allow_respond"] is True
+    args = request["action_request"]["args"]
+    assert {"output", "reason", "confidence", "inputs", "context", "attempts"} <= set(args)
+    assert "scored 0.00 against a threshold of 1.00" in request["description"]
     out = graph.invoke(
         Command(resume=[{"type": "edit", "args": {"action": "step", "args": {"output": "inbox"}}}]), config()
     )
@@ -164,10 +183,65 @@ def test_escalation_agent_inbox_round_trip() -> None:
 
 
 def test_agent_inbox_mapping_covers_all_types() -> None:
-    assert decision_from_agent_inbox({"type": "accept"}).action == "approve"
-    assert decision_from_agent_inbox({"type": "ignore"}).action == "terminate"
-    assert decision_from_agent_inbox({"type": "edit", "args": {"output": 1}}).output == 1
-    with pytest.raises(pydantic.ValidationError):
-        decision_from_agent_inbox({"type": "shrug"})
+    assert parse_answer([{"type": "accept"}]).action == "approve"
+    assert parse_answer([{"type": "ignore"}]).action == "terminate"
+    assert parse_answer([{"type": "response", "args": "see Q3"}]).context_chunks()[0]["text"] == "see Q3"
+    assert parse_answer([{"type": "edit", "args": {"action": "s", "args": {"output": 1}}}]).output == 1
+    # Agent Inbox's UI sends an edited dict back as text: it is parsed back to the output's type
+    edited = {"type": "edit", "args": {"action": "s", "args": {"output": '{"a": 2}'}}}
+    assert parse_answer([edited], original={"a": 1}).output == {"a": 2}
+    with pytest.raises(InvalidAnswerError, match="JSON"):
+        parse_answer([{"type": "edit", "args": {"action": "s", "args": {"output": "{not json"}}}], original={"a": 1})
+    with pytest.raises(InvalidAnswerError, match="type"):
+        parse_answer([{"type": "shrug"}])
     inbox = to_agent_inbox({"step": "s", "confidence": 0.1, "threshold": 0.5, "reason": "r"})
     assert all(inbox["config"].values())
+
+
+def test_hitl_middleware_mapping_covers_all_types() -> None:
+    assert parse_answer({"decisions": [{"type": "approve"}]}).action == "approve"
+    rejected = parse_answer({"decisions": [{"type": "reject", "message": "wrong"}]})
+    assert rejected.action == "terminate" and rejected.reason == "wrong"
+    assert parse_answer({"decisions": [{"type": "respond", "message": "use Q3"}]}).action == "provide_context"
+    edit = {"type": "edit", "edited_action": {"name": "s", "args": {"output": "new"}}}
+    assert parse_answer({"decisions": [edit]}).output == "new"
+    request = to_hitl_request({"step": "s", "reason": "r", "allowed_decisions": ["approve", "provide_context"]})
+    assert request["review_configs"] == [{"action_name": "s", "allowed_decisions": ["approve", "respond"]}]
+
+
+def test_escalation_hitl_format_round_trip() -> None:
+    builder = StateGraph(State)
+    builder.add_node(
+        reliable_step(scripted(["bad"]), name="step", evaluator=GOOD, threshold=1.0, max_retries=0, pass_to=END)
+    )
+    builder.add_node(HumanEscalation(format="hitl"))
+    builder.add_edge(START, "step")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    out = graph.invoke({"question": "q"}, config())
+    request = out["__interrupt__"][0].value
+    assert request["action_requests"][0]["name"] == "step"
+    edit = {"type": "edit", "edited_action": {"name": "step", "args": {"output": "hitl"}}}
+    out = graph.invoke(Command(resume={"decisions": [edit]}), config())
+    assert out["output"] == "hitl" and step_outcomes(out) == {"step": "edited"}
+
+
+def test_answers_of_any_format_reach_any_rendering() -> None:
+    graph, _ = paused(["bad"])
+    out = graph.invoke(Command(resume=[{"type": "accept"}]), config())
+    assert step_outcomes(out) == {"step": "approved"}
+
+
+def test_empty_answers_get_a_clear_error() -> None:
+    graph, _ = paused(["bad"])
+    for answer in (None, {}):
+        with pytest.raises(InvalidAnswerError, match="no answer"):
+            answer_escalations(graph, config(), answer)
+    assert run_outcome(graph.get_state(config())) == "escalated"
+
+
+def test_reescalation_says_which_round_and_what_the_last_answer_was() -> None:
+    graph, _ = paused(["bad", "still bad"])
+    out = graph.invoke(Command(resume={"action": "retry", "reason": "try the new index"}), config())
+    value = out["__interrupt__"][0].value
+    assert value["round"] == 2 and value["previous_decision"]["action"] == "retry"
+    assert "Escalation #2" in value["description"] and "try the new index" in value["description"]

@@ -24,12 +24,26 @@ def test_validate_graph_names_an_unknown_target() -> None:
     builder.add_node(reliable_step(scripted(["good"]), name="s", evaluator=GOOD, threshold=1.0, pass_to=END))
     builder.add_edge(START, "s")
     with pytest.raises(RouteTargetError) as info:
-        validate_graph(builder.compile())
+        validate_graph(builder)
     assert (info.value.node, info.value.parameter, info.value.target) == (
         "s",
         "escalate_to",
         "human_escalation",
     )
+    # the node declares its destinations, so LangGraph's own compile() refuses the graph too
+    with pytest.raises(ValueError, match="human_escalation"):
+        builder.compile()
+
+
+def test_nodes_draw_their_retry_loop_and_escalation_edges() -> None:
+    builder = StateGraph(State)
+    builder.add_node(reliable_step(scripted(["good"]), name="s", evaluator=GOOD, threshold=1.0, pass_to="t"))
+    builder.add_node(reliable_step(scripted(["good"]), name="t", evaluator=GOOD, threshold=1.0, pass_to=END))
+    builder.add_node(HumanEscalation())
+    builder.add_edge(START, "s")
+    edges = {(e.source, e.target, e.conditional) for e in builder.compile().get_graph().edges}
+    assert {("s", "s", True), ("s", "t", True), ("s", "human_escalation", True)} <= edges
+    assert {("t", "t", True), ("t", "__end__", True), ("t", "human_escalation", True)} <= edges
 
 
 def test_validate_graph_requires_the_reliability_key() -> None:

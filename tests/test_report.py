@@ -15,17 +15,17 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from reliable_graph import _cli_report, report
-from reliable_graph.demo import build_reliable_pipeline, run_demo
+from reliable_graph import report
+from reliable_graph.cli import report as cli_report
+from reliable_graph.demo import ScenarioParams, SimulatedWorld, build_reliable_pipeline, run_demo
 from reliable_graph.report import Report, StepStats, format_report, reliability_report, write_chart
-from reliable_graph.simulation import ScenarioParams, SimulatedWorld
 
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
 def _cli(argv: list[str]) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser(prog="reliable-graph")
-    _cli_report.add_parser(parser.add_subparsers(dest="command", required=True))
+    cli_report.add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -169,7 +169,7 @@ def test_format_report_shows_unfinished_and_rates() -> None:
 
 
 @pytest.mark.parametrize(
-    ("module", "name"), [(report, n) for n in report.__all__] + [(_cli_report, n) for n in _cli_report.__all__]
+    ("module", "name"), [(report, n) for n in report.__all__] + [(cli_report, n) for n in cli_report.__all__]
 )
 def test_report_docstring_examples_run(module: Any, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

@@ -44,7 +44,7 @@ def test_reliable_step_retry_pass_refetches_enriched_context() -> None:
     assert out["output"] == "good"
     assert queries and queries[0].startswith("capital?") and "output is not 'good'" in queries[0]
     assert seen[1] == [{"text": "old", "metadata": {}}, {"text": "new evidence", "metadata": {}}]
-    attempts = out["reliability"]["steps"]["step"]["attempts"]
+    attempts = out["reliability"]["tasks"]["step"]["attempts"]
     assert [a["verdict"] for a in attempts] == ["retry", "pass"]
 
 
@@ -238,8 +238,10 @@ def test_reliable_step_streams_verdict_and_outcome_events() -> None:
         ("reliable_graph.verdict", "pass"),
         ("reliable_graph.outcome", "retry_pass"),
     ]
-    recorded = graph.get_state(config()).values["reliability"]["events"]
-    assert [e["type"] for e in recorded] == [e["type"] for e in events]
+    # events go to the stream only: the checkpointed record stays compact
+    record = graph.get_state(config()).values["reliability"]["tasks"]["step"]
+    assert "events" not in graph.get_state(config()).values["reliability"]
+    assert record["attempts"] == [{"n": 1, "score": 0.0, "verdict": "retry"}, {"n": 2, "score": 1.0, "verdict": "pass"}]
 
 
 def test_reliable_step_unused_state_type_is_untouched() -> None:

@@ -3,6 +3,7 @@
 Every evaluator returns a `Score` (a value in [0, 1], a reason, its name, details).
 """
 
+from reliable_graph.calibration import Calibration, calibrate, rates_at
 from reliable_graph.evaluators.base import (
     BaseEvaluator,
     Chunk,
@@ -14,7 +15,6 @@ from reliable_graph.evaluators.base import (
     as_chunks,
     run_evaluator,
 )
-from reliable_graph.evaluators.calibration import Calibration, calibrate, rates_at
 from reliable_graph.evaluators.cascade import Cascade
 from reliable_graph.evaluators.completeness import Completeness
 from reliable_graph.evaluators.deterministic import AllOf, Predicate, RegexMatch, RequiredFields, SchemaValid

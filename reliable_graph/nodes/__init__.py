@@ -1,26 +1,18 @@
 """The reliability nodes: drop them into any `StateGraph`."""
 
+from reliable_graph.escalation import HumanEscalation
 from reliable_graph.nodes.confidence import ConfidenceRouter, latest_verdict
 from reliable_graph.nodes.context_gate import ContextGate
-from reliable_graph.nodes.escalation import (
-    Decision,
-    HumanEscalation,
-    decision_from_agent_inbox,
-    to_agent_inbox,
-)
 from reliable_graph.nodes.refetch import Refetch, enrich_query
 from reliable_graph.nodes.step import ReliableStep, reliable_step
 
 __all__ = [
     "ConfidenceRouter",
     "ContextGate",
-    "Decision",
     "HumanEscalation",
     "Refetch",
     "ReliableStep",
-    "decision_from_agent_inbox",
     "enrich_query",
     "latest_verdict",
     "reliable_step",
-    "to_agent_inbox",
 ]

@@ -3,178 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END
+from langgraph.types import Command
 
-from reliable_graph._state_access import as_mapping, read, read_optional
-from reliable_graph.evaluators.base import EvalInput, Score, arun_evaluator, run_evaluator
-from reliable_graph.nodes._common import (
-    ReliableNode,
-    attempt_entry,
-    build_escalation,
-    check_count,
-    check_evaluators,
-    check_routes,
-    check_threshold,
-    escalation_update,
-    last_good_checkpoint,
-    outcome_event,
-    routed,
-    step_record,
-    verdict_event,
-)
-from reliable_graph.state import RELIABILITY_KEY
+from reliable_graph._node import ReliableNode, check_routes
+from reliable_graph._state_access import read, read_optional
+from reliable_graph.escalation.decision import Decision
+from reliable_graph.evaluators.base import Score
+from reliable_graph.nodes._scoring import Attempt, OutputScoring, shown_attempts
+from reliable_graph.nodes._task import TaskContext, build_escalation, compact, escalate, open_task, with_key
+from reliable_graph.nodes.refetch import merge_context
+from reliable_graph.state import RELIABILITY_KEY, Verdict, emit, task_records
 
 __all__ = ["ConfidenceRouter", "latest_verdict"]
 
-HUMAN_RERUNS = ("human_retry", "human_context")
 
-
-def latest_verdict(state: Any, step: str) -> str | None:
+def latest_verdict(state: Any, step: str) -> Verdict | None:
     """The latest verdict recorded for `step` (`pass`, `retry`, `escalate`), for conditional edges.
 
     Example:
         ```python
         from reliable_graph import latest_verdict
 
-        state = {"reliability": {"steps": {"draft": {"attempts": [{"verdict": "retry"}, {"verdict": "pass"}]}}}}
+        state = {"reliability": {"tasks": {"draft": {"step": "draft", "rev": 2, "attempts": [
+            {"n": 1, "score": 0.2, "verdict": "retry"}, {"n": 2, "score": 0.9, "verdict": "pass"}]}}}}
         assert latest_verdict(state, "draft") == "pass"
         assert latest_verdict({}, "draft") is None
         ```
     """
-    attempts = step_record(state, step).get("attempts") or []
+    record: Any = task_records(state).get(step) or {}
+    attempts = record.get("attempts") or []
     return attempts[-1]["verdict"] if attempts else None
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """Where an attempt stands: its number, how many are allowed, what started it."""
-
-    number: int
-    budget: int
-    pending: str | None
-    last_good: str | None
-
-
-class OutputScoring:
-    """The scoring core shared by `ConfidenceRouter` and `reliable_step`."""
-
-    def __init__(
-        self,
-        evaluator: Any,
-        *,
-        threshold: float,
-        max_retries: int,
-        query_key: str,
-        context_key: str,
-        output_key: str,
-        input_keys: Sequence[str] | None,
-        raise_errors: bool,
-        what: str,
-    ) -> None:
-        self.evaluator = check_evaluators(evaluator, what=f"{what}(evaluator=...)")[0]
-        self.threshold = check_threshold(threshold, what=f"{what}(threshold=...)")
-        self.max_retries = check_count(max_retries, what=f"{what}(max_retries=...)")
-        self.query_key = query_key
-        self.context_key = context_key
-        self.output_key = output_key
-        self.input_keys = tuple(input_keys) if input_keys is not None else (query_key,)
-        self.raise_errors = raise_errors
-
-    def attempt(self, state: Any, step: str, config: RunnableConfig) -> Attempt:
-        """Number this attempt from the step's record: a fresh visit starts at 1."""
-        record = step_record(state, step)
-        pending = record.get("pending")
-        if pending is None:
-            return Attempt(1, 1 + self.max_retries, None, last_good_checkpoint(config))
-        number = len(record.get("attempts") or []) + 1
-        budget = number if pending in HUMAN_RERUNS else 1 + self.max_retries
-        return Attempt(number, budget, pending, record.get("last_good_checkpoint_id"))
-
-    def sample(self, state: Any, output: Any, context: Any, step: str) -> EvalInput:
-        """The evaluator's input for `output`."""
-        query = read_optional(state, self.query_key)
-        return EvalInput(
-            query=None if query is None else str(query),
-            contexts=list(context or []),
-            output=output,
-            step=step,
-            state=as_mapping(state),
-        )
-
-    def score(self, sample: EvalInput) -> Score:
-        """Score synchronously."""
-        return run_evaluator(self.evaluator, sample, raise_errors=self.raise_errors)
-
-    async def ascore(self, sample: EvalInput) -> Score:
-        """Score asynchronously."""
-        return await arun_evaluator(self.evaluator, sample, raise_errors=self.raise_errors)
-
-    def decide(
-        self,
-        *,
-        state: Any,
-        config: RunnableConfig,
-        step: str,
-        node: str,
-        attempt: Attempt,
-        score: Score,
-        output: Any,
-        context: Any,
-        pass_to: str | None,
-        rerun_to: str,
-        final: bool = False,
-    ) -> tuple[str, dict[str, Any]]:
-        """The verdict and the `reliability` update for one scored attempt (`final`: no retry)."""
-        if score.passes(self.threshold) and not final:
-            verdict = "pass"
-            outcome: str | None = "pass" if attempt.number == 1 and attempt.pending is None else "retry_pass"
-        elif attempt.number < attempt.budget and not final:
-            verdict, outcome = "retry", None
-        else:
-            verdict, outcome = "escalate", "escalate"
-        entry = attempt_entry(attempt.number, score, verdict, self.threshold, "output")
-        events = [verdict_event(step, node, entry)]
-        if outcome is not None:
-            events.append(outcome_event(step, outcome, attempts=attempt.number, confidence=score.value))
-        record: dict[str, Any] = {
-            "attempts": [entry],
-            "threshold": self.threshold,
-            "pending": "retry" if verdict == "retry" else None,
-            "outcome": outcome,
-            "last_good_checkpoint_id": attempt.last_good,
-        }
-        if attempt.pending is None:
-            record["reset"] = True
-        update: dict[str, Any] = {"steps": {step: record}, "events": events}
-        if verdict == "escalate":
-            prior = (step_record(state, step).get("attempts") or []) if attempt.pending else []
-            payload = build_escalation(
-                step=step,
-                node=node,
-                config=config,
-                state=state,
-                score=score,
-                threshold=self.threshold,
-                attempts=[*prior, entry],
-                output=output,
-                context=context,
-                input_keys=self.input_keys,
-                last_good=attempt.last_good,
-            )
-            update.update(
-                escalation_update(
-                    payload,
-                    raw_output=output,
-                    output_key=self.output_key,
-                    context_key=self.context_key,
-                    pass_to=pass_to,
-                    rerun_to=rerun_to,
-                )
-            )
-        return verdict, update
 
 
 class ConfidenceRouter(ReliableNode):
@@ -242,7 +104,7 @@ class ConfidenceRouter(ReliableNode):
         raise_errors: bool = False,
     ) -> None:
         super().__init__(name)
-        self.step = step or name
+        self.step: str = step or name
         self.scoring = OutputScoring(
             evaluator,
             threshold=threshold,
@@ -256,35 +118,85 @@ class ConfidenceRouter(ReliableNode):
         )
         self.routes = check_routes({"pass_to": pass_to, "retry_to": retry_to, "escalate_to": escalate_to}, node=name)
         self.rerun_to = rerun_to or retry_to or self.step
+        self._declare(pass_to, retry_to, escalate_to, self.rerun_to if pass_to else None)
 
-    def _prepare(self, state: Any, config: RunnableConfig) -> tuple[Attempt, Any, Any, EvalInput]:
-        attempt = self.scoring.attempt(state, self.step, config)
-        output = read(state, self.scoring.output_key, node=self.name)
-        context = read_optional(state, self.scoring.context_key)
-        return attempt, output, context, self.scoring.sample(state, output, context, self.step)
+    def _goto(self, ctx: TaskContext, route: str, update: dict[str, Any]) -> Any:
+        target = self.routes[route]
+        if target is None:
+            return update
+        return Command(goto=target, update=update)
 
-    def _finish(
-        self, state: Any, config: RunnableConfig, attempt: Attempt, score: Score, output: Any, context: Any
-    ) -> Any:
-        verdict, record = self.scoring.decide(
-            state=state,
-            config=config,
-            step=self.step,
-            node=self.name,
-            attempt=attempt,
+    def _apply(self, ctx: TaskContext, decision: Decision) -> Any:
+        assert ctx.review is not None
+        escalation = ctx.review.get("escalation") or {}
+        base = {k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review")}
+        base["decision"] = decision.recorded()
+        action = decision.action
+        if action in ("approve", "edit", "terminate"):
+            outcome = {"approve": "approved", "edit": "edited", "terminate": "terminated"}[action]
+            emit({"type": "outcome", "step": self.step, "task": ctx.ref.key, "outcome": outcome, "decision": action})
+            rel = {RELIABILITY_KEY: with_key(ctx.ref, compact({**base, "outcome": outcome}))}
+            if action == "terminate":
+                return Command(goto=END, update=rel)
+            edited = {self.scoring.output_key: decision.output} if action == "edit" else {}
+            return Command(goto=self.routes["pass_to"] or END, update={**edited, **rel})
+        base["pending"] = "human_context" if action == "provide_context" else "human_retry"
+        update: dict[str, Any] = {RELIABILITY_KEY: with_key(ctx.ref, base)}
+        if action == "provide_context":
+            update[self.scoring.context_key] = merge_context(
+                escalation.get("context"), decision.context_chunks(), "append"
+            )
+        return Command(goto=self.rerun_to, update=update)
+
+    def _prepare(self, input: Any, config: RunnableConfig) -> Any:
+        ctx = open_task(input, config, self.step)
+        if ctx.decision is not None:
+            return self._apply(ctx, ctx.decision)
+        attempt = self.scoring.attempt(ctx)
+        output = read(ctx.state, self.scoring.output_key, node=self.name)
+        context = read_optional(ctx.state, self.scoring.context_key)
+        return ctx, attempt, output, context, self.scoring.sample(ctx.state, output, context, self.step)
+
+    def _finish(self, ctx: TaskContext, attempt: Attempt, score: Score, output: Any, context: Any) -> Any:
+        scored = self.scoring.judge(ctx, attempt, score, node=self.name)
+        record = scored.record
+        if scored.verdict == "pass":
+            return self._goto(ctx, "pass_to", {RELIABILITY_KEY: with_key(ctx.ref, record)})
+        if scored.verdict == "retry":
+            return self._goto(ctx, "retry_to", {RELIABILITY_KEY: with_key(ctx.ref, record)})
+        escalation = build_escalation(
+            ctx,
+            kind="output",
             score=score,
+            threshold=self.scoring.threshold,
+            attempts=shown_attempts(record, self.scoring.threshold),
             output=output,
+            update={self.scoring.output_key: output},
             context=context,
-            pass_to=self.routes["pass_to"],
-            rerun_to=self.rerun_to,
+            input_keys=self.scoring.input_keys,
+            rev=int(record.get("rev", 0)) + 1,
         )
-        target = self.routes[{"pass": "pass_to", "retry": "retry_to", "escalate": "escalate_to"}[verdict]]
-        return routed(target, {RELIABILITY_KEY: record})
+        escalate_to = self.routes["escalate_to"]
+        return escalate(
+            self.name,
+            escalate_to or "",
+            ctx,
+            record,
+            escalation,
+            {self.scoring.output_key: output},
+            park=escalate_to is None,
+        )
 
-    def _func(self, state: Any, config: RunnableConfig) -> Any:
-        attempt, output, context, sample = self._prepare(state, config)
-        return self._finish(state, config, attempt, self.scoring.score(sample), output, context)
+    def _run(self, input: Any, config: RunnableConfig) -> Any:
+        prepared = self._prepare(input, config)
+        if not isinstance(prepared, tuple):
+            return prepared
+        ctx, attempt, output, context, sample = prepared
+        return self._finish(ctx, attempt, self.scoring.score(sample), output, context)
 
-    async def _afunc(self, state: Any, config: RunnableConfig) -> Any:
-        attempt, output, context, sample = self._prepare(state, config)
-        return self._finish(state, config, attempt, await self.scoring.ascore(sample), output, context)
+    async def _arun(self, input: Any, config: RunnableConfig) -> Any:
+        prepared = self._prepare(input, config)
+        if not isinstance(prepared, tuple):
+            return prepared
+        ctx, attempt, output, context, sample = prepared
+        return self._finish(ctx, attempt, await self.scoring.ascore(sample), output, context)

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END
+from langgraph.types import Command
 
+from reliable_graph._node import (
+    ReliableNode,
+    check_count,
+    check_evaluators,
+    check_routes,
+    check_threshold,
+    jsonable_or_repr,
+)
 from reliable_graph._state_access import as_mapping, read
+from reliable_graph.escalation.decision import Decision
 from reliable_graph.evaluators.base import (
     EvalInput,
     Score,
@@ -16,23 +27,17 @@ from reliable_graph.evaluators.base import (
     evaluator_name,
     run_evaluator,
 )
-from reliable_graph.nodes._common import (
-    ReliableNode,
-    build_escalation,
-    check_count,
-    check_evaluators,
-    check_routes,
-    check_threshold,
-    escalation_update,
-    jsonable_or_repr,
-    last_good_checkpoint,
-    outcome_event,
-    routed,
-    step_record,
-)
+from reliable_graph.nodes._task import TaskContext, build_escalation, escalate, open_task, with_key
+from reliable_graph.nodes.refetch import merge_context
 from reliable_graph.state import RELIABILITY_KEY, emit
 
 __all__ = ["ContextGate"]
+
+
+def _failure(check: dict[str, Any]) -> dict[str, Any]:
+    """A failing check as the record keeps it while the task is live: its reason and missing topics."""
+    missing = check["details"].get("missing")
+    return {"reason": check["reason"], **({"missing": missing} if isinstance(missing, list) else {})}
 
 
 class ContextGate(ReliableNode):
@@ -85,7 +90,7 @@ class ContextGate(ReliableNode):
             "context": ["Water's boiling point is 100 C.", "Cats purr."],
         })
         assert [c["text"] for c in out["context"]] == ["Water's boiling point is 100 C."]
-        assert out["reliability"]["steps"]["answer"]["gate"]["verdict"] == "pass"
+        assert out["reliability"]["tasks"]["answer"]["gate"]["verdict"] == "pass"
         ```
     """
 
@@ -107,7 +112,7 @@ class ContextGate(ReliableNode):
         raise_errors: bool = False,
     ) -> None:
         super().__init__(name)
-        self.step = step or name
+        self.step: str = step or name
         self.evaluators = check_evaluators(evaluators, what="ContextGate(evaluators=...)")
         names = [evaluator_name(ev) for ev in self.evaluators]
         if len(set(names)) != len(names):
@@ -137,6 +142,7 @@ class ContextGate(ReliableNode):
         self.routes = check_routes(
             {"pass_to": pass_to, "refetch_to": refetch_to, "escalate_to": escalate_to}, node=name
         )
+        self._declare(pass_to, refetch_to, escalate_to, name if pass_to else None)
 
     def _sample(self, state: Any) -> EvalInput:
         query = read(state, self.query_key, node=self.name)
@@ -148,7 +154,38 @@ class ContextGate(ReliableNode):
             state=as_mapping(state),
         )
 
-    def _finish(self, state: Any, config: RunnableConfig, sample: EvalInput, scores: list[Score]) -> Any:
+    def _goto(self, route: str, update: dict[str, Any]) -> Any:
+        target = self.routes[route]
+        return update if target is None else Command(goto=target, update=update)
+
+    def _apply(self, ctx: TaskContext, decision: Decision) -> Any:
+        assert ctx.review is not None
+        kept = (ctx.review.get("update") or {}).get(self.context_key, [])
+        base = {k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review")}
+        base["decision"] = decision.recorded()
+        action = decision.action
+        emit({"type": "gate_decision", "step": self.step, "task": ctx.ref.key, "decision": action})
+        if action == "terminate":
+            emit({"type": "outcome", "step": self.step, "task": ctx.ref.key, "outcome": "terminated"})
+            return Command(goto=END, update={RELIABILITY_KEY: with_key(ctx.ref, {**base, "outcome": "terminated"})})
+        if action in ("approve", "edit"):
+            context = kept if action == "approve" else merge_context(None, decision.output, "replace")
+            gate: dict[str, Any] = dict(cast(dict[str, Any], base.get("gate") or {}))
+            gate.pop("failed", None)
+            base["gate"] = {**gate, "verdict": "approved" if action == "approve" else "edited"}
+            update = {self.context_key: context, RELIABILITY_KEY: with_key(ctx.ref, base)}
+            return Command(goto=self.routes["pass_to"] or END, update=update)
+        if action == "provide_context":
+            base["pending"] = "human_context"
+            update = {
+                self.context_key: merge_context(kept, decision.context_chunks(), "append"),
+                RELIABILITY_KEY: with_key(ctx.ref, base),
+            }
+            return Command(goto=self.name, update=update)
+        base["pending"] = "refetch"
+        return Command(goto=self.routes["refetch_to"] or self.name, update={RELIABILITY_KEY: with_key(ctx.ref, base)})
+
+    def _finish(self, ctx: TaskContext, sample: EvalInput, scores: list[Score]) -> Any:
         checks = []
         limits = list(self.thresholds.values())
         for score, limit in zip(scores, limits, strict=True):
@@ -162,67 +199,94 @@ class ContextGate(ReliableNode):
                     "details": jsonable_or_repr(score.details),
                 }
             )
-        previous = step_record(state, self.step).get("gate") or {}
-        refetches = previous.get("refetches", 0) + 1 if previous.get("verdict") == "refetch" else 0
+        previous = ctx.record.get("gate") or {}
+        pending = ctx.record.get("pending")
+        counted = pending == "refetch" and previous.get("verdict") == "refetch"
+        refetches = (
+            int(previous.get("refetches", 0)) + 1 if counted else (previous.get("refetches", 0) if pending else 0)
+        )
+        human = pending == "human_context"
         if all(c["passed"] for c in checks):
             verdict = "pass"
-        elif refetches < self.max_refetches:
+        elif refetches < self.max_refetches and not human:
             verdict = "refetch"
         else:
             verdict = "escalate"
         chunks = sample.chunks
         dropped = self._dropped(scores, len(chunks))
         kept = [c.to_dict() for i, c in enumerate(chunks) if i not in dropped]
-        gate = {"verdict": verdict, "checks": checks, "refetches": refetches, "dropped": sorted(dropped)}
-        events = [
-            emit(
-                {
-                    "type": "gate",
-                    "step": self.step,
-                    "node": self.name,
-                    "verdict": verdict,
-                    "refetches": refetches,
-                }
-            )
+        emit(
+            {
+                "type": "gate",
+                "step": self.step,
+                "task": ctx.ref.key,
+                "node": self.name,
+                "verdict": verdict,
+                "refetches": refetches,
+                "checks": checks,
+                "dropped": sorted(dropped),
+            }
+        )
+        failed = [
+            {
+                "reason": c["reason"],
+                **({"missing": c["details"]["missing"]} if isinstance(c["details"].get("missing"), list) else {}),
+            }
+            for c in checks
+            if not c["passed"]
         ]
-        rel: dict[str, Any] = {"steps": {self.step: {"gate": gate}}, "events": events}
+        gate: dict[str, Any] = {
+            "verdict": verdict,
+            "refetches": refetches,
+            "checks": [{"evaluator": c["evaluator"], "score": c["score"], "passed": c["passed"]} for c in checks],
+        }
+        if dropped:
+            gate["dropped"] = sorted(dropped)
+        record: dict[str, Any] = {
+            k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review", "attempts")
+        }
+        if verdict != "pass":
+            gate["failed"] = failed
+        record["gate"] = gate
         update: dict[str, Any] = {self.context_key: kept} if dropped else {}
-        if verdict == "escalate":
-            worst, worst_limit = min(zip(scores, limits, strict=True), key=lambda p: p[0].value - p[1])
-            failing = [c for c in checks if not c["passed"]]
-            payload = build_escalation(
-                step=self.step,
-                node=self.name,
-                config=config,
-                state=state,
-                score=Score(
-                    value=worst.value,
-                    reason="; ".join(c["reason"] for c in failing),
-                    evaluator=worst.evaluator,
-                ),
-                threshold=worst_limit,
-                attempts=[{"attempt": refetches + 1, "kind": "gate", "verdict": "escalate", "checks": checks}],
-                output=None,
-                context=kept,
-                input_keys=self.input_keys,
-                last_good=last_good_checkpoint(config),
-            )
-            rel["steps"][self.step]["outcome"] = "escalate"
-            events.append(outcome_event(self.step, "escalate", confidence=worst.value, reason=payload["reason"]))
-            rel.update(
-                escalation_update(
-                    payload,
-                    raw_output=kept,
-                    output_key=self.context_key,
-                    context_key=self.context_key,
-                    pass_to=self.routes["pass_to"],
-                    rerun_to=self.name,
-                )
-            )
-            rel["escalation_route"]["kind"] = "gate"
-        update[RELIABILITY_KEY] = rel
-        target_key = {"pass": "pass_to", "refetch": "refetch_to", "escalate": "escalate_to"}[verdict]
-        return routed(self.routes[target_key], update)
+        if verdict == "pass":
+            update[RELIABILITY_KEY] = with_key(ctx.ref, record)
+            return self._goto("pass_to", update)
+        if verdict == "refetch":
+            record["pending"] = "refetch"
+            update[RELIABILITY_KEY] = with_key(ctx.ref, record)
+            return self._goto("refetch_to", update)
+        worst, worst_limit = min(zip(scores, limits, strict=True), key=lambda p: p[0].value - p[1])
+        reason = "; ".join(c["reason"] for c in checks if not c["passed"])
+        record["outcome"] = "escalate"
+        emit(
+            {
+                "type": "outcome",
+                "step": self.step,
+                "task": ctx.ref.key,
+                "outcome": "escalate",
+                "confidence": worst.value,
+            }
+        )
+        escalation = build_escalation(
+            ctx,
+            kind="gate",
+            score=Score(value=worst.value, reason=reason, evaluator=worst.evaluator),
+            threshold=worst_limit,
+            attempts=[{"attempt": refetches + 1, "kind": "gate", "verdict": "escalate", "checks": checks}],
+            output=kept,
+            update={self.context_key: kept},
+            context=kept,
+            input_keys=self.input_keys,
+            rev=int(record.get("rev", 0)) + 1,
+        )
+        escalate_to = self.routes["escalate_to"]
+        command = escalate(
+            self.name, escalate_to or "", ctx, record, escalation, {self.context_key: kept}, park=escalate_to is None
+        )
+        if dropped:
+            command.update[self.context_key] = kept  # type: ignore[index]
+        return command if escalate_to is not None else command.update
 
     def _dropped(self, scores: list[Score], n: int) -> set[int]:
         if self.drop_below is None:
@@ -234,12 +298,24 @@ class ContextGate(ReliableNode):
                 dropped |= {i for i, v in enumerate(per_chunk) if v < self.drop_below}
         return dropped
 
-    def _func(self, state: Any, config: RunnableConfig) -> Any:
-        sample = self._sample(state)
-        scores = [run_evaluator(ev, sample, raise_errors=self.raise_errors) for ev in self.evaluators]
-        return self._finish(state, config, sample, scores)
+    def _open(self, input: Any, config: RunnableConfig) -> Any:
+        ctx = open_task(input, config, self.step)
+        if ctx.decision is not None:
+            return self._apply(ctx, ctx.decision)
+        return ctx, self._sample(ctx.state)
 
-    async def _afunc(self, state: Any, config: RunnableConfig) -> Any:
-        sample = self._sample(state)
+    def _run(self, input: Any, config: RunnableConfig) -> Any:
+        opened = self._open(input, config)
+        if not isinstance(opened, tuple):
+            return opened
+        ctx, sample = opened
+        scores = [run_evaluator(ev, sample, raise_errors=self.raise_errors) for ev in self.evaluators]
+        return self._finish(ctx, sample, scores)
+
+    async def _arun(self, input: Any, config: RunnableConfig) -> Any:
+        opened = self._open(input, config)
+        if not isinstance(opened, tuple):
+            return opened
+        ctx, sample = opened
         scores = [await arun_evaluator(ev, sample, raise_errors=self.raise_errors) for ev in self.evaluators]
-        return self._finish(state, config, sample, scores)
+        return self._finish(ctx, sample, scores)

@@ -7,10 +7,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph.types import Command
 
+from reliable_graph._node import ReliableNode
 from reliable_graph._state_access import read, read_optional
 from reliable_graph.evaluators.base import as_chunk, as_chunks
-from reliable_graph.nodes._common import ReliableNode, routed, step_record
+from reliable_graph.nodes._task import open_task, with_key
 from reliable_graph.state import RELIABILITY_KEY, emit
 
 __all__ = ["Refetch", "enrich_query"]
@@ -37,16 +39,16 @@ def enrich_query(query: str, reasons: Sequence[str], missing: Sequence[str]) -> 
     return " | ".join(parts)
 
 
-def _failure_of(record: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """The reasons and missing topics of a step's failing gate checks and latest failed attempt."""
-    failed = [c for c in (record.get("gate") or {}).get("checks", []) if not c["passed"]]
+def failure_of(record: Any) -> tuple[list[str], list[str]]:
+    """The reasons and missing topics of a task's failing gate checks and latest failed attempt."""
+    failed = [c for c in (record.get("gate") or {}).get("failed", [])]
     attempts = record.get("attempts") or []
     if attempts and attempts[-1]["verdict"] != "pass":
         failed.append(attempts[-1])
     reasons = [f["reason"] for f in failed if f.get("reason")]
     missing: list[str] = []
     for f in failed:
-        missing += [m for m in (f.get("details") or {}).get("missing", []) if m not in missing]
+        missing += [m for m in f.get("missing", []) if m not in missing]
     return reasons, missing
 
 
@@ -127,10 +129,14 @@ class RefetchCore:
         self.merge: Merge = merge
         self.enrich = enrich
 
-    def query(self, state: Any, step: str, node: str) -> str:
+    def query(self, state: Any, record: Any, node: str) -> str:
         query = read(state, self.query_key, node=node)
-        reasons, missing = _failure_of(step_record(state, step))
-        return self.enrich(str(query), reasons, missing)
+        reasons, missing = failure_of(record)
+        text = self.enrich(str(query), reasons, missing)
+        if not isinstance(text, str):
+            msg = f"enrich must return the query as a string, got {type(text).__name__}"
+            raise TypeError(msg)
+        return text
 
     def merged(self, state: Any, fetched: Any, step: str, query: str) -> list[Any]:
         new = [as_chunk(c) for c in (fetched or [])]
@@ -138,12 +144,12 @@ class RefetchCore:
         emit({"type": "refetch", "step": step, "query": query, "fetched": len(new), "context": len(context)})
         return context
 
-    def run(self, state: Any, config: RunnableConfig, step: str, node: str) -> list[Any]:
-        query = self.query(state, step, node)
+    def run(self, state: Any, config: RunnableConfig, record: Any, step: str, node: str) -> list[Any]:
+        query = self.query(state, record, node)
         return self.merged(state, self.retrieval.fetch(query, state, config), step, query)
 
-    async def arun(self, state: Any, config: RunnableConfig, step: str, node: str) -> list[Any]:
-        query = self.query(state, step, node)
+    async def arun(self, state: Any, config: RunnableConfig, record: Any, step: str, node: str) -> list[Any]:
+        query = self.query(state, record, node)
         return self.merged(state, await self.retrieval.afetch(query, state, config), step, query)
 
 
@@ -198,18 +204,26 @@ class Refetch(ReliableNode):
         enrich: Callable[[str, Sequence[str], Sequence[str]], str] = enrich_query,
     ) -> None:
         super().__init__(name)
-        self.step = step or name
+        self.step: str = step or name
         self.core = RefetchCore(retriever, query_key=query_key, context_key=context_key, merge=merge, enrich=enrich)
         self.goto = goto
         self.routes = {"goto": goto}
+        self._declare(goto)
 
-    def _update(self, state: Any, context: list[Any]) -> Any:
-        count = int(step_record(state, self.step).get("refetches", 0)) + 1
-        record = {"steps": {self.step: {"refetches": count}}}
-        return routed(self.goto, {self.core.context_key: context, RELIABILITY_KEY: record})
+    def _update(self, input: Any, config: RunnableConfig, context: list[Any]) -> Any:
+        ctx = open_task(input, config, self.step)
+        record = {**ctx.record, "refetches": int(ctx.record.get("refetches", 0)) + 1}
+        update = {self.core.context_key: context, RELIABILITY_KEY: with_key(ctx.ref, record)}
+        return update if self.goto is None else Command(goto=self.goto, update=update)
 
-    def _func(self, state: Any, config: RunnableConfig) -> Any:
-        return self._update(state, self.core.run(state, config, self.step, self.name))
+    def _record(self, input: Any, config: RunnableConfig) -> Any:
+        read(input, self.core.query_key, node=self.name)
+        return open_task(input, config, self.step).record
 
-    async def _afunc(self, state: Any, config: RunnableConfig) -> Any:
-        return self._update(state, await self.core.arun(state, config, self.step, self.name))
+    def _run(self, input: Any, config: RunnableConfig) -> Any:
+        record = self._record(input, config)
+        return self._update(input, config, self.core.run(input, config, record, self.step, self.name))
+
+    async def _arun(self, input: Any, config: RunnableConfig) -> Any:
+        record = self._record(input, config)
+        return self._update(input, config, await self.core.arun(input, config, record, self.step, self.name))

@@ -5,30 +5,32 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import run_in_executor
+from langgraph.graph import END
+from langgraph.types import Command
 
-from reliable_graph._state_access import read_optional
+from reliable_graph._node import ReliableNode, check_routes
+from reliable_graph._state_access import read, read_optional
+from reliable_graph.escalation.decision import Decision
 from reliable_graph.evaluators.base import Score
-from reliable_graph.nodes._common import ReliableNode, check_routes, routed, step_record
-from reliable_graph.nodes.confidence import Attempt, OutputScoring
-from reliable_graph.nodes.refetch import Merge, RefetchCore, enrich_query
-from reliable_graph.state import RELIABILITY_KEY
+from reliable_graph.nodes._scoring import Attempt, OutputScoring, shown_attempts
+from reliable_graph.nodes._task import (
+    TaskContext,
+    build_escalation,
+    compact,
+    continue_with,
+    escalate,
+    open_task,
+    with_context,
+    with_key,
+)
+from reliable_graph.nodes.refetch import Merge, RefetchCore, enrich_query, merge_context
+from reliable_graph.state import RELIABILITY_KEY, StepRecord, emit
 
 __all__ = ["ReliableStep", "reliable_step"]
-
-
-def _with_context(state: Any, key: str, context: list[Any] | None) -> Any:
-    if context is None:
-        return state
-    if isinstance(state, Mapping):
-        return {**state, key: context}
-    copy = getattr(state, "model_copy", None)
-    if callable(copy):
-        return copy(update={key: context})
-    return dataclasses.replace(state, **{key: context})
 
 
 class ReliableStep(ReliableNode):
@@ -89,10 +91,10 @@ class ReliableStep(ReliableNode):
             raise_errors=raise_errors,
             what="reliable_step",
         )
-        self.routes = check_routes({"pass_to": pass_to, "escalate_to": escalate_to}, node=node_name)
         if pass_to is None or escalate_to is None:
             msg = f"reliable_step {node_name!r} needs pass_to and escalate_to (END is fine for pass_to)"
             raise ValueError(msg)
+        self.routes = check_routes({"pass_to": pass_to, "escalate_to": escalate_to}, node=node_name)
         if not isinstance(escalate_on, tuple) or not all(
             isinstance(e, type) and issubclass(e, BaseException) for e in escalate_on
         ):
@@ -104,8 +106,26 @@ class ReliableStep(ReliableNode):
             if refetch is None
             else RefetchCore(refetch, query_key=query_key, context_key=context_key, merge=merge, enrich=enrich)
         )
+        self.pass_to: str = pass_to
+        self.escalate_to: str = escalate_to
+        self._declare(pass_to, node_name, escalate_to)
+
+    # -- the shared core -------------------------------------------------------------------
+
+    def _check_input(self, ctx: TaskContext) -> None:
+        """What can be checked before the step function runs (fail before work is spent)."""
+        if ctx.state is None:
+            return
+        if self.refetch is not None:
+            read(ctx.state, self.scoring.query_key, node=self.name)
+        if self.scoring.explicit_inputs:
+            for key in self.scoring.input_keys:
+                read(ctx.state, key, node=self.name)
 
     def _check_update(self, update: Any) -> dict[str, Any]:
+        if isinstance(update, Command):
+            msg = f"step {self.name!r} returned a Command; a reliable_step routes itself: return a dict of updates"
+            raise TypeError(msg)
         if not isinstance(update, Mapping):
             msg = f"step {self.name!r} must return a dict of state updates, got {type(update).__name__}"
             raise TypeError(msg)
@@ -120,91 +140,147 @@ class ReliableStep(ReliableNode):
             raise ValueError(msg)
         return dict(update)
 
+    def _needs_refetch(self, ctx: TaskContext) -> bool:
+        return self.refetch is not None and ctx.record.get("pending") == "retry"
+
+    def _apply(self, ctx: TaskContext, decision: Decision) -> Command[Any] | TaskContext:
+        """Apply a reviewer's decision: a `Command`, or the context of a re-run of a `Send` item."""
+        assert ctx.review is not None
+        proposed = dict(ctx.review.get("update") or {})
+        escalation = ctx.review.get("escalation") or {}
+        base = {k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review")}
+        base["decision"] = decision.recorded()
+        action = decision.action
+        if action in ("approve", "edit", "terminate"):
+            outcome = {"approve": "approved", "edit": "edited", "terminate": "terminated"}[action]
+            rel = with_key(ctx.ref, compact({**base, "outcome": outcome}))
+            emit({"type": "outcome", "step": self.name, "task": ctx.ref.key, "outcome": outcome, "decision": action})
+            if action == "terminate":
+                return Command(goto=END, update={RELIABILITY_KEY: rel})
+            if action == "edit":
+                proposed[self.scoring.output_key] = decision.output
+            return Command(goto=self.pass_to, update={**proposed, RELIABILITY_KEY: rel})
+        base["pending"] = "human_context" if action == "provide_context" else "human_retry"
+        key = self.scoring.context_key
+        if ctx.ref.push:
+            state = ctx.state
+            if action == "provide_context":
+                state = with_context(
+                    state, key, merge_context(read_optional(state, key), decision.context_chunks(), "append")
+                )
+            return dataclasses.replace(
+                ctx, state=state, record=cast(StepRecord, base), fresh=False, decision=None, review=None
+            )
+        update: dict[str, Any] = {RELIABILITY_KEY: with_key(ctx.ref, base)}
+        if action == "provide_context":
+            update[key] = merge_context(escalation.get("context"), decision.context_chunks(), "append")
+        return Command(goto=self.name, update=update)
+
     def _finish(
         self,
-        state: Any,
-        config: RunnableConfig,
+        ctx: TaskContext,
         attempt: Attempt,
+        working: Any,
         update: dict[str, Any],
         refetched: list[Any] | None,
-        score: Any,
+        score: Score,
         final: bool = False,
-    ) -> Any:
+    ) -> Command[Any]:
         key = self.scoring.context_key
-        context = update.get(key, refetched if refetched is not None else read_optional(state, key))
-        verdict, record = self.scoring.decide(
-            state=state,
-            config=config,
-            step=self.name,
-            node=self.name,
-            attempt=attempt,
-            score=score,
-            output=update[self.scoring.output_key],
-            context=context,
-            pass_to=self.routes["pass_to"],
-            rerun_to=self.name,
-            final=final,
-        )
+        scored = self.scoring.judge(ctx, attempt, score, node=self.name, final=final)
+        record = scored.record
         new: dict[str, Any] = {}
         if refetched is not None:
             new[key] = refetched
-            previous = int(step_record(state, self.name).get("refetches", 0))
-            record["steps"][self.name]["refetches"] = previous + 1
-        if verdict == "pass":
-            return routed(self.routes["pass_to"], {**new, **update, RELIABILITY_KEY: record})
-        target = self.name if verdict == "retry" else self.routes["escalate_to"]
-        return routed(target, {**new, RELIABILITY_KEY: record})
+            record["refetches"] = int(record.get("refetches", 0)) + 1
+        if scored.verdict == "pass":
+            return Command(goto=self.pass_to, update={**new, **update, RELIABILITY_KEY: with_key(ctx.ref, record)})
+        if scored.verdict == "retry":
+            if ctx.ref.push:
+                return Command(
+                    goto=continue_with(self.name, ctx, record, working),
+                    update={RELIABILITY_KEY: with_key(ctx.ref, record)},
+                )
+            return Command(goto=self.name, update={**new, RELIABILITY_KEY: with_key(ctx.ref, record)})
+        proposed = {**new, **update}
+        context = update.get(key, read_optional(working, key))
+        working_ctx = dataclasses.replace(ctx, state=working)
+        escalation = build_escalation(
+            working_ctx,
+            kind="output",
+            score=score,
+            threshold=self.scoring.threshold,
+            attempts=shown_attempts(record, self.scoring.threshold),
+            output=update[self.scoring.output_key],
+            update=proposed,
+            context=context,
+            input_keys=self.scoring.input_keys,
+            rev=int(record.get("rev", 0)) + 1,
+        )
+        command = escalate(self.name, self.escalate_to, working_ctx, record, escalation, proposed)
+        if new and not ctx.ref.push:
+            command.update[key] = new[key]  # type: ignore[index]
+        return command
 
-    def _raised(
-        self,
-        state: Any,
-        config: RunnableConfig,
-        attempt: Attempt,
-        refetched: list[Any] | None,
-        exc: BaseException,
-    ) -> Any:
+    def _raised(self, ctx: TaskContext, attempt: Attempt, working: Any, refetched: Any, exc: BaseException) -> Any:
         """Escalate at once on an exception listed in `escalate_on` (retrying cannot help)."""
         score = Score.failing(
             self.name, f"step {self.name!r} raised {type(exc).__name__}: {exc}", error=type(exc).__name__
         )
-        update = {self.scoring.output_key: None}
-        return self._finish(state, config, attempt, update, refetched, score, final=True)
+        return self._finish(ctx, attempt, working, {self.scoring.output_key: None}, refetched, score, final=True)
 
-    def _func(self, state: Any, config: RunnableConfig) -> Any:
+    def _open(self, input: Any, config: RunnableConfig) -> Command[Any] | TaskContext:
+        ctx = open_task(input, config, self.name)
+        if ctx.decision is not None:
+            return self._apply(ctx, ctx.decision)
+        self._check_input(ctx)
+        return ctx
+
+    # -- the two drivers -------------------------------------------------------------------
+
+    def _run(self, input: Any, config: RunnableConfig) -> Any:
         if self.is_async:
             msg = f"step {self.name!r} is an async function: run the graph with ainvoke/astream"
             raise TypeError(msg)
-        attempt = self.scoring.attempt(state, self.name, config)
+        ctx = self._open(input, config)
+        if isinstance(ctx, Command):
+            return ctx
+        attempt = self.scoring.attempt(ctx)
         refetched = None
-        if self.refetch is not None and attempt.pending == "retry":
-            refetched = self.refetch.run(state, config, self.name, self.name)
-        working = _with_context(state, self.scoring.context_key, refetched)
+        if self._needs_refetch(ctx):
+            assert self.refetch is not None
+            refetched = self.refetch.run(ctx.state, config, ctx.record, self.name, self.name)
+        working = with_context(ctx.state, self.scoring.context_key, refetched)
         try:
             result = self.fn(working)
         except self.escalate_on as exc:
-            return self._raised(state, config, attempt, refetched, exc)
+            return self._raised(ctx, attempt, working, refetched, exc)
         update = self._check_update(result)
         context = update.get(self.scoring.context_key, read_optional(working, self.scoring.context_key))
         score = self.scoring.score(self.scoring.sample(working, update[self.scoring.output_key], context, self.name))
-        return self._finish(state, config, attempt, update, refetched, score)
+        return self._finish(ctx, attempt, working, update, refetched, score)
 
-    async def _afunc(self, state: Any, config: RunnableConfig) -> Any:
-        attempt = self.scoring.attempt(state, self.name, config)
+    async def _arun(self, input: Any, config: RunnableConfig) -> Any:
+        ctx = self._open(input, config)
+        if isinstance(ctx, Command):
+            return ctx
+        attempt = self.scoring.attempt(ctx)
         refetched = None
-        if self.refetch is not None and attempt.pending == "retry":
-            refetched = await self.refetch.arun(state, config, self.name, self.name)
-        working = _with_context(state, self.scoring.context_key, refetched)
+        if self._needs_refetch(ctx):
+            assert self.refetch is not None
+            refetched = await self.refetch.arun(ctx.state, config, ctx.record, self.name, self.name)
+        working = with_context(ctx.state, self.scoring.context_key, refetched)
         try:
             if self.is_async:
                 result = await self.fn(working)
             else:
                 result = await run_in_executor(config, self.fn, working)
         except self.escalate_on as exc:
-            return self._raised(state, config, attempt, refetched, exc)
+            return self._raised(ctx, attempt, working, refetched, exc)
         update = self._check_update(result)
         context = update.get(self.scoring.context_key, read_optional(working, self.scoring.context_key))
         sample = self.scoring.sample(working, update[self.scoring.output_key], context, self.name)
-        return self._finish(state, config, attempt, update, refetched, await self.scoring.ascore(sample))
+        return self._finish(ctx, attempt, working, update, refetched, await self.scoring.ascore(sample))
 
 
 def reliable_step(
@@ -231,11 +307,14 @@ def reliable_step(
     The node runs `fn(state)` (sync or async; it returns a dict of updates holding
     `output_key`), scores the output with `evaluator` inside the same node and, on a score at
     or above `threshold`, applies the update and goes to `pass_to`: the passing path costs no
-    extra superstep. Below threshold it records the attempt (nothing else of the failed
-    update is applied) and runs again, first re-fetching context with a query enriched by
-    the failure's reason when `refetch` is given; after `max_retries` retries it parks a
-    structured escalation and goes to `escalate_to` (a `HumanEscalation` node). Outcomes are
-    recorded under the `reliability` key: `pass`, `retry_pass` or `escalate`.
+    extra superstep. Below threshold it records the attempt (nothing of the failed update is
+    applied) and runs again, first re-fetching context with a query enriched by the failure's
+    reason when `refetch` is given; after `max_retries` retries it sends its task to
+    `escalate_to` (a `HumanEscalation` node), where it waits on its own interrupt. The node
+    works the same when it runs once per `Send` item (each item keeps its own attempts, retries
+    and escalation), in parallel branches and inside subgraphs. Outcomes are recorded per task
+    under the `reliability` key: `pass`, `retry_pass` or `escalate`, then `approved`, `edited` or
+    `terminated` after review. `get_graph()` draws its retry loop and escalation edge.
 
     Args:
         fn: The step: `state -> dict` (or an async function).
@@ -249,7 +328,8 @@ def reliable_step(
         context_key: State key of the context.
         refetch: A retriever (Runnable or callable) for the retry's re-fetch; None retries as is.
         max_retries: Retries before escalating (default one, as the pattern prescribes).
-        input_keys: State keys shown to a reviewer as the task's inputs (default: the query).
+        input_keys: State keys shown to a reviewer as the task's inputs (default: the query);
+            when given, each must be in the state, checked before the step runs.
         raise_errors: Re-raise the evaluator's exceptions instead of scoring them 0.
         merge: How re-fetched chunks join the context: `"append"` (de-duplicated) or `"replace"`.
         enrich: `(query, reasons, missing) -> str` building the re-fetch query.

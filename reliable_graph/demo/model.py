@@ -16,14 +16,19 @@ from typing import Any, TextIO
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 
-from reliable_graph.demo import PipelineState, sqlite_saver, step_name
-from reliable_graph.evaluators.base import as_chunks
-from reliable_graph.evaluators.deterministic import AllOf, Predicate
-from reliable_graph.evaluators.llm_judge import LLMJudge
-from reliable_graph.graph import validate_graph
-from reliable_graph.nodes import HumanEscalation, reliable_step
-from reliable_graph.nodes._common import step_record
-from reliable_graph.simulation import ScenarioParams, SimulatedWorld
+from reliable_graph import (
+    AllOf,
+    HumanEscalation,
+    Predicate,
+    as_chunks,
+    reliable_step,
+    step_outcomes,
+    task_records,
+    validate_graph,
+)
+from reliable_graph.demo.pipeline import PipelineState, sqlite_saver, step_name
+from reliable_graph.demo.world import ScenarioParams, SimulatedWorld
+from reliable_graph.evaluators import LLMJudge
 
 __all__ = ["build_model_pipeline", "run_model_demo"]
 
@@ -40,8 +45,8 @@ def build_model_pipeline(
         from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
         from langchain_core.messages import AIMessage
         from langgraph.checkpoint.memory import InMemorySaver
-        from reliable_graph.demo_model import build_model_pipeline
-        from reliable_graph.simulation import ScenarioParams, SimulatedWorld
+        from reliable_graph.demo import build_model_pipeline
+        from reliable_graph.demo import ScenarioParams, SimulatedWorld
 
         class Fake(FakeMessagesListChatModel):
             def bind_tools(self, tools, **kwargs):
@@ -53,7 +58,7 @@ def build_model_pipeline(
         world = SimulatedWorld(ScenarioParams(steps=1), seed=0)
         graph = build_model_pipeline(model, world).compile(checkpointer=InMemorySaver())
         out = graph.invoke({"run": 0, "question": "q"}, {"configurable": {"thread_id": "1"}})
-        assert out["reliability"]["steps"]["step_01"]["outcome"] == "pass"
+        assert out["reliability"]["tasks"]["step_01"]["outcome"] == "pass"
         ```
     """
     builder = StateGraph(PipelineState)
@@ -69,7 +74,9 @@ def build_model_pipeline(
         name = step_name(i)
 
         def refetch(query: str, state: Any) -> list[dict[str, Any]]:
-            return world.retrieve(run=state["run"], step=i, fetch=1 + int(step_record(state, name).get("refetches", 0)))
+            record: Any = task_records(state).get(name, {})
+            refetches = int(record.get("refetches", 0))
+            return world.retrieve(run=state["run"], step=i, fetch=1 + refetches)
 
         def generate(state: PipelineState) -> dict[str, Any]:
             context = state.get("context") or world.retrieve(run=state["run"], step=i, fetch=0)
@@ -117,8 +124,8 @@ def run_model_demo(
         from pathlib import Path
         from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
         from langchain_core.messages import AIMessage
-        from reliable_graph.demo_model import run_model_demo
-        from reliable_graph.simulation import ScenarioParams
+        from reliable_graph.demo import run_model_demo
+        from reliable_graph.demo import ScenarioParams
 
         class Fake(FakeMessagesListChatModel):
             def bind_tools(self, tools, **kwargs):
@@ -148,7 +155,6 @@ def run_model_demo(
         for run in range(runs):
             config: Any = {"configurable": {"thread_id": f"model-{run:05d}"}}
             values = graph.invoke({"run": run, "question": "research question"}, config, durability="sync")
-            steps = (values.get("reliability") or {}).get("steps") or {}
-            outcomes.update(rec["outcome"] for rec in steps.values() if rec.get("outcome"))
+            outcomes.update(step_outcomes(values).values())
     out.write(json.dumps({"runs": runs, "step_outcomes": dict(outcomes)}) + "\n")
     return 0

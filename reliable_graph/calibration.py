@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from reliable_graph.evaluators.base import Score
-
 __all__ = ["Calibration", "calibrate", "rates_at"]
 
 
@@ -18,7 +16,7 @@ class Calibration:
 
     Example:
         ```python
-        from reliable_graph.evaluators.calibration import calibrate
+        from reliable_graph.calibration import calibrate
 
         cal = calibrate([0.9, 0.8, 0.4, 0.3], [True, True, False, True], max_silent_failure=0.0)
         assert cal.threshold == 0.8 and cal.pass_rate == 0.5
@@ -62,6 +60,10 @@ def _check(scores: Sequence[Any], labels: Sequence[Any]) -> tuple[list[float], l
     if not values:
         msg = "calibration needs held-out examples: the labelled set is empty"
         raise ValueError(msg)
+    # Imported here, not at the top: `reliable_graph.evaluators` re-exports this module, so a
+    # module-level import would be circular whenever this module is imported first.
+    from reliable_graph.evaluators.base import Score
+
     checked: list[float] = []
     for i, s in enumerate(values):
         v = s.value if isinstance(s, Score) else s
@@ -126,7 +128,7 @@ def rates_at(scores: Sequence[Any], labels: Sequence[Any], threshold: float, *, 
 
     Example:
         ```python
-        from reliable_graph.evaluators.calibration import rates_at
+        from reliable_graph.calibration import rates_at
 
         r = rates_at([0.9, 0.6, 0.2, 0.7], [True, False, False, True], 0.65)
         assert r.silent_failure == 0.0 and r.pass_rate == 0.5 and r.escalation_rate == 0.25
@@ -174,7 +176,7 @@ def calibrate(
 
     Example:
         ```python
-        from reliable_graph.evaluators.calibration import calibrate
+        from reliable_graph.calibration import calibrate
 
         scores = [0.95, 0.9, 0.85, 0.7, 0.6, 0.4, 0.3, 0.2]
         labels = [True, True, True, False, True, False, False, True]

@@ -21,19 +21,28 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, RetryPolicy
 from typing_extensions import TypedDict
 
-from reliable_graph.connectors import ConnectorRetry
-from reliable_graph.evaluators.base import EvalInput, Score
-from reliable_graph.evaluators.deterministic import AllOf, Predicate
-from reliable_graph.graph import validate_graph
-from reliable_graph.nodes import ContextGate, HumanEscalation, Refetch, reliable_step
-from reliable_graph.nodes._common import step_record
-from reliable_graph.simulation import (
+from reliable_graph import (
+    AllOf,
+    ContextGate,
+    EvalInput,
+    HumanEscalation,
+    Predicate,
+    Refetch,
+    Score,
+    merge_reliability,
+    reliable_step,
+    run_outcome,
+    step_outcomes,
+    task_records,
+    validate_graph,
+)
+from reliable_graph.demo.world import (
     ConnectorError,
     ScenarioParams,
     SimulatedWorld,
     TransientConnectorError,
 )
-from reliable_graph.state import merge_reliability, run_outcome
+from reliable_graph.resilience import ConnectorRetry
 
 __all__ = [
     "DEFAULT_CONNECTOR_RETRY",
@@ -163,7 +172,7 @@ class _Connectors:
 
 
 def _attempt_of(state: Any, step: str) -> int:
-    record = step_record(state, step)
+    record: Any = task_records(state).get(step, {})
     return len(record.get("attempts") or []) + 1 if record.get("pending") else 1
 
 
@@ -178,7 +187,7 @@ def build_bare_pipeline(
     Example:
         ```python
         from reliable_graph.demo import build_bare_pipeline
-        from reliable_graph.simulation import ScenarioParams, SimulatedWorld
+        from reliable_graph.demo import ScenarioParams, SimulatedWorld
 
         graph = build_bare_pipeline(SimulatedWorld(ScenarioParams(), seed=1)).compile()
         out = graph.invoke({"run": 0})
@@ -265,7 +274,7 @@ def build_reliable_pipeline(
         ```python
         from langgraph.checkpoint.memory import InMemorySaver
         from reliable_graph.demo import build_reliable_pipeline
-        from reliable_graph.simulation import ScenarioParams, SimulatedWorld
+        from reliable_graph.demo import ScenarioParams, SimulatedWorld
 
         graph = build_reliable_pipeline(SimulatedWorld(ScenarioParams(), seed=1)).compile(
             checkpointer=InMemorySaver())
@@ -285,7 +294,7 @@ def build_reliable_pipeline(
     )
 
     def fetch_index(state: Any, step: str) -> int:
-        record = step_record(state, step)
+        record: Any = task_records(state).get(step, {})
         return 1 + int(record.get("refetches", 0)) + int((record.get("gate") or {}).get("refetches", 0))
 
     calls = _Connectors(world, connector_retry)
@@ -460,8 +469,7 @@ def run_mode(
         if values is not None:
             summary = summarize_run(values, params.steps)
             counts[summary.status] += 1
-            outcomes = (values.get("reliability") or {}).get("steps") or {}
-            counts["retry_pass"] += any(rec.get("outcome") == "retry_pass" for rec in outcomes.values())
+            counts["retry_pass"] += "retry_pass" in step_outcomes(values).values()
             if summary.status == "escalated":
                 escalated_threads.append(config["configurable"]["thread_id"])
         if progress is not None:

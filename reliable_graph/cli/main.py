@@ -7,18 +7,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from reliable_graph.simulation import ScenarioParams
+from reliable_graph.cli import calibrate, report
+from reliable_graph.demo import ScenarioParams, run_demo, run_model_demo
 
 __all__ = ["main"]
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from reliable_graph.demo import run_demo
-
     params = ScenarioParams(steps=args.steps, fault_rate=args.fault_rate)
     if args.model:
-        from reliable_graph.demo_model import run_model_demo
-
         return run_model_demo(args.model, runs=args.runs, db=Path(args.db), params=params)
     run_demo(runs=args.runs, seed=args.seed, db=Path(args.db), params=params, as_json=args.json)
     return 0
@@ -37,17 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     demo.add_argument("--model", help="provider:model for a real chat model through init_chat_model")
     demo.set_defaults(func=_demo)
-    from reliable_graph import _cli_calibrate
-
-    _cli_calibrate.add_parser(sub)
-    sub.choices["calibrate"].set_defaults(func=_cli_calibrate.run)
-    try:
-        from reliable_graph import _cli_report
-    except ImportError:  # pragma: no cover - the report module is optional while it is being built
-        pass
-    else:
-        _cli_report.add_parser(sub)
-        sub.choices["report"].set_defaults(func=_cli_report.run)
+    calibrate.add_parser(sub)
+    sub.choices["calibrate"].set_defaults(func=calibrate.run)
+    report.add_parser(sub)
+    sub.choices["report"].set_defaults(func=report.run)
     return parser
 
 

@@ -31,7 +31,7 @@ class ScenarioParams:
 
     Example:
         ```python
-        from reliable_graph.simulation import ScenarioParams
+        from reliable_graph.demo import ScenarioParams
 
         p = ScenarioParams()
         assert round(p.raw_step_reliability(), 4) == 0.9005
@@ -97,7 +97,7 @@ def draw_output_signals(rng: random.Random, params: ScenarioParams, *, good_cont
     Example:
         ```python
         import random
-        from reliable_graph.simulation import ScenarioParams, draw_output_signals
+        from reliable_graph.demo import ScenarioParams, draw_output_signals
 
         s = draw_output_signals(random.Random(1), ScenarioParams(), good_context=True)
         assert isinstance(s.correct, bool) and 0.0 <= s.judge_score <= 1.0
@@ -142,7 +142,7 @@ class SimulatedWorld:
 
     Example:
         ```python
-        from reliable_graph.simulation import ScenarioParams, SimulatedWorld
+        from reliable_graph.demo import ScenarioParams, SimulatedWorld
 
         world = SimulatedWorld(ScenarioParams(), seed=7)
         ctx = world.retrieve(run=0, step=1, fetch=0)

@@ -22,7 +22,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     Example:
         ```python
         import argparse
-        from reliable_graph._cli_report import add_parser
+        from reliable_graph.cli.report import add_parser
 
         parser = argparse.ArgumentParser(prog="reliable-graph")
         add_parser(parser.add_subparsers(dest="command"))
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     Example:
         ```python
         import argparse, contextlib, io
-        from reliable_graph._cli_report import run
+        from reliable_graph.cli.report import run
 
         err = io.StringIO()
         with contextlib.redirect_stderr(err):

@@ -34,7 +34,7 @@ class VirtualClock:
 
     Example:
         ```python
-        from reliable_graph.connectors import VirtualClock
+        from reliable_graph.resilience import VirtualClock
 
         clock = VirtualClock()
         clock.sleep(0.25)
@@ -75,7 +75,7 @@ class ConnectorRetry:
 
     Example:
         ```python
-        from reliable_graph.connectors import ConnectorRetry, VirtualClock
+        from reliable_graph.resilience import ConnectorRetry, VirtualClock
 
         class RateLimited(Exception):
             def __init__(self, retry_after: float) -> None:
@@ -138,7 +138,7 @@ class ConnectorRetry:
 
         Example:
             ```python
-            from reliable_graph.connectors import ConnectorRetry
+            from reliable_graph.resilience import ConnectorRetry
 
             retry = ConnectorRetry(initial_wait=0.1, backoff=2.0, max_wait=0.3)
             assert [retry.wait_for(None, n) for n in (1, 2, 3)] == [0.1, 0.2, 0.3]
@@ -166,7 +166,7 @@ class ConnectorRetry:
 
         Example:
             ```python
-            from reliable_graph.connectors import ConnectorRetry, VirtualClock
+            from reliable_graph.resilience import ConnectorRetry, VirtualClock
 
             calls = []
 
@@ -191,7 +191,7 @@ class ConnectorRetry:
         Example:
             ```python
             import asyncio
-            from reliable_graph.connectors import ConnectorRetry, VirtualClock
+            from reliable_graph.resilience import ConnectorRetry, VirtualClock
 
             clock = VirtualClock()
             tries = []

@@ -1,0 +1,91 @@
+"""The few things LangGraph has no public API for, in one place.
+
+Each function here reads a documented-by-behaviour but not-exported detail of LangGraph (the
+metadata of a task, the format of a checkpoint namespace, how `add_node` infers a node's
+destinations). `tests/test_compat.py` checks every one against the installed LangGraph, so an
+upgrade that changes them fails loudly there instead of silently misrouting a run.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
+
+__all__ = [
+    "current_checkpoint_id",
+    "declare_destinations",
+    "is_push_task",
+    "namespace_path",
+    "pending_write_kinds",
+]
+
+_PUSH = "__pregel_push"
+"""The trigger LangGraph records in a task's metadata when the task was started by `Send`."""
+_NS_SEP = "|"
+"""Separates the levels of a checkpoint namespace (`parent:task_id|child:task_id`)."""
+_NS_END = ":"
+"""Separates a level's node name from its task id."""
+_ERROR = "__error__"
+"""The channel of the pending write LangGraph saves for a task that raised."""
+_INTERRUPT = "__interrupt__"
+"""The channel of the pending write LangGraph saves for a task that called `interrupt()`."""
+
+
+def pending_write_kinds(pending_writes: Any) -> set[str]:
+    """Of a `CheckpointTuple.pending_writes`: `"error"` if a task raised, `"interrupt"` if one waits."""
+    kinds: set[str] = set()
+    for write in pending_writes or ():
+        if write[1] == _ERROR:
+            kinds.add("error")
+        elif write[1] == _INTERRUPT:
+            kinds.add("interrupt")
+    return kinds
+
+
+def is_push_task(config: RunnableConfig) -> bool:
+    """Whether the running task was started by `Send` (its input is the `Send` argument)."""
+    metadata = config.get("metadata") or {}
+    triggers = metadata.get("langgraph_triggers") or ()
+    if _PUSH in triggers:
+        return True
+    path: tuple[Any, ...] = tuple(metadata.get("langgraph_path") or ())
+    return len(path) > 0 and path[0] == _PUSH
+
+
+def namespace_path(config: RunnableConfig) -> tuple[list[str], list[str]]:
+    """The running task's namespace as (node names, full levels), outermost first, own level last."""
+    configurable = config.get("configurable") or {}
+    ns = str(configurable.get("checkpoint_ns") or "")
+    levels = [level for level in ns.split(_NS_SEP) if level]
+    return [level.split(_NS_END, 1)[0] for level in levels], levels
+
+
+def current_checkpoint_id(config: RunnableConfig) -> str | None:
+    """The id of the checkpoint the running task started from (its graph's latest checkpoint)."""
+    configurable = config.get("configurable") or {}
+    mapping = configurable.get("checkpoint_map") or {}
+    ns = str(configurable.get("checkpoint_ns") or "")
+    parent = ns.rsplit(_NS_SEP, 1)[0] if _NS_SEP in ns else ""
+    found = mapping.get(parent) if isinstance(mapping, dict) else None
+    return found or configurable.get("checkpoint_id")
+
+
+def declare_destinations(node: Any, targets: Sequence[str]) -> None:
+    """Make `StateGraph.add_node(node)` record `targets` as the node's destinations.
+
+    LangGraph draws a node's `Command` edges from a `Command[Literal[...]]` return annotation
+    of its `__call__`; this gives the instance such a `__call__` (calling it invokes the node).
+    """
+    unique = tuple(dict.fromkeys(t for t in targets if t))
+    if not unique:
+        return
+
+    def __call__(self: Any, state: Any, config: RunnableConfig | None = None) -> Any:
+        return self.invoke(state, config)
+
+    __call__.__annotations__ = {"return": Command[Literal[unique]]}  # type: ignore[valid-type]
+    object.__setattr__(node, "__call__", types.MethodType(__call__, node))

@@ -1,0 +1,49 @@
+"""The demo application: the simulated world of SCENARIO.md and the 10-step research pipeline.
+
+`world` is the seeded world (retrieval, step model, validator, judge, flaky connectors),
+`pipeline` the pipeline bare and with reliable-graph, `model` the same pipeline on a real chat
+model. `reliable-graph demo` runs them.
+"""
+
+from reliable_graph.demo.model import build_model_pipeline, run_model_demo
+from reliable_graph.demo.pipeline import (
+    DEFAULT_CONNECTOR_RETRY,
+    DEFAULT_RETRY_POLICY,
+    DemoThresholds,
+    RunSummary,
+    build_bare_pipeline,
+    build_reliable_pipeline,
+    run_demo,
+    summarize_run,
+)
+from reliable_graph.demo.world import (
+    ConnectorError,
+    OutputSignals,
+    PermanentConnectorError,
+    RateLimitError,
+    ScenarioParams,
+    SimulatedWorld,
+    TransientConnectorError,
+    draw_output_signals,
+)
+
+__all__ = [
+    "DEFAULT_CONNECTOR_RETRY",
+    "DEFAULT_RETRY_POLICY",
+    "ConnectorError",
+    "DemoThresholds",
+    "OutputSignals",
+    "PermanentConnectorError",
+    "RateLimitError",
+    "RunSummary",
+    "ScenarioParams",
+    "SimulatedWorld",
+    "TransientConnectorError",
+    "build_bare_pipeline",
+    "build_model_pipeline",
+    "build_reliable_pipeline",
+    "draw_output_signals",
+    "run_demo",
+    "run_model_demo",
+    "summarize_run",
+]

@@ -1,0 +1,263 @@
+"""A reviewer's decision, and the one parser every answer goes through before it is applied.
+
+Every rule an answer must satisfy is checked here, before anything is applied: an answer that
+passes `parse_answer` cannot fail to apply, so no answer can wedge a thread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+
+from reliable_graph.errors import InvalidAnswerError
+from reliable_graph.escalation.record import DECISIONS, Action
+
+__all__ = ["ChunkInput", "Decision", "parse_answer"]
+
+
+class ChunkInput(BaseModel):
+    """A context chunk given by a reviewer: non-empty text and JSON metadata."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    text: str = Field(min_length=1)
+    """The chunk's content."""
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    """Where it came from."""
+
+
+class Decision(BaseModel):
+    """A reviewer's answer to an escalation.
+
+    `approve` applies the step's proposed update as the step returned it; `edit` applies it with
+    the output replaced by `output` (strict JSON); `provide_context` adds `context` (non-empty
+    strings or `{"text": ..., "metadata": {...}}` chunks) and re-runs the step; `retry` re-runs it
+    as is; `terminate` ends the task.
+
+    Example:
+        ```python
+        import pydantic
+        from reliable_graph import Decision
+
+        assert Decision(action="edit", output={"answer": "fixed"}).output == {"answer": "fixed"}
+        try:
+            Decision(action="edit")
+        except pydantic.ValidationError as err:
+            assert "output" in str(err)
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    action: Action
+    """What to do."""
+    output: JsonValue = None
+    """The replacement output (`edit` only)."""
+    context: list[str | ChunkInput] | None = None
+    """Chunks to add before re-running (`provide_context` only)."""
+    reason: str | None = None
+    """Why, in the reviewer's words (recorded)."""
+    reviewer: str | None = None
+    """Who decided (recorded)."""
+
+    @model_validator(mode="after")
+    def _fields_match_action(self) -> Decision:
+        given = self.model_fields_set
+        if self.action == "edit" and "output" not in given:
+            msg = "an 'edit' decision needs 'output': the replacement output"
+            raise ValueError(msg)
+        if self.action != "edit" and "output" in given:
+            msg = f"'output' is only for 'edit'; a {self.action!r} decision would silently drop it"
+            raise ValueError(msg)
+        if self.action == "provide_context" and not self.context:
+            msg = "a 'provide_context' decision needs a non-empty 'context' list"
+            raise ValueError(msg)
+        if self.action != "provide_context" and "context" in given:
+            msg = f"'context' is only for 'provide_context'; a {self.action!r} decision would drop it"
+            raise ValueError(msg)
+        if any(isinstance(c, str) and not c.strip() for c in self.context or ()):
+            msg = "context chunks must not be empty"
+            raise ValueError(msg)
+        try:
+            json.dumps(self.output, allow_nan=False)
+        except ValueError as exc:
+            msg = "'output' must be strict JSON: NaN and Infinity are not allowed"
+            raise ValueError(msg) from exc
+        return self
+
+    def context_chunks(self) -> list[dict[str, Any]]:
+        """The given context as chunk dicts."""
+        return [
+            {"text": c, "metadata": {}} if isinstance(c, str) else c.model_dump(mode="json") for c in self.context or ()
+        ]
+
+    def recorded(self) -> dict[str, Any]:
+        """What a record keeps of this decision (no output, no context)."""
+        return {k: v for k, v in {"action": self.action, "reviewer": self.reviewer, "reason": self.reason}.items() if v}
+
+
+def _one(items: Any, what: str) -> Any:
+    if not isinstance(items, Sequence) or isinstance(items, (str, bytes)):
+        return items
+    if len(items) != 1:
+        msg = f"expected exactly one {what}, got {len(items)}"
+        raise InvalidAnswerError(msg)
+    return items[0]
+
+
+def _decode_edit(value: Any, original: Any) -> Any:
+    """An edit sent as a string by a UI (Agent Inbox edits every field as text), parsed back."""
+    if isinstance(value, str) and not isinstance(original, str):
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            if original is None:
+                return value
+            msg = f"the edited output must be JSON like the original ({type(original).__name__}); got text: {exc}"
+            raise InvalidAnswerError(msg) from exc
+    return value
+
+
+def _from_agent_inbox(item: Mapping[str, Any], original: Any) -> dict[str, Any]:
+    kind = item.get("type")
+    extra = set(item) - {"type", "args"}
+    if extra:
+        msg = f"an Agent Inbox response has only 'type' and 'args'; got {sorted(extra)}"
+        raise InvalidAnswerError(msg)
+    args = item.get("args")
+    if kind == "accept":
+        return {"action": "approve"}
+    if kind == "ignore":
+        return {"action": "terminate"}
+    if kind == "response":
+        if not isinstance(args, str) or not args.strip():
+            msg = "an Agent Inbox 'response' needs its text in 'args'"
+            raise InvalidAnswerError(msg)
+        return {"action": "provide_context", "context": [args]}
+    if kind == "edit":
+        inner = args.get("args") if isinstance(args, Mapping) and isinstance(args.get("args"), Mapping) else args
+        if not isinstance(inner, Mapping) or "output" not in inner:
+            msg = "an Agent Inbox 'edit' needs args={'action': ..., 'args': {'output': ...}}"
+            raise InvalidAnswerError(msg)
+        return {"action": "edit", "output": _decode_edit(inner["output"], original)}
+    msg = f"an Agent Inbox response type must be accept, edit, response or ignore; got {kind!r}"
+    raise InvalidAnswerError(msg)
+
+
+def _from_hitl(item: Mapping[str, Any], original: Any) -> dict[str, Any]:
+    kind = item.get("type")
+    if kind == "approve":
+        return {"action": "approve"}
+    if kind == "reject":
+        message = item.get("message")
+        return {"action": "terminate", **({"reason": message} if isinstance(message, str) and message else {})}
+    if kind == "respond":
+        message = item.get("message")
+        if not isinstance(message, str) or not message.strip():
+            msg = "a 'respond' decision needs a non-empty 'message'"
+            raise InvalidAnswerError(msg)
+        return {"action": "provide_context", "context": [message]}
+    if kind == "edit":
+        action = item.get("edited_action")
+        args = action.get("args") if isinstance(action, Mapping) else None
+        if not isinstance(args, Mapping) or "output" not in args:
+            msg = "an 'edit' decision needs edited_action={'name': ..., 'args': {'output': ...}}"
+            raise InvalidAnswerError(msg)
+        return {"action": "edit", "output": _decode_edit(args["output"], original)}
+    msg = f"a decision type must be approve, edit, reject or respond; got {kind!r}"
+    raise InvalidAnswerError(msg)
+
+
+def _as_fields(answer: Any, original: Any) -> Any:
+    if isinstance(answer, Decision):
+        return answer.model_dump(exclude_unset=True)
+    if isinstance(answer, Mapping) and "decisions" in answer:
+        if set(answer) != {"decisions"}:
+            msg = f"a HumanInTheLoopMiddleware response has only 'decisions'; got {sorted(answer)}"
+            raise InvalidAnswerError(msg)
+        item = _one(answer["decisions"], "decision")
+        if not isinstance(item, Mapping):
+            msg = f"a decision must be an object, got {type(item).__name__}"
+            raise InvalidAnswerError(msg)
+        return _from_hitl(item, original)
+    if isinstance(answer, list):
+        item = _one(answer, "Agent Inbox response")
+        if not isinstance(item, Mapping):
+            msg = f"an Agent Inbox response must be an object, got {type(item).__name__}"
+            raise InvalidAnswerError(msg)
+        return _from_agent_inbox(item, original)
+    if isinstance(answer, Mapping) and "type" in answer and "action" not in answer:
+        return _from_agent_inbox(answer, original)
+    if not isinstance(answer, Mapping):
+        msg = f"an answer is a decision object such as {{'action': 'approve'}}; got {type(answer).__name__}"
+        raise InvalidAnswerError(msg)
+    return answer
+
+
+def parse_answer(
+    answer: Any,
+    *,
+    allowed: Sequence[str] = DECISIONS,
+    kind: str = "output",
+    original: Any = None,
+) -> Decision:
+    """Validate a reviewer's answer in any of the three formats and return it as a `Decision`.
+
+    Accepts the library's own `Decision` (or its dict), an Agent Inbox `HumanResponse` list (one
+    response), and a `HumanInTheLoopMiddleware` response (`{"decisions": [one decision]}`).
+
+    Args:
+        answer: The resume value.
+        allowed: The decisions allowed for this escalation.
+        kind: `"output"`, or `"gate"` (an edit must then be a list of context chunks).
+        original: The output under review (an edit sent as text is parsed back to its type).
+
+    Raises:
+        InvalidAnswerError: the answer breaks a rule; its `reason` says which.
+
+    Example:
+        ```python
+        from reliable_graph import InvalidAnswerError, parse_answer
+
+        assert parse_answer({"action": "approve"}).action == "approve"
+        assert parse_answer([{"type": "edit", "args": {"action": "s", "args": {"output": '{"a": 1}'}}}],
+                            original={"a": 0}).output == {"a": 1}
+        assert parse_answer({"decisions": [{"type": "reject", "message": "wrong"}]}).action == "terminate"
+        try:
+            parse_answer({"action": "edit", "output": b"bytes"})
+        except InvalidAnswerError as err:
+            assert "output" in err.reason
+        ```
+    """
+    if answer is None or (isinstance(answer, Mapping) and not answer):
+        msg = "an empty answer: resume with a decision such as {'action': 'approve'}"
+        raise InvalidAnswerError(msg, answer=answer)
+    try:
+        fields = _as_fields(answer, original)
+        decision = Decision.model_validate(fields)
+    except InvalidAnswerError as err:
+        raise InvalidAnswerError(err.reason, answer=answer) from None
+    except ValidationError as err:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in err.errors(include_url=False)
+        )
+        raise InvalidAnswerError(details, answer=answer) from None
+    except (TypeError, ValueError, RecursionError) as err:
+        raise InvalidAnswerError(f"unreadable answer: {err}", answer=answer) from None
+    if decision.action not in allowed:
+        msg = f"decision {decision.action!r} is not allowed here (allowed: {', '.join(allowed)})"
+        raise InvalidAnswerError(msg, answer=answer)
+    if kind == "gate" and decision.action == "edit":
+        output = decision.output
+        if not isinstance(output, list) or not output:
+            msg = "editing a context gate's escalation replaces the context: 'output' must be a list of chunks"
+            raise InvalidAnswerError(msg, answer=answer)
+        try:
+            [ChunkInput.model_validate({"text": c} if isinstance(c, str) else c) for c in output]
+        except ValidationError as err:
+            msg = f"each context chunk must be text or {{'text': ..., 'metadata': {{...}}}}: {err.errors()[0]['msg']}"
+            raise InvalidAnswerError(msg, answer=answer) from None
+    return decision

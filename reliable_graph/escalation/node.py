@@ -1,0 +1,135 @@
+"""HumanEscalation: one interrupt per escalated task; the validated decision goes back to its node."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, Send, interrupt
+
+from reliable_graph._node import ReliableNode
+from reliable_graph.errors import InvalidAnswerError
+from reliable_graph.escalation.decision import Decision, parse_answer
+from reliable_graph.escalation.formats import Format, render, response_schema
+from reliable_graph.escalation.record import DECISIONS, Action, ReviewTask, StepTask, payload_kind
+from reliable_graph.state import emit, task_records
+
+__all__ = ["HumanEscalation"]
+
+
+class HumanEscalation(ReliableNode):
+    """The node where escalated tasks wait for a human, each on its own `interrupt()`.
+
+    A node that escalates (`reliable_step`, `ConfidenceRouter`, `ContextGate`) sends its task
+    here with `Send`, so any number of escalations can be pending at once (parallel branches,
+    `Send` items, subgraphs), each its own interrupt, answerable by interrupt id with
+    `Command(resume={interrupt_id: answer, ...})` or one at a time. The interrupt's value is
+    the `Escalation` (or its Agent Inbox / HITL middleware rendering, by `format`); the answer
+    may come in any of the three formats. Every answer is validated completely before anything
+    is applied (`parse_answer`); a rejected answer applies nothing, and the same escalation is
+    asked again with `rejected` saying why (the thread stays `interrupted`, nothing errors). A
+    valid decision goes back to the node that escalated, which applies it exactly once.
+
+    Args:
+        name: The node's name (`reliable_step`'s default `escalate_to`).
+        allowed: The decisions a reviewer may take.
+        format: `"reliable"` (the `Escalation` as a dict), `"agent_inbox"` (a `HumanInterrupt`
+            list) or `"hitl"` (a `HumanInTheLoopMiddleware` `HITLRequest`).
+
+    Example:
+        ```python
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.graph import END, START, StateGraph
+        from langgraph.types import Command
+        from reliable_graph import HumanEscalation, Predicate, ReliabilityState, reliable_step, step_outcomes
+
+        class State(ReliabilityState, total=False):
+            question: str
+            answer: str
+
+        builder = StateGraph(State)
+        builder.add_node(reliable_step(lambda s: {"answer": "?"}, name="answer", output_key="answer",
+                                       evaluator=Predicate(fn=lambda a: a != "?"), threshold=1.0,
+                                       max_retries=0, pass_to=END))
+        builder.add_node(HumanEscalation())
+        builder.add_edge(START, "answer")
+        graph = builder.compile(checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "t1"}}
+        paused = graph.invoke({"question": "q"}, config)
+        [pending] = paused["__interrupt__"]
+        assert pending.value["step"] == "answer" and pending.value["confidence"] == 0.0
+        out = graph.invoke(Command(resume={pending.id: {"action": "edit", "output": "42"}}), config)
+        assert out["answer"] == "42" and step_outcomes(out) == {"answer": "edited"}
+        ```
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "human_escalation",
+        allowed: Sequence[Action] = DECISIONS,
+        format: Format = "reliable",
+    ) -> None:
+        super().__init__(name)
+        if isinstance(allowed, str) or not allowed or any(a not in DECISIONS for a in allowed):
+            msg = f"HumanEscalation(allowed=...) takes a non-empty list from {DECISIONS}, got {allowed!r}"
+            raise ValueError(msg)
+        if format not in ("reliable", "agent_inbox", "hitl"):
+            msg = f"HumanEscalation(format={format!r}) must be 'reliable', 'agent_inbox' or 'hitl'"
+            raise ValueError(msg)
+        self.allowed: tuple[Action, ...] = tuple(dict.fromkeys(allowed))
+        self.format: Format = format
+        self.schema = response_schema(format, self.allowed)
+
+    def _run(self, input: Any, config: RunnableConfig) -> Any:
+        kind = payload_kind(input)
+        if kind == "review":
+            return self._review(input)
+        parked = [
+            rec["review"] for rec in task_records(input).values() if rec.get("pending") == "review" and "review" in rec
+        ]
+        if kind is None and parked:
+            return Command(goto=[Send(self.name, payload) for payload in parked])
+        msg = (
+            f"node {self.name!r} ran with no escalation to review; it is reached with Send from "
+            "reliable_step, ConfidenceRouter or ContextGate (escalate_to=...), not by an edge"
+        )
+        raise ValueError(msg)
+
+    async def _arun(self, input: Any, config: RunnableConfig) -> Any:
+        return self._run(input, config)
+
+    def _review(self, task: ReviewTask) -> Command[Any]:
+        escalation = {**task["escalation"], "allowed_decisions": list(self.allowed)}
+        shown = escalation
+        rejected = 0
+        while True:
+            answer = interrupt(render(shown, self.format), response_schema=self.schema)
+            try:
+                decision = parse_answer(
+                    answer, allowed=self.allowed, kind=escalation.get("kind", "output"), original=escalation["output"]
+                )
+                break
+            except InvalidAnswerError as err:
+                rejected += 1
+                shown = {**escalation, "rejected": {"reason": err.reason, "count": rejected}}
+                emit({"type": "answer_rejected", "step": escalation["step"], "task": task["key"], "reason": err.reason})
+        emit({"type": "decision", "step": escalation["step"], "task": task["key"], **decision.recorded()})
+        back: StepTask = {
+            "__reliable_graph__": "step",
+            "key": task["key"],
+            "push": task["push"],
+            "input": task["input"],
+            "record": task["record"],
+            "decision": decision.model_dump(mode="json", exclude_unset=True),
+            "update": task["update"],
+            "escalation": task["escalation"],
+        }
+        return Command(goto=Send(task["return_to"], back))
+
+
+def decision_of(task: StepTask) -> Decision | None:
+    """The validated decision a continuation carries, if any."""
+    raw = task.get("decision")
+    return None if raw is None else Decision.model_validate(raw)

@@ -1,0 +1,217 @@
+"""Read a thread's pending escalations and answer them, validated before anything is sent."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
+
+from reliable_graph.errors import InvalidAnswerError, NoPendingEscalationError
+from reliable_graph.escalation.decision import parse_answer
+
+_ID = re.compile(r"[0-9a-f]{20}|[0-9a-f]{32}")
+
+__all__ = [
+    "PendingEscalation",
+    "aanswer_escalations",
+    "answer_escalations",
+    "apending_escalations",
+    "escalation_of",
+    "pending_escalations",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEscalation:
+    """An escalation waiting for a reviewer, with the interrupt that answers it.
+
+    Example:
+        ```python
+        from reliable_graph import PendingEscalation
+
+        pending = PendingEscalation(interrupt_id="abc", escalation={"id": "e1", "step": "draft"})
+        assert pending.escalation["step"] == "draft"
+        ```
+    """
+
+    interrupt_id: str
+    """Answer with `Command(resume={interrupt_id: answer})`."""
+    escalation: dict[str, Any]
+    """The `Escalation`, as JSON, whatever format it was shown in."""
+
+
+def escalation_of(value: Any) -> dict[str, Any] | None:
+    """The escalation inside an interrupt value in any of the three formats, or None.
+
+    Example:
+        ```python
+        from reliable_graph import escalation_of, to_agent_inbox
+
+        esc = {"id": "e1", "step": "draft", "task": "draft", "confidence": 0.2, "threshold": 0.5,
+               "reason": "r", "output": "x"}
+        assert escalation_of(esc) == esc
+        assert escalation_of([to_agent_inbox(esc)])["id"] == "e1"
+        assert escalation_of({"question": "not ours"}) is None
+        ```
+    """
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], Mapping):
+        request = value[0].get("action_request")
+        args = request.get("args") if isinstance(request, Mapping) else None
+        return escalation_of(args)
+    if isinstance(value, Mapping) and isinstance(value.get("action_requests"), list) and value["action_requests"]:
+        first = value["action_requests"][0]
+        return escalation_of(first.get("args") if isinstance(first, Mapping) else None)
+    if isinstance(value, Mapping) and {"id", "step", "task", "confidence", "reason"} <= set(value):
+        return dict(value)
+    return None
+
+
+def _collect(snapshot: Any) -> list[PendingEscalation]:
+    found: dict[str, PendingEscalation] = {}
+    for item in getattr(snapshot, "interrupts", ()) or ():
+        esc = escalation_of(item.value)
+        if esc is not None:
+            found[item.id] = PendingEscalation(item.id, {k: v for k, v in esc.items() if k != "rejected"})
+    for task in getattr(snapshot, "tasks", ()) or ():
+        for item in getattr(task, "interrupts", ()) or ():
+            esc = escalation_of(item.value)
+            if esc is not None and item.id not in found:
+                found[item.id] = PendingEscalation(item.id, esc)
+        if task.state is not None and hasattr(task.state, "interrupts"):
+            for nested in _collect(task.state):
+                found.setdefault(nested.interrupt_id, nested)
+    return list(found.values())
+
+
+def pending_escalations(graph: Any, config: RunnableConfig) -> list[PendingEscalation]:
+    """Every escalation waiting in a thread, subgraphs' included.
+
+    Example:
+        ```python
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.graph import END, START, StateGraph
+        from reliable_graph import HumanEscalation, Predicate, ReliabilityState, pending_escalations, reliable_step
+
+        class State(ReliabilityState, total=False):
+            question: str
+            output: str
+
+        builder = StateGraph(State)
+        builder.add_node(reliable_step(lambda s: {"output": "?"}, name="draft", threshold=1.0, max_retries=0,
+                                       evaluator=Predicate(fn=lambda o: o != "?"), pass_to=END))
+        builder.add_node(HumanEscalation())
+        builder.add_edge(START, "draft")
+        graph = builder.compile(checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "p1"}}
+        graph.invoke({"question": "q"}, config)
+        [pending] = pending_escalations(graph, config)
+        assert pending.escalation["step"] == "draft"
+        ```
+    """
+    return _collect(graph.get_state(config, subgraphs=True))
+
+
+async def apending_escalations(graph: Any, config: RunnableConfig) -> list[PendingEscalation]:
+    """Async twin of `pending_escalations`."""
+    return _collect(await graph.aget_state(config, subgraphs=True))
+
+
+def _resume_map(pending: list[PendingEscalation], answers: Any) -> dict[str, Any]:
+    by_id = {p.interrupt_id: p for p in pending}
+    by_escalation = {p.escalation.get("id"): p for p in pending}
+    if answers is None or (isinstance(answers, Mapping) and not answers):
+        msg = "no answer given: pass {interrupt_id: decision} or, with one escalation pending, the decision itself"
+        raise InvalidAnswerError(msg, answer=answers)
+    keyed = isinstance(answers, Mapping) and all(
+        isinstance(k, str) and (k in by_id or k in by_escalation or _ID.fullmatch(k) is not None) for k in answers
+    )
+    if not keyed:
+        if len(pending) != 1:
+            ids = [p.interrupt_id for p in pending]
+            if not pending:
+                raise NoPendingEscalationError(interrupt_ids=["(any)"], pending=[])
+            msg = f"{len(pending)} escalations are pending: answer them by interrupt id ({', '.join(ids)})"
+            raise InvalidAnswerError(msg, answer=answers)
+        answers = {pending[0].interrupt_id: answers}
+    unknown = [k for k in answers if k not in by_id and k not in by_escalation]
+    if unknown:
+        raise NoPendingEscalationError(interrupt_ids=unknown, pending=sorted(by_id))
+    resume: dict[str, Any] = {}
+    for key, answer in answers.items():
+        target = by_id.get(key) or by_escalation[key]
+        esc = target.escalation
+        try:
+            decision = parse_answer(
+                answer,
+                allowed=esc.get("allowed_decisions") or ("approve", "edit", "provide_context", "retry", "terminate"),
+                kind=esc.get("kind", "output"),
+                original=esc.get("output"),
+            )
+        except InvalidAnswerError as err:
+            raise InvalidAnswerError(err.reason, answer=answer, interrupt_id=target.interrupt_id) from None
+        resume[target.interrupt_id] = decision.model_dump(mode="json", exclude_unset=True)
+    return resume
+
+
+def answer_escalations(graph: Any, config: RunnableConfig, answers: Any, **kwargs: Any) -> Any:
+    """Validate answers to a thread's pending escalations, then resume the graph with them.
+
+    `answers` maps interrupt ids (or escalation ids) to answers in any of the three formats;
+    with one escalation pending, the answer alone will do. Every answer is validated first:
+    nothing is sent unless all are valid.
+
+    Returns:
+        What `graph.invoke` returns.
+
+    Raises:
+        InvalidAnswerError: an answer (or `None`, or `{}`) breaks a rule; its `interrupt_id` says which.
+        NoPendingEscalationError: an id names no pending escalation (answered already?).
+
+    Example:
+        ```python
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.graph import END, START, StateGraph
+        from reliable_graph import (HumanEscalation, InvalidAnswerError, Predicate, ReliabilityState,
+                                    answer_escalations, reliable_step, step_outcomes)
+
+        class State(ReliabilityState, total=False):
+            question: str
+            output: str
+
+        builder = StateGraph(State)
+        builder.add_node(reliable_step(lambda s: {"output": "?"}, name="draft", threshold=1.0, max_retries=0,
+                                       evaluator=Predicate(fn=lambda o: o != "?"), pass_to=END))
+        builder.add_node(HumanEscalation())
+        builder.add_edge(START, "draft")
+        graph = builder.compile(checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "a1"}}
+        graph.invoke({"question": "q"}, config)
+        try:
+            answer_escalations(graph, config, {"action": "edit"})
+        except InvalidAnswerError as err:
+            assert "output" in err.reason
+        out = answer_escalations(graph, config, {"action": "edit", "output": "42"})
+        assert out["output"] == "42" and step_outcomes(out) == {"draft": "edited"}
+        ```
+    """
+    resume = _resume_map(pending_escalations(graph, config), answers)
+    return graph.invoke(Command(resume=resume), config, **kwargs)
+
+
+async def aanswer_escalations(graph: Any, config: RunnableConfig, answers: Any, **kwargs: Any) -> Any:
+    """Async twin of `answer_escalations`.
+
+    Example:
+        ```python
+        import asyncio
+        from reliable_graph import aanswer_escalations
+
+        assert asyncio.iscoroutinefunction(aanswer_escalations)
+        ```
+    """
+    resume = _resume_map(await apending_escalations(graph, config), answers)
+    return await graph.ainvoke(Command(resume=resume), config, **kwargs)

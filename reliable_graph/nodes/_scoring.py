@@ -1,0 +1,167 @@
+"""The scoring core shared by `ConfidenceRouter` and `reliable_step`: attempts, verdicts, records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reliable_graph._node import check_count, check_evaluators, check_threshold
+from reliable_graph._state_access import as_mapping, read_optional
+from reliable_graph.evaluators.base import EvalInput, Score, arun_evaluator, run_evaluator
+from reliable_graph.nodes._task import TaskContext, compact
+from reliable_graph.state import AttemptRecord, Verdict, emit
+
+__all__ = ["Attempt", "OutputScoring", "Scored", "shown_attempts"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """Where an attempt stands: its number and the number at which the task escalates."""
+
+    number: int
+    budget: int
+    human: bool
+    """This attempt was asked for by a reviewer (retry or provide_context)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A scored attempt: its verdict and the task's record after it."""
+
+    verdict: Verdict
+    record: dict[str, Any]
+    entry: AttemptRecord
+
+
+class OutputScoring:
+    """Scores a step's output against its threshold and keeps the task's record."""
+
+    def __init__(
+        self,
+        evaluator: Any,
+        *,
+        threshold: float,
+        max_retries: int,
+        query_key: str,
+        context_key: str,
+        output_key: str,
+        input_keys: Sequence[str] | None,
+        raise_errors: bool,
+        what: str,
+    ) -> None:
+        self.evaluator = check_evaluators(evaluator, what=f"{what}(evaluator=...)")[0]
+        self.threshold = check_threshold(threshold, what=f"{what}(threshold=...)")
+        self.max_retries = check_count(max_retries, what=f"{what}(max_retries=...)")
+        for key, value in (("query_key", query_key), ("context_key", context_key), ("output_key", output_key)):
+            if not isinstance(value, str) or not value:
+                msg = f"{what}({key}=...) must be a state key (a non-empty string), got {value!r}"
+                raise ValueError(msg)
+        self.query_key = query_key
+        self.context_key = context_key
+        self.output_key = output_key
+        if isinstance(input_keys, str):
+            msg = f"{what}(input_keys=...) takes a list of state keys, got the string {input_keys!r}"
+            raise TypeError(msg)
+        self.input_keys = tuple(input_keys) if input_keys is not None else (query_key,)
+        self.explicit_inputs = input_keys is not None
+        self.raise_errors = raise_errors
+
+    def attempt(self, ctx: TaskContext) -> Attempt:
+        """Number this attempt from the task's record: a new task starts at 1."""
+        if ctx.fresh:
+            return Attempt(1, 1 + self.max_retries, False)
+        number = len(ctx.record.get("attempts") or []) + 1
+        if ctx.record.get("pending") in ("human_retry", "human_context"):
+            return Attempt(number, number, True)
+        return Attempt(number, 1 + self.max_retries, False)
+
+    def sample(self, state: Any, output: Any, context: Any, step: str) -> EvalInput:
+        """The evaluator's input for `output`."""
+        query = read_optional(state, self.query_key)
+        return EvalInput(
+            query=None if query is None else str(query),
+            contexts=list(context or []),
+            output=output,
+            step=step,
+            state=as_mapping(state) if state is not None else {},
+        )
+
+    def score(self, sample: EvalInput) -> Score:
+        """Score synchronously."""
+        return run_evaluator(self.evaluator, sample, raise_errors=self.raise_errors)
+
+    async def ascore(self, sample: EvalInput) -> Score:
+        """Score asynchronously."""
+        return await arun_evaluator(self.evaluator, sample, raise_errors=self.raise_errors)
+
+    def judge(self, ctx: TaskContext, attempt: Attempt, score: Score, *, node: str, final: bool = False) -> Scored:
+        """The verdict on a scored attempt and the task's record after it (events emitted)."""
+        if score.passes(self.threshold) and not final:
+            verdict: Verdict = "pass"
+            outcome = "pass" if attempt.number == 1 and ctx.fresh else "retry_pass"
+        elif attempt.number < attempt.budget and not final:
+            verdict, outcome = "retry", None
+        else:
+            verdict, outcome = "escalate", "escalate"
+        entry: AttemptRecord = {"n": attempt.number, "score": score.value, "verdict": verdict}
+        if verdict != "pass":
+            entry["reason"] = score.reason
+            missing = score.details.get("missing")
+            if isinstance(missing, list) and all(isinstance(m, str) for m in missing):
+                entry["missing"] = list(missing)
+        emit(
+            {
+                "type": "verdict",
+                "step": ctx.ref.step,
+                "task": ctx.ref.key,
+                "node": node,
+                "attempt": attempt.number,
+                "kind": "output",
+                "verdict": verdict,
+                "score": score.value,
+                "threshold": self.threshold,
+                "reason": score.reason,
+                "evaluator": score.evaluator,
+            }
+        )
+        record: dict[str, Any] = {
+            **ctx.record,
+            "threshold": self.threshold,
+            "attempts": [*(() if ctx.fresh else ctx.record.get("attempts") or ()), entry],
+        }
+        record.pop("outcome", None)
+        if ctx.fresh and ctx.checkpoint:
+            record["checkpoint"] = ctx.checkpoint
+        if verdict == "retry":
+            record["pending"] = "retry"
+        else:
+            record["outcome"] = outcome
+            if verdict == "pass":
+                record = dict(compact(record))
+            emit(
+                {
+                    "type": "outcome",
+                    "step": ctx.ref.step,
+                    "task": ctx.ref.key,
+                    "outcome": outcome,
+                    "attempts": attempt.number,
+                    "confidence": score.value,
+                }
+            )
+        return Scored(verdict, record, entry)
+
+
+def shown_attempts(record: dict[str, Any], threshold: float) -> list[dict[str, Any]]:
+    """A task's attempts as a reviewer sees them."""
+    return [
+        {
+            "attempt": a["n"],
+            "kind": a.get("kind", "output"),
+            "score": a["score"],
+            "threshold": threshold,
+            "verdict": a["verdict"],
+            "reason": a.get("reason", ""),
+        }
+        for a in record.get("attempts") or ()
+    ]

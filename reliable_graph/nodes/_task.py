@@ -1,0 +1,228 @@
+"""Per-task plumbing shared by the nodes: which task runs, its record, continuations, escalations."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, Send
+
+from reliable_graph._compat import current_checkpoint_id
+from reliable_graph._node import TaskRef, jsonable_or_repr, strict_json, task_ref
+from reliable_graph._state_access import read_optional
+from reliable_graph.escalation.decision import Decision
+from reliable_graph.escalation.record import Escalation, ReviewTask, StepTask, escalation_id, payload_kind
+from reliable_graph.evaluators.base import Score, as_chunks
+from reliable_graph.state import RELIABILITY_KEY, AttemptRecord, StepRecord, task_records
+
+__all__ = ["TaskContext", "build_escalation", "compact", "open_task", "with_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """The running task of a node: who it is, what it reads, where its record stands."""
+
+    ref: TaskRef
+    state: Any
+    """What the step reads: the state, or a `Send` item's argument; None for a decision coming
+    back to a task that reads the state (it applies without reading)."""
+    record: StepRecord
+    """The task's record as it stands (a fresh one for a new task)."""
+    fresh: bool
+    """A new execution: no live record."""
+    decision: Decision | None
+    """The reviewer's decision this task comes back with."""
+    review: StepTask | None
+    """The continuation payload this task was started with."""
+    thread_id: str | None
+    checkpoint: str | None
+    """The checkpoint the task started from (for a new task)."""
+
+
+def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
+    """Identify the running task of `step` from the node's input and config."""
+    configurable = config.get("configurable") or {}
+    thread = configurable.get("thread_id")
+    thread_id = None if thread is None else str(thread)
+    if payload_kind(input) == "step":
+        payload: StepTask = input
+        record = dict(payload["record"])
+        ref = TaskRef(key=payload["key"], step=step, path=str(record.get("path", step)), push=payload["push"])
+        raw = payload.get("decision")
+        return TaskContext(
+            ref=ref,
+            state=payload["input"] if payload["push"] else None,
+            record=record,  # type: ignore[arg-type]
+            fresh=False,
+            decision=None if raw is None else Decision.model_validate(raw),
+            review=payload,
+            thread_id=thread_id,
+            checkpoint=None,
+        )
+    ref = task_ref(config, step)
+    current = None if ref.push else task_records(input).get(ref.key)
+    live = current is not None and current.get("pending") in ("retry", "refetch", "human_retry", "human_context")
+    if live and current is not None:
+        record = dict(current)
+    else:
+        record = {"step": step, "rev": current["rev"] if current else 0}
+        if current is not None and "outcome" not in current:
+            # a context gate passed this step's context: its record carries on into the step
+            record.update({k: v for k, v in current.items() if k in ("gate", "refetches")})
+        if ref.path != step:
+            record["path"] = ref.path
+    return TaskContext(
+        ref=ref,
+        state=input,
+        record=record,  # type: ignore[arg-type]
+        fresh=not live,
+        decision=None,
+        review=None,
+        thread_id=thread_id,
+        checkpoint=current_checkpoint_id(config),
+    )
+
+
+def compact(record: Mapping[str, Any]) -> StepRecord:
+    """A finished task's record: outcome and one score per attempt, the live-only fields dropped."""
+    kept = {k: v for k, v in record.items() if k not in ("pending", "checkpoint", "review")}
+    attempts: list[AttemptRecord] = [
+        {"n": a["n"], "score": a["score"], "verdict": a["verdict"]} for a in record.get("attempts") or ()
+    ]
+    if attempts:
+        kept["attempts"] = attempts
+    return kept  # type: ignore[return-value]
+
+
+def with_key(ref: TaskRef, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The `reliability` update that writes `record` for `ref` (its revision bumped)."""
+    return {"tasks": {ref.key: {**record, "rev": int(record.get("rev", 0)) + 1}}}
+
+
+def continue_with(node: str, ctx: TaskContext, record: Mapping[str, Any], state: Any) -> Send:
+    """A `Send` that runs `node` again for the same `Send` item (its record travels with it)."""
+    payload: StepTask = {
+        "__reliable_graph__": "step",
+        "key": ctx.ref.key,
+        "push": True,
+        "input": state,
+        "record": {**record, "rev": int(record.get("rev", 0)) + 1},  # type: ignore[typeddict-item]
+    }
+    return Send(node, payload)
+
+
+def with_context(state: Any, key: str, context: list[Any] | None) -> Any:
+    """`state` with `key` replaced by `context` (dicts, pydantic models and dataclasses)."""
+    if context is None:
+        return state
+    if isinstance(state, Mapping):
+        return {**state, key: context}
+    copy = getattr(state, "model_copy", None)
+    if callable(copy):
+        return copy(update={key: context})
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        return dataclasses.replace(state, **{key: context})
+    return state
+
+
+def describe(esc: Mapping[str, Any], previous: Mapping[str, Any] | None) -> str:
+    """One paragraph a reviewer reads first."""
+    inputs = ", ".join(f"{k}={str(v)[:80]!r}" for k, v in (esc.get("inputs") or {}).items())
+    what = "its context" if esc.get("kind") == "gate" else "its output"
+    lines = [
+        f"Step {esc['path']!r} needs a decision: {what} scored {esc['confidence']:.2f} against a threshold "
+        f"of {esc['threshold']:.2f} after {len(esc.get('attempts') or [])} attempt(s).",
+        f"Why: {esc['reason']}",
+    ]
+    if inputs:
+        lines.append(f"Inputs: {inputs}.")
+    if previous:
+        said = previous.get("action")
+        extra = f" ({previous['reason']})" if previous.get("reason") else ""
+        lines.append(f"Escalation #{esc.get('round', 2)} of this task: the last reviewer chose {said!r}{extra}.")
+    return "\n".join(lines)
+
+
+def build_escalation(
+    ctx: TaskContext,
+    *,
+    kind: str,
+    score: Score,
+    threshold: float,
+    attempts: Sequence[Mapping[str, Any]],
+    output: Any,
+    update: Mapping[str, Any],
+    context: Any,
+    input_keys: Sequence[str],
+    rev: int,
+    conversation: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The `Escalation` of a task as strict JSON."""
+    step = ctx.ref.step
+    previous = ctx.record.get("decision")
+    round_ = int(ctx.record.get("rounds", 0)) + 1
+    state = ctx.state
+    fields: dict[str, Any] = {
+        "id": escalation_id(ctx.thread_id, ctx.ref.key, rev),
+        "thread_id": ctx.thread_id,
+        "step": step,
+        "task": ctx.ref.key,
+        "path": ctx.ref.path,
+        "kind": kind,
+        "round": round_,
+        "confidence": score.value,
+        "threshold": threshold,
+        "reason": score.reason,
+        "attempts": [jsonable_or_repr(a) for a in attempts],
+        "inputs": strict_json(
+            {k: read_optional(state, k) for k in input_keys} if state is not None else {}, step=step, field="inputs"
+        ),
+        "output": strict_json(output, step=step, field="output"),
+        "update": strict_json(dict(update), step=step, field="update"),
+        "context": [strict_json(c.to_dict(), step=step, field="context") for c in as_chunks(context)],
+        "conversation": conversation,
+        "last_good_checkpoint_id": ctx.record.get("checkpoint") or ctx.checkpoint,
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "previous_decision": previous,
+    }
+    fields["description"] = describe(fields, previous)
+    return Escalation.model_validate(fields).model_dump(mode="json")
+
+
+def escalate(
+    node: str,
+    escalate_to: str,
+    ctx: TaskContext,
+    record: Mapping[str, Any],
+    escalation: dict[str, Any],
+    update: Mapping[str, Any],
+    *,
+    park: bool = False,
+) -> Command[Any]:
+    """Record the escalation and send the task to `escalate_to` (or park it for an edge to route)."""
+    rec = {
+        **record,
+        "pending": "review",
+        "escalation": escalation["id"],
+        "reason": escalation["reason"],
+        "rounds": escalation["round"],
+    }
+    rel = with_key(ctx.ref, rec)
+    review: ReviewTask = {
+        "__reliable_graph__": "review",
+        "key": ctx.ref.key,
+        "return_to": node,
+        "push": ctx.ref.push,
+        "input": ctx.state if ctx.ref.push else None,
+        "record": rel["tasks"][ctx.ref.key],
+        "update": dict(update),
+        "escalation": escalation,
+    }
+    if park:
+        rel["tasks"][ctx.ref.key]["review"] = review
+        return Command(update={RELIABILITY_KEY: rel})
+    return Command(goto=Send(escalate_to, review), update={RELIABILITY_KEY: rel})
