@@ -1,6 +1,7 @@
 """reliable-graph: context gates, confidence routing, retry with re-fetch and human escalation for LangGraph."""
 
 from reliable_graph.errors import (
+    AlreadyAnsweredError,
     EscalationSerializationError,
     InvalidAnswerError,
     InvalidScoreError,
@@ -64,6 +65,7 @@ from reliable_graph.state import (
 __all__ = [
     "RELIABILITY_KEY",
     "AllOf",
+    "AlreadyAnsweredError",
     "BaseEvaluator",
     "Chunk",
     "Completeness",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AlreadyAnsweredError",
     "EscalationSerializationError",
     "InvalidAnswerError",
     "InvalidScoreError",
@@ -154,3 +155,28 @@ class NoPendingEscalationError(ReliableGraphError, LookupError):
         self.pending = pending
         shown = ", ".join(pending) or "none"
         super().__init__(f"no pending escalation with interrupt id {', '.join(interrupt_ids)} (pending: {shown})")
+
+
+class AlreadyAnsweredError(ReliableGraphError, LookupError):
+    """An escalation was already answered at the checkpoint an answer addresses (time travel, a fork).
+
+    LangGraph replays the answer recorded at that checkpoint whatever a new resume says, so the
+    library refuses instead of letting a new decision be silently replaced by the old one.
+
+    Example:
+        ```python
+        from reliable_graph import AlreadyAnsweredError
+
+        err = AlreadyAnsweredError(interrupt_id="abc", checkpoint_id="1f0")
+        assert err.interrupt_id == "abc" and "1f0" in str(err)
+        ```
+    """
+
+    def __init__(self, *, interrupt_id: str, checkpoint_id: str | None) -> None:
+        self.interrupt_id = interrupt_id
+        self.checkpoint_id = checkpoint_id
+        super().__init__(
+            f"escalation {interrupt_id} was already answered at checkpoint {checkpoint_id}; resuming there "
+            "would replay the recorded answer, not yours. To decide again, resume from the checkpoint "
+            "before the escalation was raised (graph.invoke(None, that_config)), which raises it anew"
+        )

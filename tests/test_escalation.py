@@ -10,6 +10,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
 from reliable_graph import (
+    AlreadyAnsweredError,
     EscalationSerializationError,
     HumanEscalation,
     InvalidAnswerError,
@@ -245,3 +246,22 @@ def test_reescalation_says_which_round_and_what_the_last_answer_was() -> None:
     value = out["__interrupt__"][0].value
     assert value["round"] == 2 and value["previous_decision"]["action"] == "retry"
     assert "Escalation #2" in value["description"] and "try the new index" in value["description"]
+
+
+def test_redeciding_from_an_earlier_checkpoint_refuses_or_applies_the_new_decision() -> None:
+    graph, calls = paused(["bad"])
+    out = answer_escalations(graph, config(), {"action": "edit", "output": "first"})
+    assert out["output"] == "first"
+    history = list(graph.get_state_history(config()))
+    waiting = next(h for h in history if h.interrupts)
+    # at the checkpoint where it was answered, LangGraph would replay "first": refused, clearly
+    with pytest.raises(AlreadyAnsweredError) as info:
+        answer_escalations(graph, waiting.config, {"action": "edit", "output": "second"})
+    assert info.value.checkpoint_id == waiting.config["configurable"]["checkpoint_id"]
+    # from the checkpoint before the escalation was raised, the step runs again and the new
+    # decision applies (time travel re-runs the step: that is what going back means)
+    before = history[history.index(waiting) + 1]
+    replayed = graph.invoke(None, before.config)
+    assert "__interrupt__" in replayed and len(calls) == 2
+    out = answer_escalations(graph, config(), {"action": "edit", "output": "second"})
+    assert out["output"] == "second" and step_outcomes(out) == {"step": "edited"}

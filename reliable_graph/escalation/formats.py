@@ -137,5 +137,6 @@ def response_schema(format: Format, allowed: tuple[str, ...]) -> dict[str, Any]:
             "required": ["decisions"],
         }
     schema = TypeAdapter(Decision).json_schema()
+    schema["description"] = "A reviewer's decision on an escalation."
     schema["properties"]["action"] = {"enum": list(allowed), "title": "Action", "type": "string"}
     return schema

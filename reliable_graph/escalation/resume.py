@@ -10,7 +10,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
-from reliable_graph.errors import InvalidAnswerError, NoPendingEscalationError
+from reliable_graph.errors import AlreadyAnsweredError, InvalidAnswerError, NoPendingEscalationError
 from reliable_graph.escalation.decision import parse_answer
 
 _ID = re.compile(r"[0-9a-f]{20}|[0-9a-f]{32}")
@@ -70,19 +70,30 @@ def escalation_of(value: Any) -> dict[str, Any] | None:
     return None
 
 
-def _collect(snapshot: Any) -> list[PendingEscalation]:
+def _answered(snapshot: Any) -> set[str]:
+    """Interrupt ids whose task finished at this checkpoint: answered in the thread's history."""
+    done: set[str] = set()
+    for task in getattr(snapshot, "tasks", ()) or ():
+        if task.result is not None:
+            done.update(item.id for item in task.interrupts or ())
+        if task.state is not None and hasattr(task.state, "tasks"):
+            done |= _answered(task.state)
+    return done
+
+
+def _collect(snapshot: Any, *, skip: set[str] | None = None) -> list[PendingEscalation]:
+    skip = _answered(snapshot) if skip is None else skip
     found: dict[str, PendingEscalation] = {}
-    for item in getattr(snapshot, "interrupts", ()) or ():
+    items = list(getattr(snapshot, "interrupts", ()) or ())
+    for task in getattr(snapshot, "tasks", ()) or ():
+        items += list(getattr(task, "interrupts", ()) or ())
+    for item in items:
         esc = escalation_of(item.value)
-        if esc is not None:
+        if esc is not None and item.id not in found and item.id not in skip:
             found[item.id] = PendingEscalation(item.id, {k: v for k, v in esc.items() if k != "rejected"})
     for task in getattr(snapshot, "tasks", ()) or ():
-        for item in getattr(task, "interrupts", ()) or ():
-            esc = escalation_of(item.value)
-            if esc is not None and item.id not in found:
-                found[item.id] = PendingEscalation(item.id, esc)
         if task.state is not None and hasattr(task.state, "interrupts"):
-            for nested in _collect(task.state):
+            for nested in _collect(task.state, skip=skip):
                 found.setdefault(nested.interrupt_id, nested)
     return list(found.values())
 
@@ -115,12 +126,18 @@ def pending_escalations(graph: Any, config: RunnableConfig) -> list[PendingEscal
     return _collect(graph.get_state(config, subgraphs=True))
 
 
+def _state(snapshot: Any) -> tuple[list[PendingEscalation], set[str], str | None]:
+    checkpoint = (snapshot.config.get("configurable") or {}).get("checkpoint_id") if snapshot.config else None
+    return _collect(snapshot), _answered(snapshot), checkpoint
+
+
 async def apending_escalations(graph: Any, config: RunnableConfig) -> list[PendingEscalation]:
     """Async twin of `pending_escalations`."""
     return _collect(await graph.aget_state(config, subgraphs=True))
 
 
-def _resume_map(pending: list[PendingEscalation], answers: Any) -> dict[str, Any]:
+def _resume_map(state: tuple[list[PendingEscalation], set[str], str | None], answers: Any) -> dict[str, Any]:
+    pending, answered, checkpoint = state
     by_id = {p.interrupt_id: p for p in pending}
     by_escalation = {p.escalation.get("id"): p for p in pending}
     if answers is None or (isinstance(answers, Mapping) and not answers):
@@ -132,11 +149,16 @@ def _resume_map(pending: list[PendingEscalation], answers: Any) -> dict[str, Any
     if not keyed:
         if len(pending) != 1:
             ids = [p.interrupt_id for p in pending]
+            if not pending and answered:
+                raise AlreadyAnsweredError(interrupt_id=sorted(answered)[0], checkpoint_id=checkpoint)
             if not pending:
                 raise NoPendingEscalationError(interrupt_ids=["(any)"], pending=[])
             msg = f"{len(pending)} escalations are pending: answer them by interrupt id ({', '.join(ids)})"
             raise InvalidAnswerError(msg, answer=answers)
         answers = {pending[0].interrupt_id: answers}
+    again = [k for k in answers if k in answered]
+    if again:
+        raise AlreadyAnsweredError(interrupt_id=again[0], checkpoint_id=checkpoint)
     unknown = [k for k in answers if k not in by_id and k not in by_escalation]
     if unknown:
         raise NoPendingEscalationError(interrupt_ids=unknown, pending=sorted(by_id))
@@ -170,6 +192,10 @@ def answer_escalations(graph: Any, config: RunnableConfig, answers: Any, **kwarg
     Raises:
         InvalidAnswerError: an answer (or `None`, or `{}`) breaks a rule; its `interrupt_id` says which.
         NoPendingEscalationError: an id names no pending escalation (answered already?).
+        AlreadyAnsweredError: `config` addresses an earlier checkpoint (time travel, a fork) where
+            this escalation was already answered. LangGraph would replay the recorded answer there
+            whatever the new one says; to decide again, resume from the checkpoint before the
+            escalation was raised.
 
     Example:
         ```python
@@ -198,7 +224,7 @@ def answer_escalations(graph: Any, config: RunnableConfig, answers: Any, **kwarg
         assert out["output"] == "42" and step_outcomes(out) == {"draft": "edited"}
         ```
     """
-    resume = _resume_map(pending_escalations(graph, config), answers)
+    resume = _resume_map(_state(graph.get_state(config, subgraphs=True)), answers)
     return graph.invoke(Command(resume=resume), config, **kwargs)
 
 
@@ -213,5 +239,5 @@ async def aanswer_escalations(graph: Any, config: RunnableConfig, answers: Any, 
         assert asyncio.iscoroutinefunction(aanswer_escalations)
         ```
     """
-    resume = _resume_map(await apending_escalations(graph, config), answers)
+    resume = _resume_map(_state(await graph.aget_state(config, subgraphs=True)), answers)
     return await graph.ainvoke(Command(resume=resume), config, **kwargs)

@@ -1,0 +1,131 @@
+"""The LangGraph details without a public API, checked against the installed LangGraph.
+
+If one of these fails after a LangGraph upgrade, fix `reliable_graph/_compat.py` before anything else.
+"""
+
+import operator
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send, interrupt
+from typing_extensions import TypedDict
+
+from reliable_graph._compat import (
+    current_checkpoint_id,
+    declare_destinations,
+    is_push_task,
+    namespace_path,
+    pending_write_kinds,
+)
+
+PACKAGE = Path(__file__).resolve().parents[1] / "reliable_graph"
+
+
+class S(TypedDict, total=False):
+    seen: Annotated[list[Any], operator.add]
+
+
+def test_compat_is_push_task_tells_send_from_edges() -> None:
+    def probe(state: Any, config: RunnableConfig) -> dict[str, Any]:
+        return {"seen": [("push" if is_push_task(config) else "pull", state.get("i"))]}
+
+    builder = StateGraph(S)
+    builder.add_node("probe", probe)
+    builder.add_conditional_edges(START, lambda s: ["probe", Send("probe", {"i": 1})])
+    out = builder.compile().invoke({"seen": []})
+    assert sorted(out["seen"], key=str) == [("pull", None), ("push", 1)]
+
+
+def test_compat_namespace_path_names_the_subgraph() -> None:
+    def probe(state: Any, config: RunnableConfig) -> dict[str, Any]:
+        names, levels = namespace_path(config)
+        return {"seen": [names]}
+
+    inner = StateGraph(S)
+    inner.add_node("probe", probe)
+    inner.add_edge(START, "probe")
+    outer = StateGraph(S)
+    outer.add_node("sub", inner.compile())
+    outer.add_node("probe", probe)
+    outer.add_edge(START, "sub")
+    outer.add_edge("sub", "probe")
+    out = outer.compile(checkpointer=InMemorySaver()).invoke({"seen": []}, {"configurable": {"thread_id": "ns"}})
+    assert ["sub", "probe"] in out["seen"] and ["probe"] in out["seen"]
+
+
+def test_compat_current_checkpoint_id_is_the_one_the_task_started_from() -> None:
+    seen: list[str | None] = []
+
+    def probe(state: Any, config: RunnableConfig) -> dict[str, Any]:
+        seen.append(current_checkpoint_id(config))
+        return {}
+
+    builder = StateGraph(S)
+    builder.add_node("probe", probe)
+    builder.add_edge(START, "probe")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "cp"}}
+    graph.invoke({"seen": []}, config)
+    before_probe = next(h for h in graph.get_state_history(config) if h.next == ("probe",))
+    assert seen == [before_probe.config["configurable"]["checkpoint_id"]]
+
+
+def test_compat_declare_destinations_draws_edges() -> None:
+    class Node:
+        name = "n"
+
+        def __call__(self, state: Any, config: RunnableConfig | None = None) -> Any:
+            return self.invoke(state, config)
+
+        def invoke(self, state: Any, config: Any = None) -> Any:
+            return {}
+
+    node = Node()
+    declare_destinations(node, ["a", "b"])
+    builder = StateGraph(S)
+    builder.add_node("n", node)
+    builder.add_node("a", lambda s: {})
+    builder.add_node("b", lambda s: {})
+    builder.add_edge(START, "n")
+    edges = {(e.source, e.target) for e in builder.compile().get_graph().edges}
+    assert {("n", "a"), ("n", "b")} <= edges
+
+
+def test_compat_pending_write_kinds_sees_interrupts_and_errors() -> None:
+    def ask(state: Any) -> dict[str, Any]:
+        interrupt("?")
+        return {}
+
+    def boom(state: Any) -> dict[str, Any]:
+        raise RuntimeError("boom")
+
+    saver = InMemorySaver()
+    for name, fn in (("ask", ask), ("boom", boom)):
+        builder = StateGraph(S)
+        builder.add_node(name, fn)
+        builder.add_edge(START, name)
+        builder.add_edge(name, END)
+        try:
+            builder.compile(checkpointer=saver).invoke({"seen": []}, {"configurable": {"thread_id": name}})
+        except RuntimeError:
+            pass
+    kinds = {
+        name: pending_write_kinds(saver.get_tuple({"configurable": {"thread_id": name}}).pending_writes)  # type: ignore[union-attr]
+        for name in ("ask", "boom")
+    }
+    assert kinds == {"ask": {"interrupt"}, "boom": {"error"}}
+
+
+def test_compat_is_the_only_place_that_reaches_into_langgraph() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "_compat.py":
+            continue
+        text = path.read_text()
+        if re.search(r"langgraph\._internal|__error__|__pregel", text):
+            offenders.append(str(path.relative_to(PACKAGE)))
+    assert offenders == []
