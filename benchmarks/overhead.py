@@ -1,11 +1,13 @@
-"""Per-step overhead of reliable_step on its passing path versus bare LangGraph.
+"""Per-step overhead of reliable_step on its passing path versus bare LangGraph, and what it checkpoints.
 
-A 10-step pipeline of trivial steps, once as plain nodes and once with every step wrapped by
-`reliable_step` (a deterministic evaluator), on the same checkpointer: SQLite on a file with
-durability="sync", and InMemorySaver. Runs alternate between the two so that both see the
-same machine load; the figures are medians of per-step wall time.
+An S-step pipeline of trivial steps (default 10; `--steps 200` for a long one), once as plain
+nodes and once with every step wrapped by `reliable_step` (a deterministic evaluator), on the
+same checkpointer: SQLite on a file with durability="sync", and InMemorySaver. Runs alternate
+between the two so that both see the same machine load; time figures are medians of per-step
+wall time. `checkpoint_bytes_ratio` compares the bytes the SQLite saver stored (checkpoints,
+their metadata and pending writes) for the reliable threads and the bare ones.
 
-    python benchmarks/overhead.py [--runs 200] [--json]
+    python benchmarks/overhead.py [--steps 10] [--runs 200] [--json]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import platform
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,38 +45,39 @@ def _step(i: int) -> Any:
     return step
 
 
-def bare() -> StateGraph[Any, Any, Any, Any]:
+def bare(steps: int) -> StateGraph[Any, Any, Any, Any]:
     builder = StateGraph(State)
-    for i in range(1, STEPS + 1):
+    for i in range(1, steps + 1):
         builder.add_node(f"step_{i:02d}", _step(i))
         builder.add_edge(START if i == 1 else f"step_{i - 1:02d}", f"step_{i:02d}")
-    builder.add_edge(f"step_{STEPS:02d}", END)
+    builder.add_edge(f"step_{steps:02d}", END)
     return builder
 
 
-def reliable() -> StateGraph[Any, Any, Any, Any]:
+def reliable(steps: int) -> StateGraph[Any, Any, Any, Any]:
     builder = StateGraph(State)
     evaluator = RequiredFields(fields=["value"])
-    for i in range(1, STEPS + 1):
-        after = f"step_{i + 1:02d}" if i < STEPS else END
+    for i in range(1, steps + 1):
+        after = f"step_{i + 1:02d}" if i < steps else END
         builder.add_node(reliable_step(_step(i), evaluator=evaluator, threshold=1.0, pass_to=after))
     builder.add_node(HumanEscalation())
     builder.add_edge(START, "step_01")
     return builder
 
 
-def measure(saver: Any, runs: int, durability: str) -> dict[str, float]:
-    graphs = {"bare": bare().compile(checkpointer=saver), "reliable": reliable().compile(checkpointer=saver)}
+def measure(saver: Any, runs: int, steps: int, durability: str, tag: str) -> dict[str, float]:
+    graphs = {"bare": bare(steps).compile(checkpointer=saver), "reliable": reliable(steps).compile(checkpointer=saver)}
     times: dict[str, list[float]] = {"bare": [], "reliable": []}
-    for run in range(runs + 5):
+    warmup = 3
+    for run in range(runs + warmup):
         for mode, graph in graphs.items():
-            config: Any = {"configurable": {"thread_id": f"{mode}-{run}"}}
+            config: Any = {"configurable": {"thread_id": f"{tag}-{mode}-{run}"}}
             start = time.perf_counter()
             out = graph.invoke({"question": "q"}, config, durability=durability)
             elapsed = time.perf_counter() - start
-            assert out["output"] == {"value": STEPS}
-            if run >= 5:  # warm-up runs are not counted
-                times[mode].append(elapsed / STEPS)
+            assert out["output"] == {"value": steps}
+            if run >= warmup:  # warm-up runs are not counted
+                times[mode].append(elapsed / steps)
     med = {mode: statistics.median(t) for mode, t in times.items()}
     return {
         "bare_ms": med["bare"] * 1e3,
@@ -82,34 +86,64 @@ def measure(saver: Any, runs: int, durability: str) -> dict[str, float]:
     }
 
 
+def stored_bytes(conn: sqlite3.Connection, tag: str, mode: str) -> int:
+    """Bytes the SQLite saver stored for one mode's threads: checkpoints, metadata, pending writes."""
+    like = f"{tag}-{mode}-%"
+    (checkpoints,) = conn.execute(
+        "SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0) FROM checkpoints WHERE thread_id LIKE ?",
+        (like,),
+    ).fetchone()
+    (writes,) = conn.execute(
+        "SELECT COALESCE(SUM(LENGTH(value)), 0) FROM writes WHERE thread_id LIKE ?", (like,)
+    ).fetchone()
+    return int(checkpoints) + int(writes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--runs", type=int, default=None, help="runs per mode (default 200 at 10 steps, 20 at 200)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error(f"--steps must be at least 1, got {args.steps}")
+    runs = args.runs if args.runs is not None else max(10, 2000 // args.steps)
+    args.runs = runs
+    progress = sys.stderr
+    progress.write(f"overhead: {args.steps} steps x {runs} runs per mode on SQLite, then InMemorySaver...\n")
     with tempfile.TemporaryDirectory() as tmp:
         conn = sqlite3.connect(str(Path(tmp) / "overhead.sqlite"), check_same_thread=False)
-        sqlite = measure(SqliteSaver(conn), args.runs, "sync")
+        sqlite = measure(SqliteSaver(conn), runs, args.steps, "sync", "t")
+        bytes_bare = stored_bytes(conn, "t", "bare")
+        bytes_reliable = stored_bytes(conn, "t", "reliable")
         conn.close()
-    memory = measure(InMemorySaver(), args.runs, "sync")
+    progress.write("overhead: SQLite done; InMemorySaver...\n")
+    memory = measure(InMemorySaver(), runs, args.steps, "sync", "m")
     result = {
+        "steps": args.steps,
         "sqlite_ratio": round(sqlite["ratio"], 3),
         "memory_ratio": round(memory["ratio"], 3),
+        "checkpoint_bytes_ratio": round(bytes_reliable / bytes_bare, 3),
+        "checkpoint_bytes_per_run_bare": bytes_bare // runs,
+        "checkpoint_bytes_per_run_reliable": bytes_reliable // runs,
         "sqlite_bare_ms_per_step": round(sqlite["bare_ms"], 3),
         "sqlite_reliable_ms_per_step": round(sqlite["reliable_ms"], 3),
         "memory_bare_ms_per_step": round(memory["bare_ms"], 3),
         "memory_reliable_ms_per_step": round(memory["reliable_ms"], 3),
-        "runs": args.runs,
-        "steps": STEPS,
+        "runs": runs,
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
     }
     if args.json:
         print(json.dumps(result))
         return
-    print(f"per-step wall time, median of {args.runs} runs x {STEPS} steps ({result['machine']})")
+    print(f"per-step wall time, median of {runs} runs x {args.steps} steps ({result['machine']})")
     print(f"{'checkpointer':34}{'bare ms':>10}{'reliable ms':>13}{'ratio':>8}")
     for label, row in (("SQLite file, durability=sync", sqlite), ("InMemorySaver", memory)):
         print(f"{label:34}{row['bare_ms']:>10.3f}{row['reliable_ms']:>13.3f}{row['ratio']:>8.3f}")
+    print(
+        f"checkpointed bytes per run (SQLite): bare {result['checkpoint_bytes_per_run_bare']:,}, reliable "
+        f"{result['checkpoint_bytes_per_run_reliable']:,} (ratio {result['checkpoint_bytes_ratio']:.3f})"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
 __all__ = [
+    "channel_snapshot",
     "current_checkpoint_id",
     "declare_destinations",
     "is_push_task",
@@ -33,6 +34,18 @@ _ERROR = "__error__"
 """The channel of the pending write LangGraph saves for a task that raised."""
 _INTERRUPT = "__interrupt__"
 """The channel of the pending write LangGraph saves for a task that called `interrupt()`."""
+
+
+def channel_snapshot(value: Any) -> dict[str, Any] | None:
+    """A channel value as a checkpoint stores it: the value, a `DeltaChannel` snapshot's value, or None.
+
+    A `DeltaChannel` stores a sentinel (nothing) or a snapshot object holding the value in
+    `.value`; a plain reducer channel stores the value itself.
+    """
+    if isinstance(value, dict):
+        return value
+    inner = getattr(value, "value", None)
+    return inner if isinstance(inner, dict) else None
 
 
 def pending_write_kinds(pending_writes: Any) -> set[str]:

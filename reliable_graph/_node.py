@@ -59,11 +59,11 @@ class ReliableNode(Runnable[Any, Any]):
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Run the node synchronously."""
-        return self._run(input, ensure_config(config))
+        return self._run(input, config if config is not None else ensure_config())
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Run the node asynchronously."""
-        return await self._arun(input, ensure_config(config))
+        return await self._arun(input, config if config is not None else ensure_config())
 
     def _run(self, input: Any, config: RunnableConfig) -> Any:
         raise NotImplementedError
@@ -145,9 +145,12 @@ class TaskRef:
 
 def task_ref(config: RunnableConfig, step: str) -> TaskRef:
     """The `TaskRef` of the running task for `step` (stable across resumes of that task)."""
+    push = is_push_task(config)
+    configurable = config.get("configurable") or {}
+    if not push and "|" not in str(configurable.get("checkpoint_ns") or ""):
+        return TaskRef(key=step, step=step, path=step, push=False)
     names, levels = namespace_path(config)
     parents = levels[:-1]
-    push = is_push_task(config)
     path = "/".join([*names[:-1], step])
     if not parents and not push:
         return TaskRef(key=step, step=step, path=path, push=False)

@@ -18,8 +18,8 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 
-from reliable_graph._compat import pending_write_kinds
-from reliable_graph.state import RELIABILITY_KEY
+from reliable_graph._compat import channel_snapshot, pending_write_kinds
+from reliable_graph.state import RELIABILITY_KEY, merge_reliability
 
 __all__ = [
     "REFERENCE_RATES",
@@ -224,23 +224,48 @@ class _Accumulator:
         )
 
 
-def _latest(tuples: Iterable[CheckpointTuple], seen: set[str]) -> CheckpointTuple | None:
-    for item in tuples:
+class _Threads:
+    """Root checkpoints grouped by thread, to rebuild each thread's latest `reliability` value.
+
+    The `reliability` channel may store only deltas (LangGraph's `DeltaChannel`): its value is
+    rebuilt by folding, through the reducer, the writes of every checkpoint on the latest
+    checkpoint's lineage (and any snapshot the channel stored), using only the saver's `list`.
+    """
+
+    def __init__(self) -> None:
+        self.by_thread: dict[str, dict[str, CheckpointTuple]] = {}
+
+    def add(self, item: CheckpointTuple) -> None:
         configurable = item.config.get("configurable", {})
         if configurable.get("checkpoint_ns", "") != "":
-            continue
+            return
         thread = str(configurable.get("thread_id"))
-        if thread in seen:
-            continue
-        seen.add(thread)
-        return item
-    return None
+        self.by_thread.setdefault(thread, {})[str(item.checkpoint["id"])] = item
 
-
-def _values(item: CheckpointTuple) -> tuple[Mapping[str, Any], bool, bool]:
-    values = item.checkpoint.get("channel_values") or {}
-    kinds = pending_write_kinds(item.pending_writes)
-    return values, "error" in kinds, "interrupt" in kinds
+    def values(self) -> Iterable[tuple[Mapping[str, Any], bool, bool]]:
+        for items in self.by_thread.values():
+            latest = items[max(items)]
+            kinds = pending_write_kinds(latest.pending_writes)
+            values = dict(latest.checkpoint.get("channel_values") or {})
+            record = channel_snapshot(values.get(RELIABILITY_KEY))
+            lineage: list[CheckpointTuple] = []
+            node: CheckpointTuple | None = latest
+            while node is not None:
+                lineage.append(node)
+                parent = (node.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+                node = items.get(str(parent)) if parent else None
+            found = record is not None
+            for item in reversed(lineage):
+                snapshot = channel_snapshot((item.checkpoint.get("channel_values") or {}).get(RELIABILITY_KEY))
+                writes = [w[2] for w in item.pending_writes or () if w[1] == RELIABILITY_KEY]
+                if snapshot is not None or writes:
+                    found = True
+                    record = merge_reliability(merge_reliability(record, snapshot), list(writes))
+            if found:
+                values[RELIABILITY_KEY] = record
+            else:
+                values.pop(RELIABILITY_KEY, None)
+            yield values, "error" in kinds, "interrupt" in kinds
 
 
 def _check_expected(expected_steps: int | None) -> None:
@@ -282,10 +307,10 @@ def reliability_report(
     """
     _check_expected(expected_steps)
     acc = _Accumulator(expected_steps)
-    seen: set[str] = set()
-    iterator = iter(checkpointer.list(None))
-    while (item := _latest(iterator, seen)) is not None:
-        values, errored, waiting = _values(item)
+    threads = _Threads()
+    for item in checkpointer.list(None):
+        threads.add(item)
+    for values, errored, waiting in threads.values():
         acc.add(values, errored=errored, waiting=waiting)
     return acc.report(source)
 
@@ -307,11 +332,11 @@ async def areliability_report(
     """
     _check_expected(expected_steps)
     acc = _Accumulator(expected_steps)
-    seen: set[str] = set()
+    threads = _Threads()
     async for item in checkpointer.alist(None):
-        if _latest([item], seen) is not None:
-            values, errored, waiting = _values(item)
-            acc.add(values, errored=errored, waiting=waiting)
+        threads.add(item)
+    for values, errored, waiting in threads.values():
+        acc.add(values, errored=errored, waiting=waiting)
     return acc.report(source)
 
 

@@ -13,9 +13,10 @@ as they happen go to the custom stream (`stream_mode="custom"`), not into state.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
+from langgraph.channels import DeltaChannel
 from langgraph.config import get_stream_writer
 from typing_extensions import NotRequired, TypedDict
 
@@ -30,6 +31,7 @@ __all__ = [
     "StepRecord",
     "Verdict",
     "merge_reliability",
+    "reliability_channel",
     "run_outcome",
     "step_outcomes",
     "task_records",
@@ -122,7 +124,9 @@ def _rev(record: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
-def merge_reliability(left: Mapping[str, Any] | None, right: Mapping[str, Any] | None) -> dict[str, Any]:
+def merge_reliability(
+    left: Mapping[str, Any] | None, right: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+) -> dict[str, Any]:
     """Reducer of the `reliability` key: one record per task, the highest revision wins.
 
     Idempotent (merging a state with itself changes nothing, so a subgraph that returns the
@@ -143,6 +147,11 @@ def merge_reliability(left: Mapping[str, Any] | None, right: Mapping[str, Any] |
         assert merge_reliability(newer, merged)["tasks"]["s1"]["outcome"] == "approved"
         ```
     """
+    if isinstance(right, Sequence) and not isinstance(right, (str, bytes)):
+        merged = {"tasks": dict((left or {}).get("tasks") or {})}  # a batch of writes (`DeltaChannel`)
+        for write in right:
+            merged = merge_reliability(merged, write)
+        return merged
     left_tasks = (left or {}).get("tasks") or {}
     right_tasks = (right or {}).get("tasks") or {}
     if not right_tasks:
@@ -153,6 +162,29 @@ def merge_reliability(left: Mapping[str, Any] | None, right: Mapping[str, Any] |
         if current is None or _rev(record) >= _rev(current):
             tasks[key] = record
     return {"tasks": tasks}
+
+
+def reliability_channel() -> DeltaChannel[dict[str, Any]]:
+    """The channel for a `reliability` key you declare yourself (pydantic, dataclass states).
+
+    A LangGraph `DeltaChannel` over `merge_reliability`: checkpoints store each step's new
+    records, not the whole `reliability` value again, so a long run's checkpoints do not grow
+    with every step. `Annotated[dict, merge_reliability]` works too, but rewrites every record
+    at every checkpoint.
+
+    Example:
+        ```python
+        from typing import Annotated
+        from pydantic import BaseModel
+        from reliable_graph import reliability_channel
+
+        class State(BaseModel):
+            question: str = ""
+            output: str = ""
+            reliability: Annotated[dict, reliability_channel()] = {}
+        ```
+    """
+    return DeltaChannel(merge_reliability)
 
 
 class ReliabilityState(TypedDict, total=False):
@@ -171,7 +203,7 @@ class ReliabilityState(TypedDict, total=False):
         ```
     """
 
-    reliability: Annotated[dict[str, Any], merge_reliability]
+    reliability: Annotated[dict[str, Any], reliability_channel()]
 
 
 def emit(event: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from reliable_graph import (
     Predicate,
     Refetch,
     Score,
-    merge_reliability,
+    reliability_channel,
     reliable_step,
     run_outcome,
     step_outcomes,
@@ -68,7 +68,7 @@ class PipelineState(TypedDict, total=False):
     context: list[Any]
     output: Any
     answers: Annotated[dict[str, Any], _merge_answers]
-    reliability: Annotated[dict[str, Any], merge_reliability]
+    reliability: Annotated[dict[str, Any], reliability_channel()]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

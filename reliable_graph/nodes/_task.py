@@ -89,7 +89,7 @@ def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
 
 def compact(record: Mapping[str, Any]) -> StepRecord:
     """A finished task's record: outcome and one score per attempt, the live-only fields dropped."""
-    kept = {k: v for k, v in record.items() if k not in ("pending", "checkpoint", "review")}
+    kept = {k: v for k, v in record.items() if k not in ("pending", "checkpoint", "review", "threshold")}
     attempts: list[AttemptRecord] = [
         {"n": a["n"], "score": a["score"], "verdict": a["verdict"]} for a in record.get("attempts") or ()
     ]
