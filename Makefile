@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	@echo "== creating $(VENV) and installing reliable-graph with every extra (pip prints each package)"
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --progress-bar off -e ".[dev]"
 	touch $@
 
 install: $(BIN)/.installed

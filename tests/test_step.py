@@ -248,3 +248,11 @@ def test_reliable_step_unused_state_type_is_untouched() -> None:
     out = one_step_graph(scripted(["good"])).invoke({"question": "q", "log": ["mine"]}, config())
     assert out["log"] == ["mine"] and set(out) == {"question", "log", "output", "reliability"}
     _ = State
+
+
+def test_reliable_step_refetch_without_a_query_fails_before_the_step_runs() -> None:
+    calls: list[Any] = []
+    graph = one_step_graph(scripted(["bad", "good"], calls), refetch=lambda q: ["x"])
+    with pytest.raises(MissingStateKeyError) as info:
+        graph.invoke({"context": ["c"]}, config("noq"))
+    assert (info.value.key, info.value.node) == ("question", "step") and calls == []
