@@ -261,7 +261,7 @@ def step_outcomes(values: Any) -> dict[str, str]:
 
 
 def run_outcome(values: Any) -> RunStatus:
-    """The run's status: `terminated`, `escalated` (something waits for a human), `dismissed`, or `ok`.
+    """The run's status: `escalated` (something waits for a human), `terminated`, `dismissed`, or `ok`.
 
     Pass the result of `invoke` (its `__interrupt__` counts, subgraphs' included) or, better,
     `graph.get_state(config)`: a snapshot also tells a thread whose escalation was closed
@@ -280,16 +280,14 @@ def run_outcome(values: Any) -> RunStatus:
         ```
     """
     records = task_records(values)
-    if any(rec.get("outcome") == "terminated" for rec in records.values()):
-        return "terminated"
     waiting = any(rec.get("pending") == "review" for rec in records.values())
     is_snapshot = hasattr(values, "interrupts") and hasattr(values, "next")
-    if is_snapshot:
-        if values.interrupts:
-            return "escalated"
-        if waiting and not values.next:
-            return "dismissed"
-        return "escalated" if waiting else "ok"
-    if isinstance(values, Mapping) and values.get("__interrupt__"):
+    if is_snapshot and values.interrupts:
         return "escalated"
+    if not is_snapshot and isinstance(values, Mapping) and values.get("__interrupt__"):
+        return "escalated"
+    if any(rec.get("outcome") == "terminated" for rec in records.values()):
+        return "terminated"
+    if is_snapshot and waiting and not values.next:
+        return "dismissed"
     return "escalated" if waiting else "ok"

@@ -137,12 +137,13 @@ def test_escalation_rejects_bad_configuration() -> None:
         HumanEscalation(format="slack")  # type: ignore[arg-type]
 
 
-def test_escalation_without_pending_escalation_is_a_clear_error() -> None:
+def test_escalation_reached_plainly_with_nothing_to_review_does_nothing() -> None:
+    # escalating nodes also trigger it plainly so that defer=True fan-ins wait for reviews
     builder = StateGraph(State)
     builder.add_node(HumanEscalation())
     builder.add_edge(START, "human_escalation")
-    with pytest.raises(ValueError, match="no escalation to review"):
-        builder.compile(checkpointer=InMemorySaver()).invoke({"question": "q"}, config())
+    out = builder.compile(checkpointer=InMemorySaver()).invoke({"question": "q"}, config())
+    assert out["question"] == "q" and not out.get("reliability", {}).get("tasks")
 
 
 def test_escalation_non_serialisable_output_is_a_clear_error() -> None:

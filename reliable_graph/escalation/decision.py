@@ -7,10 +7,20 @@ passes `parse_answer` cannot fail to apply, so no answer can wedge a thread.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from reliable_graph.errors import InvalidAnswerError
 from reliable_graph.escalation.record import DECISIONS, Action
@@ -23,10 +33,28 @@ class ChunkInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    text: str = Field(min_length=1)
+    text: StrictStr = Field(min_length=1)
     """The chunk's content."""
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
     """Where it came from."""
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            msg = "context chunks must not be empty"
+            raise ValueError(msg)
+        return value
+
+
+def _chunk(index: int, value: Any) -> dict[str, Any]:
+    try:
+        return ChunkInput.model_validate(value).model_dump(mode="json")
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        msg = f"context chunk {index} must be text or {{'text': ..., 'metadata': {{...}}}} ({where}: {first['msg']})"
+        raise ValueError(msg) from None
 
 
 class Decision(BaseModel):
@@ -56,11 +84,13 @@ class Decision(BaseModel):
     """What to do."""
     output: JsonValue = None
     """The replacement output (`edit` only)."""
-    context: list[str | ChunkInput] | None = None
-    """Chunks to add before re-running (`provide_context` only)."""
-    reason: str | None = None
+    context: list[StrictStr | dict[str, JsonValue]] | None = None
+    """Chunks to add before re-running (`provide_context` only): text, or `{"text": ..., "metadata": {...}}`.
+
+    Kept as plain data (no nested model), so a decision reads the same after a checkpoint round trip."""
+    reason: StrictStr | None = None
     """Why, in the reviewer's words (recorded)."""
-    reviewer: str | None = None
+    reviewer: StrictStr | None = None
     """Who decided (recorded)."""
 
     @model_validator(mode="after")
@@ -81,6 +111,8 @@ class Decision(BaseModel):
         if any(isinstance(c, str) and not c.strip() for c in self.context or ()):
             msg = "context chunks must not be empty"
             raise ValueError(msg)
+        if self.context is not None:
+            self.context = [c if isinstance(c, str) else _chunk(i, c) for i, c in enumerate(self.context)]
         try:
             json.dumps(self.output, allow_nan=False)
         except ValueError as exc:
@@ -90,18 +122,68 @@ class Decision(BaseModel):
 
     def context_chunks(self) -> list[dict[str, Any]]:
         """The given context as chunk dicts."""
-        return [
-            {"text": c, "metadata": {}} if isinstance(c, str) else c.model_dump(mode="json") for c in self.context or ()
-        ]
+        return [{"text": c, "metadata": {}} if isinstance(c, str) else dict(c) for c in self.context or ()]
 
     def recorded(self) -> dict[str, Any]:
         """What a record keeps of this decision (no output, no context)."""
         return {k: v for k, v in {"action": self.action, "reviewer": self.reviewer, "reason": self.reason}.items() if v}
 
 
+_MAX_DEPTH = 64
+_INT_RANGE = (-(2**63), 2**63 - 1)
+
+
+def _canonical(value: Any, depth: int = 0) -> Any:
+    """The answer as plain JSON data, the same before and after a checkpoint round trip.
+
+    A checkpointer stores a resume value and LangGraph hands it back when the node runs again
+    (tuples come back as lists, models are rebuilt without validation): validating this form
+    makes an answer's verdict the same on every run, so a rejected answer stays rejected. Values
+    no checkpointer stores faithfully (integers beyond 64 bits, text that is not valid Unicode,
+    deep nesting) are refused here, before anything is applied.
+    """
+    if depth > _MAX_DEPTH:
+        msg = f"the answer is nested deeper than {_MAX_DEPTH} levels"
+        raise InvalidAnswerError(msg)
+    if isinstance(value, BaseModel):
+        # a model rebuilt from a checkpoint has every field "set": judge it by its values
+        dumped = value.model_dump(mode="python", warnings=False)
+        keep = {"output"} if dumped.get("action") == "edit" else set()
+        return _canonical({k: v for k, v in dumped.items() if v is not None or k in keep}, depth + 1)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v, depth + 1) for v in value]
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            msg = "object keys in an answer must be strings"
+            raise InvalidAnswerError(msg)
+        return {k: _canonical(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            msg = "the answer holds text that is not valid Unicode (a lone surrogate)"
+            raise InvalidAnswerError(msg) from None
+        return value
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+            msg = f"the integer {value} is outside the 64-bit range a checkpointer stores; send it as text"
+            raise InvalidAnswerError(msg)
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            msg = "numbers in an answer must be finite (no NaN or Infinity)"
+            raise InvalidAnswerError(msg)
+        return value
+    msg = f"an answer is JSON data; {type(value).__name__} is not"
+    raise InvalidAnswerError(msg)
+
+
 def _one(items: Any, what: str) -> Any:
-    if not isinstance(items, Sequence) or isinstance(items, (str, bytes)):
-        return items
+    if not isinstance(items, list):
+        msg = f"expected a list of exactly one {what}, got {type(items).__name__}"
+        raise InvalidAnswerError(msg)
     if len(items) != 1:
         msg = f"expected exactly one {what}, got {len(items)}"
         raise InvalidAnswerError(msg)
@@ -110,15 +192,16 @@ def _one(items: Any, what: str) -> Any:
 
 def _decode_edit(value: Any, original: Any) -> Any:
     """An edit sent as a string by a UI (Agent Inbox edits every field as text), parsed back."""
-    if isinstance(value, str) and not isinstance(original, str):
-        try:
-            return json.loads(value)
-        except ValueError as exc:
-            if original is None:
-                return value
-            msg = f"the edited output must be JSON like the original ({type(original).__name__}); got text: {exc}"
-            raise InvalidAnswerError(msg) from exc
-    return value
+    if not isinstance(value, str) or isinstance(original, str):
+        return value
+    try:
+        decoded = json.loads(value)
+    except ValueError as exc:
+        if original is None:
+            return value
+        msg = f"the edited output must be JSON like the original ({type(original).__name__}); got text: {exc}"
+        raise InvalidAnswerError(msg) from exc
+    return _canonical(decoded)
 
 
 def _from_agent_inbox(item: Mapping[str, Any], original: Any) -> dict[str, Any]:
@@ -147,8 +230,20 @@ def _from_agent_inbox(item: Mapping[str, Any], original: Any) -> dict[str, Any]:
     raise InvalidAnswerError(msg)
 
 
+_HITL_KEYS = {
+    "approve": {"type"},
+    "reject": {"type", "message"},
+    "respond": {"type", "message"},
+    "edit": {"type", "edited_action"},
+}
+
+
 def _from_hitl(item: Mapping[str, Any], original: Any) -> dict[str, Any]:
     kind = item.get("type")
+    extra = set(item) - _HITL_KEYS.get(str(kind), set(item))
+    if extra:
+        msg = f"a {kind!r} decision does not take {sorted(extra)}"
+        raise InvalidAnswerError(msg)
     if kind == "approve":
         return {"action": "approve"}
     if kind == "reject":
@@ -172,8 +267,6 @@ def _from_hitl(item: Mapping[str, Any], original: Any) -> dict[str, Any]:
 
 
 def _as_fields(answer: Any, original: Any) -> Any:
-    if isinstance(answer, Decision):
-        return answer.model_dump(exclude_unset=True)
     if isinstance(answer, Mapping) and "decisions" in answer:
         if set(answer) != {"decisions"}:
             msg = f"a HumanInTheLoopMiddleware response has only 'decisions'; got {sorted(answer)}"
@@ -229,14 +322,14 @@ def parse_answer(
         try:
             parse_answer({"action": "edit", "output": b"bytes"})
         except InvalidAnswerError as err:
-            assert "output" in err.reason
+            assert "bytes is not" in err.reason
         ```
     """
     if answer is None or (isinstance(answer, Mapping) and not answer):
         msg = "an empty answer: resume with a decision such as {'action': 'approve'}"
         raise InvalidAnswerError(msg, answer=answer)
     try:
-        fields = _as_fields(answer, original)
+        fields = _as_fields(_canonical(answer), original)
         decision = Decision.model_validate(fields)
     except InvalidAnswerError as err:
         raise InvalidAnswerError(err.reason, answer=answer) from None

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.types import Command, Send, interrupt
 
 from reliable_graph._node import ReliableNode
@@ -13,9 +14,26 @@ from reliable_graph.errors import InvalidAnswerError
 from reliable_graph.escalation.decision import Decision, parse_answer
 from reliable_graph.escalation.formats import Format, render, response_schema
 from reliable_graph.escalation.record import DECISIONS, Action, ReviewTask, StepTask, payload_kind
-from reliable_graph.state import emit, task_records
+from reliable_graph.state import RELIABILITY_KEY, emit, task_records
 
 __all__ = ["HumanEscalation"]
+
+
+_SERDE = JsonPlusSerializer()
+
+
+def as_stored(answer: Any) -> Any:
+    """`answer` as the checkpointer hands it back when the node runs again.
+
+    LangGraph stores a resume value and replays the stored copy on the node's later runs
+    (tuples come back as lists, text that is not valid Unicode with `?`): judging the stored
+    form gives an answer the same verdict on every run, so a rejected answer never applies later.
+    """
+    try:
+        return _SERDE.loads_typed(_SERDE.dumps_typed(answer))
+    except (TypeError, ValueError, RecursionError, OverflowError) as exc:
+        msg = f"the answer cannot be stored by a checkpointer: {exc}"
+        raise InvalidAnswerError(msg, answer=answer) from None
 
 
 class HumanEscalation(ReliableNode):
@@ -86,16 +104,23 @@ class HumanEscalation(ReliableNode):
         kind = payload_kind(input)
         if kind == "review":
             return self._review(input)
-        parked = [
-            rec["review"] for rec in task_records(input).values() if rec.get("pending") == "review" and "review" in rec
-        ]
-        if kind is None and parked:
-            return Command(goto=[Send(self.name, payload) for payload in parked])
-        msg = (
-            f"node {self.name!r} ran with no escalation to review; it is reached with Send from "
-            "reliable_step, ConfidenceRouter or ContextGate (escalate_to=...), not by an edge"
+        if kind is not None:
+            msg = f"node {self.name!r} received a {kind!r} payload meant for the step that escalated"
+            raise ValueError(msg)
+        # Reached plainly: by a conditional edge (a router or gate without targets parked its
+        # escalations in state), or as the keep-alive trigger of a review in flight (a no-op).
+        records = task_records(input)
+        parked = {key: rec for key, rec in records.items() if rec.get("pending") == "review" and "review" in rec}
+        if not parked:
+            return {}
+        unparked = {
+            key: {**{k: v for k, v in rec.items() if k != "review"}, "rev": rec["rev"] + 1}
+            for key, rec in parked.items()
+        }
+        return Command(
+            goto=[Send(self.name, rec["review"]) for rec in parked.values()],
+            update={RELIABILITY_KEY: {"tasks": unparked}},
         )
-        raise ValueError(msg)
 
     async def _arun(self, input: Any, config: RunnableConfig) -> Any:
         return self._run(input, config)
@@ -107,6 +132,7 @@ class HumanEscalation(ReliableNode):
         while True:
             answer = interrupt(render(shown, self.format), response_schema=self.schema)
             try:
+                answer = as_stored(answer)
                 decision = parse_answer(
                     answer, allowed=self.allowed, kind=escalation.get("kind", "output"), original=escalation["output"]
                 )
@@ -126,7 +152,7 @@ class HumanEscalation(ReliableNode):
             "update": task["update"],
             "escalation": task["escalation"],
         }
-        return Command(goto=Send(task["return_to"], back))
+        return Command(goto=[Send(task["return_to"], back), self.name])
 
 
 def decision_of(task: StepTask) -> Decision | None:

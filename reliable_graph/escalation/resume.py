@@ -132,7 +132,27 @@ def _state(snapshot: Any) -> tuple[list[PendingEscalation], set[str], str | None
 
 
 async def apending_escalations(graph: Any, config: RunnableConfig) -> list[PendingEscalation]:
-    """Async twin of `pending_escalations`."""
+    """Async twin of `pending_escalations`.
+
+    Example:
+        ```python
+        import asyncio
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.graph import END, START, StateGraph
+        from reliable_graph import HumanEscalation, ReliabilityState, apending_escalations
+
+        class State(ReliabilityState, total=False):
+            question: str
+
+        builder = StateGraph(State)
+        builder.add_node(HumanEscalation())
+        builder.add_edge(START, "human_escalation")
+        graph = builder.compile(checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "none"}}
+        graph.invoke({"question": "q"}, config)
+        assert asyncio.run(apending_escalations(graph, config)) == []
+        ```
+    """
     return _collect(await graph.aget_state(config, subgraphs=True))
 
 

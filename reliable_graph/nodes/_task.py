@@ -103,8 +103,14 @@ def with_key(ref: TaskRef, record: Mapping[str, Any]) -> dict[str, Any]:
     return {"tasks": {ref.key: {**record, "rev": int(record.get("rev", 0)) + 1}}}
 
 
-def continue_with(node: str, ctx: TaskContext, record: Mapping[str, Any], state: Any) -> Send:
-    """A `Send` that runs `node` again for the same `Send` item (its record travels with it)."""
+def continue_with(
+    node: str, ctx: TaskContext, record: Mapping[str, Any], state: Any, keep_alive: str
+) -> list[Send | str]:
+    """Run `node` again for the same `Send` item (its record travels with it).
+
+    `keep_alive` (the `HumanEscalation` node, a no-op when reached plainly) is triggered too, so
+    that a `defer=True` fan-in waits for the re-run.
+    """
     payload: StepTask = {
         "__reliable_graph__": "step",
         "key": ctx.ref.key,
@@ -112,7 +118,7 @@ def continue_with(node: str, ctx: TaskContext, record: Mapping[str, Any], state:
         "input": state,
         "record": {**record, "rev": int(record.get("rev", 0)) + 1},  # type: ignore[typeddict-item]
     }
-    return Send(node, payload)
+    return [Send(node, payload), keep_alive]
 
 
 def with_context(state: Any, key: str, context: list[Any] | None) -> Any:
@@ -225,4 +231,7 @@ def escalate(
     if park:
         rel["tasks"][ctx.ref.key]["review"] = review
         return Command(update={RELIABILITY_KEY: rel})
-    return Command(goto=Send(escalate_to, review), update={RELIABILITY_KEY: rel})
+    # `escalate_to` is also triggered plainly (a no-op there): LangGraph runs `defer=True` nodes
+    # once no channel triggers a node, and a pending `Send` alone does not count, so without it
+    # a deferred fan-in would run before the review and again after it.
+    return Command(goto=[Send(escalate_to, review), escalate_to], update={RELIABILITY_KEY: rel})

@@ -198,7 +198,7 @@ class ReliableStep(ReliableNode):
         if scored.verdict == "retry":
             if ctx.ref.push:
                 return Command(
-                    goto=continue_with(self.name, ctx, record, working),
+                    goto=continue_with(self.name, ctx, record, working, self.escalate_to),
                     update={RELIABILITY_KEY: with_key(ctx.ref, record)},
                 )
             return Command(goto=self.name, update={**new, RELIABILITY_KEY: with_key(ctx.ref, record)})

@@ -1,0 +1,301 @@
+"""The server example (`examples/server`) under the real `langgraph dev` server, driven by `langgraph_sdk`.
+
+One in-memory server is started for the module on a free loopback port, with everything that
+could reach the network switched off (LangSmith tracing, CLI analytics, the PyPI version check).
+It runs in a temporary directory (the in-memory runtime persists to `./.langgraph_api`) from a
+copy of the example's `langgraph.json` whose relative paths are made absolute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from langgraph_sdk import get_sync_client
+from langgraph_sdk.client import SyncLangGraphClient
+
+SERVER_DIR = Path(__file__).resolve().parents[1] / "examples" / "server"
+GRAPH_ID = "support_desk"
+READY_TIMEOUT_S = 60.0
+UNKNOWN_QUESTION = "Can I pay with bitcoin?"  # neither step can handle it: both escalate
+OFFLINE_ENV = {
+    "LANGSMITH_TRACING": "false",
+    "LANGSMITH_TRACING_V2": "false",
+    "LANGCHAIN_TRACING_V2": "false",
+    "LANGCHAIN_TRACING": "false",
+    "LANGGRAPH_CLI_NO_ANALYTICS": "1",  # langgraph-cli's usage analytics
+    "LANGGRAPH_NO_VERSION_CHECK": "true",  # langgraph-api's PyPI "newer version" check
+    "PYTHONUNBUFFERED": "1",
+}
+NETWORK_SECRETS = (
+    "LANGSMITH_API_KEY",
+    "LANGCHAIN_API_KEY",
+    "LANGGRAPH_API_KEY",
+    "LANGSMITH_ENDPOINT",
+    "LANGCHAIN_ENDPOINT",
+)
+
+
+def _langgraph_cli() -> str:
+    beside = Path(sys.executable).parent / "langgraph"
+    found = str(beside) if beside.exists() else shutil.which("langgraph")
+    if found is None:
+        pytest.fail("the `langgraph` CLI is not installed: pip install 'reliable-graph[server]'")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _config_copy(directory: Path) -> Path:
+    """The example's langgraph.json with paths made absolute, so the server can run elsewhere."""
+    config = json.loads((SERVER_DIR / "langgraph.json").read_text())
+    for graph_id, spec in config["graphs"].items():
+        path, variable = spec.rsplit(":", 1)
+        config["graphs"][graph_id] = f"{(SERVER_DIR / path).resolve()}:{variable}"
+    config["dependencies"] = [
+        str((SERVER_DIR / dep).resolve()) if dep.startswith(".") else dep for dep in config.get("dependencies", [])
+    ]
+    target = directory / "langgraph.json"
+    target.write_text(json.dumps(config))
+    return target
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)  # the server's own session: it and nothing else
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    workdir = tmp_path_factory.mktemp("langgraph_dev")
+    config = _config_copy(workdir)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in NETWORK_SECRETS}
+    env.update(OFFLINE_ENV)
+    command = [_langgraph_cli(), "dev", "--config", str(config), "--port", str(port), "--host", "127.0.0.1"]
+    command += ["--no-browser", "--no-reload"]
+    log_path = workdir / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"langgraph dev exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{url}/ok", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"langgraph dev not ready after {READY_TIMEOUT_S:.0f}s:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def client(server_url: str) -> Iterator[SyncLangGraphClient]:
+    with get_sync_client(url=server_url, api_key=None, timeout=30.0) as sdk:
+        yield sdk
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def start(client: SyncLangGraphClient, question: str) -> tuple[str, Any]:
+    """A new thread, and the result of its first run."""
+    thread_id = client.threads.create()["thread_id"]
+    return thread_id, client.runs.wait(thread_id, GRAPH_ID, input={"question": question})
+
+
+def pending(client: SyncLangGraphClient, thread_id: str) -> dict[str, dict[str, Any]]:
+    """The thread's pending interrupts, by the step whose escalation each carries."""
+    interrupts = client.threads.get_state(thread_id)["interrupts"]
+    by_step = {item["value"]["step"]: dict(item) for item in interrupts}
+    assert len(by_step) == len(interrupts), interrupts
+    return by_step
+
+
+def values_of(client: SyncLangGraphClient, thread_id: str) -> dict[str, Any]:
+    """The thread's current state values."""
+    values = client.threads.get_state(thread_id)["values"]
+    assert isinstance(values, dict)
+    return values
+
+
+def interrupted_threads(client: SyncLangGraphClient) -> set[str]:
+    return {t["thread_id"] for t in client.threads.search(status="interrupted", limit=1000)}
+
+
+def resume(client: SyncLangGraphClient, thread_id: str, answers: dict[str, Any]) -> Any:
+    """Answer escalations by interrupt id, in one run, and wait for it."""
+    return client.runs.wait(thread_id, GRAPH_ID, command={"resume": answers})
+
+
+# -- tests ---------------------------------------------------------------------------------
+
+
+def test_parallel_escalations_leave_the_thread_interrupted_with_two_interrupts(client: SyncLangGraphClient) -> None:
+    thread_id, out = start(client, UNKNOWN_QUESTION)
+    assert len(out["__interrupt__"]) == 2  # runs.wait hands back both interrupts
+
+    assert client.threads.get(thread_id)["status"] == "interrupted"
+    assert thread_id in interrupted_threads(client)
+
+    state = client.threads.get_state(thread_id)
+    assert state["next"] == ["human_escalation", "human_escalation"]
+    interrupts = pending(client, thread_id)
+    assert set(interrupts) == {"draft_answer", "cite_source"}
+    assert len({item["id"] for item in interrupts.values()}) == 2
+    for step, item in interrupts.items():
+        value = item["value"]
+        assert value["step"] == step and value["task"] == step
+        assert value["confidence"] == 0.0 and value["threshold"] == 1.0
+        assert isinstance(value["reason"], str) and value["reason"]
+        assert value["inputs"] == {"question": UNKNOWN_QUESTION}
+        assert value["rejected"] is None and value["round"] == 1
+        assert "approve" in value["allowed_decisions"]
+    assert "source" in interrupts["cite_source"]["value"]["reason"]
+    assert "knowledge base" in interrupts["draft_answer"]["value"]["reason"]
+
+    # each pending task carries its own interrupt (the thread lists them by task id)
+    by_task = client.threads.get(thread_id)["interrupts"]
+    assert sorted(len(items) for items in by_task.values()) == [1, 1]
+    values = values_of(client, thread_id)
+    tasks = values["reliability"]["tasks"]
+    assert {key: (rec["outcome"], rec["pending"]) for key, rec in tasks.items()} == {
+        "draft_answer": ("escalate", "review"),
+        "cite_source": ("escalate", "review"),
+    }
+    assert "answer" not in values and "citation" not in values
+
+
+def test_invalid_answer_leaves_the_thread_interrupted_and_says_why(client: SyncLangGraphClient) -> None:
+    thread_id, _ = start(client, UNKNOWN_QUESTION)
+    before = pending(client, thread_id)
+    draft = before["draft_answer"]
+
+    # an edit without its output: runs.create, then join
+    run = client.runs.create(thread_id, GRAPH_ID, command={"resume": {draft["id"]: {"action": "edit"}}})
+    client.runs.join(thread_id, run["run_id"])
+    assert client.runs.get(thread_id, run["run_id"])["status"] == "success"  # the run did not error
+    assert client.threads.get(thread_id)["status"] == "interrupted"
+    assert thread_id in interrupted_threads(client)
+
+    after = pending(client, thread_id)
+    again = after["draft_answer"]
+    assert again["id"] != draft["id"]  # asked again: a new interrupt...
+    assert again["value"]["id"] == draft["value"]["id"]  # ...for the same escalation
+    assert "output" in again["value"]["rejected"]["reason"]
+    assert again["value"]["rejected"]["count"] == 1
+    assert after["cite_source"]["id"] == before["cite_source"]["id"]  # the other one is untouched
+    assert after["cite_source"]["value"]["rejected"] is None
+    assert "answer" not in values_of(client, thread_id)  # nothing applied
+
+    # a second invalid answer, with runs.wait: counted, still no error
+    out = resume(client, thread_id, {again["id"]: {"action": "publish"}})
+    third = {item["value"]["step"]: item for item in out["__interrupt__"]}["draft_answer"]
+    assert third["value"]["rejected"]["count"] == 2 and "action" in third["value"]["rejected"]["reason"]
+    assert client.threads.get(thread_id)["status"] == "interrupted"
+
+    # the re-asked escalation still takes a valid answer
+    resume(client, thread_id, {third["id"]: {"action": "edit", "output": "Only card payments."}})
+    cite = pending(client, thread_id)["cite_source"]
+    resume(client, thread_id, {cite["id"]: {"action": "terminate", "reason": "no payment policy to cite"}})
+    assert client.threads.get(thread_id)["status"] == "idle"
+    values = values_of(client, thread_id)
+    assert values["answer"] == "Only card payments."
+    outcomes = {key: rec["outcome"] for key, rec in values["reliability"]["tasks"].items()}
+    assert outcomes == {"draft_answer": "edited", "cite_source": "terminated"}
+
+
+def test_answering_each_escalation_in_its_own_run_completes_the_thread(client: SyncLangGraphClient) -> None:
+    thread_id, _ = start(client, UNKNOWN_QUESTION)
+    first = pending(client, thread_id)
+    fallback = first["draft_answer"]["value"]["output"]
+
+    resume(client, thread_id, {first["draft_answer"]["id"]: {"action": "approve", "reviewer": "ana"}})
+    assert client.threads.get(thread_id)["status"] == "interrupted"
+    left = pending(client, thread_id)
+    assert list(left) == ["cite_source"] and left["cite_source"]["id"] == first["cite_source"]["id"]
+
+    citation = {"source": "policies/payments.md", "quote": "We accept card and PayPal payments."}
+    resume(client, thread_id, {left["cite_source"]["id"]: {"action": "edit", "output": citation}})
+
+    thread = client.threads.get(thread_id)
+    assert thread["status"] == "idle" and not thread["interrupts"]
+    assert thread_id not in interrupted_threads(client)
+    values = values_of(client, thread_id)
+    assert values["answer"] == fallback  # approved: the step's own output
+    assert values["citation"] == citation  # edited
+    tasks = values["reliability"]["tasks"]
+    assert tasks["draft_answer"]["outcome"] == "approved"
+    assert tasks["draft_answer"]["decision"] == {"action": "approve", "reviewer": "ana"}
+    assert tasks["cite_source"]["outcome"] == "edited"
+    assert tasks["cite_source"]["decision"] == {"action": "edit"}
+    assert not any(rec.get("pending") for rec in tasks.values())
+
+
+def test_both_escalations_answered_in_one_run_in_other_formats(client: SyncLangGraphClient) -> None:
+    thread_id, _ = start(client, UNKNOWN_QUESTION)
+    interrupts = pending(client, thread_id)
+    answers = {
+        # LangChain HITL middleware shape
+        interrupts["draft_answer"]["id"]: {
+            "decisions": [{"type": "edit", "edited_action": {"name": "draft_answer", "args": {"output": "Card only."}}}]
+        },
+        # Agent Inbox shape
+        interrupts["cite_source"]["id"]: [{"type": "accept", "args": None}],
+    }
+    out = resume(client, thread_id, answers)
+    assert "__interrupt__" not in out
+    assert client.threads.get(thread_id)["status"] == "idle"
+    values = values_of(client, thread_id)
+    assert values["answer"] == "Card only."
+    assert values["citation"] == interrupts["cite_source"]["value"]["output"]
+    outcomes = {key: rec["outcome"] for key, rec in values["reliability"]["tasks"].items()}
+    assert outcomes == {"draft_answer": "edited", "cite_source": "approved"}
+
+
+@pytest.mark.parametrize(
+    ("question", "escalated", "outcomes"),
+    [
+        ("How long do refunds take?", set(), {"draft_answer": "pass", "cite_source": "pass"}),
+        ("Is there a warranty?", {"cite_source"}, {"draft_answer": "pass", "cite_source": "escalate"}),
+    ],
+)
+def test_only_failing_steps_wait_for_a_human(
+    client: SyncLangGraphClient, question: str, escalated: set[str], outcomes: dict[str, str]
+) -> None:
+    thread_id, _ = start(client, question)
+    assert client.threads.get(thread_id)["status"] == ("interrupted" if escalated else "idle")
+    assert set(pending(client, thread_id)) == escalated
+    values = values_of(client, thread_id)
+    assert {key: rec["outcome"] for key, rec in values["reliability"]["tasks"].items()} == outcomes
+    assert values["answer"]  # the passing step's update is applied at once
