@@ -266,3 +266,18 @@ def test_redeciding_from_an_earlier_checkpoint_refuses_or_applies_the_new_decisi
     assert "__interrupt__" in replayed and len(calls) == 2
     out = answer_escalations(graph, config(), {"action": "edit", "output": "second"})
     assert out["output"] == "second" and step_outcomes(out) == {"step": "edited"}
+
+
+def test_approve_applies_the_steps_whole_update() -> None:
+    graph = one_step_graph(lambda s: {"output": "bad", "log": ["drafted"], "context": ["its own"]}, max_retries=0)
+    graph.invoke({"question": "q", "context": ["c"]}, config("whole"))
+    out = answer_escalations(graph, config("whole"), {"action": "approve"})
+    assert out["output"] == "bad" and out["log"] == ["drafted"] and out["context"] == ["its own"]
+
+
+def test_escalation_payload_refuses_nan_and_infinity() -> None:
+    for value in (float("nan"), float("inf"), {"score": float("-inf")}):
+        graph = one_step_graph(lambda s, v=value: {"output": v}, max_retries=0)
+        with pytest.raises(EscalationSerializationError) as info:
+            graph.invoke({"question": "q"}, config(f"nan-{value!r}"))
+        assert info.value.field == "output"
