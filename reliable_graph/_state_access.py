@@ -11,7 +11,7 @@ _MISSING = object()
 
 
 def _get(state: Any, key: str) -> Any:
-    if isinstance(state, Mapping):
+    if type(state) is dict or isinstance(state, Mapping):
         return state.get(key, _MISSING)
     return getattr(state, key, _MISSING)
 

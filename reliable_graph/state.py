@@ -206,13 +206,22 @@ class ReliabilityState(TypedDict, total=False):
     reliability: Annotated[dict[str, Any], reliability_channel()]
 
 
-def emit(event: dict[str, Any]) -> dict[str, Any]:
+def stream_writer() -> Any:
+    """The custom stream's writer, or a no-op outside a LangGraph run."""
+    try:
+        return get_stream_writer()
+    except RuntimeError:
+        return _no_writer
+
+
+def _no_writer(event: Any) -> None:
+    return None
+
+
+def emit(event: dict[str, Any], writer: Any = None) -> dict[str, Any]:
     """Send `event` on the custom stream (a no-op outside a streaming run) and return it."""
     event["type"] = EVENT_PREFIX + event["type"]
-    try:
-        get_stream_writer()(event)
-    except RuntimeError:
-        pass  # called outside a LangGraph run
+    (writer or stream_writer())(event)
     return event
 
 
@@ -236,6 +245,11 @@ def task_records(values: Any) -> dict[str, StepRecord]:
         ```
     """
     values = _values(values)
+    if type(values) is dict:
+        record = values.get(RELIABILITY_KEY)
+        if record is None and "tasks" in values:
+            record = values
+        return dict(record.get("tasks") or {}) if isinstance(record, dict) else {}
     if isinstance(values, Mapping) and "tasks" in values and RELIABILITY_KEY not in values:
         record = values
     else:

@@ -10,7 +10,7 @@ from reliable_graph._node import check_count, check_evaluators, check_threshold
 from reliable_graph._state_access import as_mapping, read_optional
 from reliable_graph.evaluators.base import EvalInput, Score, arun_evaluator, run_evaluator
 from reliable_graph.nodes._task import TaskContext, compact
-from reliable_graph.state import AttemptRecord, Verdict, emit
+from reliable_graph.state import AttemptRecord, Verdict, emit, stream_writer
 
 __all__ = ["Attempt", "OutputScoring", "Scored", "shown_attempts"]
 
@@ -104,6 +104,7 @@ class OutputScoring:
             verdict, outcome = "retry", None
         else:
             verdict, outcome = "escalate", "escalate"
+        writer = stream_writer()
         entry: AttemptRecord = {"n": attempt.number, "score": score.value, "verdict": verdict}
         if verdict != "pass":
             entry["reason"] = score.reason
@@ -123,21 +124,26 @@ class OutputScoring:
                 "threshold": self.threshold,
                 "reason": score.reason,
                 "evaluator": score.evaluator,
-            }
+            },
+            writer,
         )
-        record: dict[str, Any] = {
-            **ctx.record,
-            "threshold": self.threshold,
-            "attempts": [*(() if ctx.fresh else ctx.record.get("attempts") or ()), entry],
-        }
+        record: dict[str, Any]
+        if verdict == "pass" and ctx.fresh:  # the common path: a compact record, built directly
+            record = {**ctx.record, "attempts": [entry]}
+        else:
+            record = {
+                **ctx.record,
+                "threshold": self.threshold,
+                "attempts": [*(() if ctx.fresh else ctx.record.get("attempts") or ()), entry],
+            }
         record.pop("outcome", None)
-        if ctx.fresh and ctx.checkpoint:
-            record["checkpoint"] = ctx.checkpoint
+        if ctx.fresh and verdict != "pass" and (checkpoint := ctx.checkpoint_id()):
+            record["checkpoint"] = checkpoint
         if verdict == "retry":
             record["pending"] = "retry"
         else:
             record["outcome"] = outcome
-            if verdict == "pass":
+            if verdict == "pass" and not ctx.fresh:
                 record = dict(compact(record))
             emit(
                 {
@@ -147,7 +153,8 @@ class OutputScoring:
                     "outcome": outcome,
                     "attempts": attempt.number,
                     "confidence": score.value,
-                }
+                },
+                writer,
             )
         return Scored(verdict, record, entry)
 

@@ -39,8 +39,12 @@ class TaskContext:
     review: StepTask | None
     """The continuation payload this task was started with."""
     thread_id: str | None
-    checkpoint: str | None
-    """The checkpoint the task started from (for a new task)."""
+    config: RunnableConfig | None
+    """The task's config (None for a continuation: its record carries the checkpoint)."""
+
+    def checkpoint_id(self) -> str | None:
+        """The checkpoint this task started from: the last good one when it is new."""
+        return None if self.config is None else current_checkpoint_id(self.config)
 
 
 def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
@@ -61,7 +65,7 @@ def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
             decision=None if raw is None else Decision.model_validate(raw),
             review=payload,
             thread_id=thread_id,
-            checkpoint=None,
+            config=None,
         )
     ref = task_ref(config, step)
     current = None if ref.push else task_records(input).get(ref.key)
@@ -83,7 +87,7 @@ def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
         decision=None,
         review=None,
         thread_id=thread_id,
-        checkpoint=current_checkpoint_id(config),
+        config=config,
     )
 
 
@@ -191,7 +195,7 @@ def build_escalation(
         "update": strict_json(dict(update), step=step, field="update"),
         "context": [strict_json(c.to_dict(), step=step, field="context") for c in as_chunks(context)],
         "conversation": conversation,
-        "last_good_checkpoint_id": ctx.record.get("checkpoint") or ctx.checkpoint,
+        "last_good_checkpoint_id": ctx.record.get("checkpoint") or ctx.checkpoint_id(),
         "created_at": datetime.now(timezone.utc).isoformat(),
         "previous_decision": previous,
     }
