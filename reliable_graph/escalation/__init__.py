@@ -2,6 +2,14 @@
 
 from reliable_graph.escalation.decision import ChunkInput, Decision, parse_answer
 from reliable_graph.escalation.formats import Format, render, response_schema, to_agent_inbox, to_hitl_request
+from reliable_graph.escalation.inbox import (
+    INBOX_NAMESPACE,
+    AlreadyResolvedError,
+    AuditEntry,
+    EscalationInbox,
+    InboxItem,
+    index_escalation,
+)
 from reliable_graph.escalation.node import HumanEscalation
 from reliable_graph.escalation.record import DECISIONS, Action, Escalation, ReviewTask, StepTask, escalation_id
 from reliable_graph.escalation.resume import (
@@ -15,7 +23,13 @@ from reliable_graph.escalation.resume import (
 
 __all__ = [
     "DECISIONS",
+    "INBOX_NAMESPACE",
     "Action",
+    "AlreadyResolvedError",
+    "AuditEntry",
+    "EscalationInbox",
+    "InboxItem",
+    "index_escalation",
     "ChunkInput",
     "Decision",
     "Escalation",

@@ -9,12 +9,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_store
 from langgraph.types import Command, Send
 
 from reliable_graph._compat import current_checkpoint_id
 from reliable_graph._node import TaskRef, jsonable_or_repr, strict_json, task_ref
 from reliable_graph._state_access import read_optional
 from reliable_graph.escalation.decision import Decision
+from reliable_graph.escalation.inbox import index_escalation
 from reliable_graph.escalation.record import Escalation, ReviewTask, StepTask, escalation_id, payload_kind
 from reliable_graph.evaluators.base import Score, as_chunks
 from reliable_graph.state import RELIABILITY_KEY, AttemptRecord, StepRecord, task_records
@@ -203,6 +205,13 @@ def build_escalation(
     return Escalation.model_validate(fields).model_dump(mode="json")
 
 
+def _store() -> Any:
+    try:
+        return get_store()
+    except RuntimeError:  # outside a LangGraph run
+        return None
+
+
 def escalate(
     node: str,
     escalate_to: str,
@@ -213,7 +222,14 @@ def escalate(
     *,
     park: bool = False,
 ) -> Command[Any]:
-    """Record the escalation and send the task to `escalate_to` (or park it for an edge to route)."""
+    """Record the escalation and send the task to `escalate_to` (or park it for an edge to route).
+
+    With a store (the graph compiled with `store=`), the escalation is also indexed for the
+    `EscalationInbox`, idempotently.
+    """
+    store = _store()
+    if store is not None:
+        index_escalation(store, escalation)
     rec = {
         **record,
         "pending": "review",

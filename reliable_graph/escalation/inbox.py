@@ -1,0 +1,587 @@
+"""EscalationInbox: a cross-thread review queue over LangGraph's Store, resolved exactly once.
+
+Every escalation is indexed when it is raised: the escalating node writes it through
+`get_store()` (compile the graph with `store=`) under `("reliable_graph", "escalations")`,
+keyed by the escalation's id, so a node that runs again writes the same item and never a
+second one. Alongside the store, in the same database, a small ledger keeps what must change
+atomically: status (`pending`, `claimed`, `resolved`, `expired`), assignee and lease, the
+decision, and an append-only audit trail. Claims and resolutions are compare-and-set on the
+ledger (one SQL statement on SQLite and on Postgres), so of two reviewers resolving the same
+escalation exactly one wins and the other gets `AlreadyResolvedError` naming who and when. The
+checkpoints stay the source of truth: `reconcile()` rebuilds the index from them.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.store.base import BaseStore
+from langgraph.types import Command
+
+from reliable_graph.errors import NoPendingEscalationError, ReliableGraphError
+from reliable_graph.escalation._ledger import Ledger
+from reliable_graph.escalation.decision import parse_answer
+from reliable_graph.escalation.resume import pending_escalations
+
+__all__ = [
+    "INBOX_NAMESPACE",
+    "AlreadyResolvedError",
+    "AuditEntry",
+    "EscalationInbox",
+    "InboxItem",
+    "index_escalation",
+]
+
+INBOX_NAMESPACE = ("reliable_graph", "escalations")
+"""Where escalations are indexed in the store."""
+
+Status = Literal["pending", "claimed", "resolving", "resolved", "expired"]
+_OPEN = ("pending", "claimed")
+
+
+class AlreadyResolvedError(ReliableGraphError, LookupError):
+    """An escalation was resolved (or is being resolved) by someone else first.
+
+    Example:
+        ```python
+        from reliable_graph.escalation.inbox import AlreadyResolvedError
+
+        err = AlreadyResolvedError(escalation_id="e1", by="ana", at="2026-01-01T00:00:00+00:00", status="resolved")
+        assert err.by == "ana" and "ana" in str(err)
+        ```
+    """
+
+    def __init__(self, *, escalation_id: str, by: str | None, at: str | None, status: str) -> None:
+        self.escalation_id = escalation_id
+        self.by = by
+        self.at = at
+        self.status = status
+        super().__init__(f"escalation {escalation_id} is already {status} by {by or 'someone'} at {at or '?'}")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def index_escalation(store: BaseStore, escalation: Mapping[str, Any], *, deadline: timedelta | None = None) -> None:
+    """Index `escalation` in `store` unless it is there already (a node that re-runs adds nothing).
+
+    Example:
+        ```python
+        from langgraph.store.memory import InMemoryStore
+        from reliable_graph.escalation.inbox import INBOX_NAMESPACE, index_escalation
+
+        store = InMemoryStore()
+        esc = {"id": "e1", "thread_id": "t1", "step": "draft", "path": "draft", "task": "draft",
+               "confidence": 0.2, "threshold": 0.8, "reason": "no source", "created_at": "2026-01-01T00:00:00+00:00"}
+        index_escalation(store, esc)
+        index_escalation(store, esc)
+        assert [i.key for i in store.search(INBOX_NAMESPACE)] == ["e1"]
+        ```
+    """
+    key = str(escalation["id"])
+    if store.get(INBOX_NAMESPACE, key) is not None:
+        return
+    created = str(escalation.get("created_at") or _now().isoformat())
+    due = None
+    if deadline is not None:
+        due = (datetime.fromisoformat(created) + deadline).isoformat()
+    store.put(
+        INBOX_NAMESPACE,
+        key,
+        {
+            "id": key,
+            "thread_id": escalation.get("thread_id"),
+            "step": escalation.get("step"),
+            "path": escalation.get("path"),
+            "task": escalation.get("task"),
+            "confidence": escalation.get("confidence"),
+            "threshold": escalation.get("threshold"),
+            "reason": escalation.get("reason"),
+            "created_at": created,
+            "deadline": due,
+            "status": "pending",
+            "escalation": dict(escalation),
+        },
+        index=False,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboxItem:
+    """One escalation as the inbox lists it.
+
+    Example:
+        ```python
+        from reliable_graph.escalation.inbox import InboxItem
+
+        item = InboxItem(id="e1", thread_id="t1", step="draft", status="pending", confidence=0.2,
+                         threshold=0.8, reason="no source", created_at="2026-01-01T00:00:00+00:00")
+        assert item.status == "pending"
+        ```
+    """
+
+    id: str
+    """The escalation's id."""
+    thread_id: str | None
+    """Its thread."""
+    step: str
+    """The step that escalated."""
+    status: str
+    """`pending`, `claimed`, `resolving` (a resolution in flight), `resolved` or `expired`."""
+    confidence: float
+    """The failing score."""
+    threshold: float
+    """The step's threshold."""
+    reason: str
+    """The specific reason."""
+    created_at: str
+    """When it was raised."""
+    deadline: str | None = None
+    """When the default action applies, if the inbox has one."""
+    assignee: str | None = None
+    """Who holds the claim."""
+    lease_until: str | None = None
+    """When the claim lapses."""
+    resolved_by: str | None = None
+    """Who resolved it."""
+    resolved_at: str | None = None
+    """When."""
+    decision: dict[str, Any] | None = None
+    """The decision applied."""
+    escalation: dict[str, Any] = field(default_factory=dict)
+    """The whole escalation (what `show` displays)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry:
+    """One line of the append-only audit trail.
+
+    Example:
+        ```python
+        from reliable_graph.escalation.inbox import AuditEntry
+
+        entry = AuditEntry(escalation_id="e1", at="2026-01-01T00:00:00+00:00", actor="ana", event="claim")
+        assert entry.event == "claim"
+        ```
+    """
+
+    escalation_id: str
+    at: str
+    actor: str
+    event: str
+    """`index`, `claim`, `release`, `resolve`, `expire`, `reconcile`."""
+    decision: dict[str, Any] | None = None
+    reason: str | None = None
+    before: Any = None
+    """The output before the decision."""
+    after: Any = None
+    """The output after it."""
+
+
+class EscalationInbox:
+    """The review queue across threads: list, show, claim, resolve exactly once, release, audit, sweep.
+
+    Args:
+        store: The graph's store (`SqliteStore` on the checkpoints' file, `PostgresStore`, or
+            `InMemoryStore` for one process). Compile the graph with the same `store=`.
+        graph: The compiled graph the escalations come from (to resolve, reconcile and sweep).
+        lease: How long a claim holds before the escalation returns to the queue.
+        deadline: How long an escalation may wait before `sweep()` applies `on_expiry`.
+        on_expiry: The decision applied on expiry (e.g. `{"action": "terminate", "reason": "no review in time"}`),
+            or `{"assign_to": "name"}` to hand it to someone instead; None leaves it pending.
+
+    Example:
+        ```python
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.graph import END, START, StateGraph
+        from langgraph.store.memory import InMemoryStore
+        from reliable_graph import HumanEscalation, Predicate, ReliabilityState, reliable_step, step_outcomes
+        from reliable_graph.escalation.inbox import AlreadyResolvedError, EscalationInbox
+
+        class State(ReliabilityState, total=False):
+            question: str
+            output: str
+
+        builder = StateGraph(State)
+        builder.add_node(reliable_step(lambda s: {"output": "?"}, name="draft", threshold=1.0, max_retries=0,
+                                       evaluator=Predicate(fn=lambda o: o != "?"), pass_to=END))
+        builder.add_node(HumanEscalation())
+        builder.add_edge(START, "draft")
+        store = InMemoryStore()
+        graph = builder.compile(checkpointer=InMemorySaver(), store=store)
+        for n in range(3):
+            graph.invoke({"question": f"q{n}"}, {"configurable": {"thread_id": f"t{n}"}})
+
+        inbox = EscalationInbox(store, graph=graph)
+        page = inbox.list(status="pending")
+        assert len(page) == 3
+        inbox.claim(page[0].id, reviewer="ana")
+        out = inbox.resolve(page[0].id, {"action": "edit", "output": "42"}, reviewer="ana")
+        assert out["output"] == "42" and step_outcomes(out) == {"draft": "edited"}
+        try:
+            inbox.resolve(page[0].id, {"action": "approve"}, reviewer="bo")
+        except AlreadyResolvedError as err:
+            assert err.by == "ana"
+        assert [e.event for e in inbox.audit(page[0].id)][-2:] == ["claim", "resolve"]
+        ```
+    """
+
+    def __init__(
+        self,
+        store: BaseStore,
+        *,
+        graph: Any = None,
+        lease: timedelta = timedelta(minutes=15),
+        deadline: timedelta | None = None,
+        on_expiry: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(store, BaseStore):
+            msg = f"EscalationInbox needs a LangGraph BaseStore (SqliteStore, PostgresStore...), not {type(store)}"
+            raise TypeError(msg)
+        if lease <= timedelta(0):
+            msg = f"EscalationInbox(lease=...) must be positive, got {lease}"
+            raise ValueError(msg)
+        if on_expiry is not None and "assign_to" not in on_expiry:
+            parse_answer(on_expiry)  # fail at construction on a default action that cannot apply
+        self.store = store
+        self.graph = graph
+        self.lease = lease
+        self.deadline = deadline
+        self.on_expiry = dict(on_expiry) if on_expiry is not None else None
+        self.ledger = Ledger(store)
+
+    # -- the index ---------------------------------------------------------------------------
+
+    def sync(self) -> int:
+        """Bring escalations the nodes indexed in the store into the ledger; returns how many were new."""
+        new = 0
+        offset = 0
+        while True:
+            items = self.store.search(INBOX_NAMESPACE, limit=500, offset=offset)
+            if not items:
+                return new
+            for item in items:
+                value = dict(item.value)
+                if self.deadline is not None and not value.get("deadline"):
+                    value["deadline"] = (datetime.fromisoformat(value["created_at"]) + self.deadline).isoformat()
+                if self.ledger.insert(value):
+                    new += 1
+                    self.ledger.log(value["id"], "system", "index", {"step": value.get("step")})
+            offset += len(items)
+
+    def reconcile(self) -> int:
+        """Rebuild the index from the checkpoints (the source of truth); returns escalations re-indexed.
+
+        Finds every thread's pending escalations through the graph's checkpointer, indexes any the
+        store lacks (a process that died between the interrupt and the index write, a wiped store),
+        and finishes resolutions left in flight by a process that died mid-way.
+        """
+        graph = self._graph()
+        saver = graph.checkpointer
+        threads = {
+            str(t.config["configurable"]["thread_id"])
+            for t in saver.list(None)
+            if not t.config["configurable"].get("checkpoint_ns")
+        }
+        added = 0
+        for thread in sorted(threads):
+            config: RunnableConfig = {"configurable": {"thread_id": thread}}
+            for pending in pending_escalations(graph, config):
+                if self.store.get(INBOX_NAMESPACE, pending.escalation["id"]) is None:
+                    index_escalation(self.store, pending.escalation)
+                    added += 1
+        self.sync()
+        for row in self.ledger.select(
+            status=["resolving"],
+            step=None,
+            thread_id=None,
+            assignee=None,
+            older_than=None,
+            order="created",
+            limit=10_000,
+            offset=0,
+        ):
+            self._finish(row, actor="reconcile")
+        return added
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def list(
+        self,
+        *,
+        status: str | Sequence[str] | None = ("pending", "claimed"),
+        step: str | None = None,
+        thread_id: str | None = None,
+        assignee: str | None = None,
+        older_than: timedelta | None = None,
+        order: Literal["oldest", "confidence"] = "oldest",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[InboxItem]:
+        """One page of escalations, filtered and sorted (oldest first, or lowest confidence first)."""
+        if order not in ("oldest", "confidence"):
+            msg = f"order must be 'oldest' or 'confidence', got {order!r}"
+            raise ValueError(msg)
+        if limit < 1 or offset < 0:
+            msg = f"limit must be >= 1 and offset >= 0, got {limit} and {offset}"
+            raise ValueError(msg)
+        self.sync()
+        statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
+        cutoff = (_now() - older_than).isoformat() if older_than is not None else None
+        rows = self.ledger.select(
+            status=statuses,
+            step=step,
+            thread_id=thread_id,
+            assignee=assignee,
+            older_than=cutoff,
+            order="confidence" if order == "confidence" else "created",
+            limit=limit,
+            offset=offset,
+        )
+        return [self._item(row, with_escalation=False) for row in rows]
+
+    def show(self, escalation_id: str) -> InboxItem:
+        """One escalation with everything a reviewer needs (the whole `Escalation` in `.escalation`)."""
+        self.sync()
+        row = self.ledger.get(escalation_id)
+        if row is None:
+            raise NoPendingEscalationError(interrupt_ids=[escalation_id], pending=[])
+        return self._item(row, with_escalation=True)
+
+    def audit(self, escalation_id: str | None = None) -> builtins.list[AuditEntry]:
+        """The audit trail (of one escalation, or all), oldest first."""
+        return [
+            AuditEntry(
+                escalation_id=r["escalation_id"],
+                at=r["at"],
+                actor=r["actor"],
+                event=r["event"],
+                decision=r["body"].get("decision"),
+                reason=r["body"].get("reason"),
+                before=r["body"].get("before"),
+                after=r["body"].get("after"),
+            )
+            for r in self.ledger.audit(escalation_id)
+        ]
+
+    def _item(self, row: Mapping[str, Any], *, with_escalation: bool) -> InboxItem:
+        stored = self.store.get(INBOX_NAMESPACE, row["escalation_id"])
+        value = dict(stored.value) if stored is not None else {}
+        decision = row.get("decision")
+        return InboxItem(
+            id=row["escalation_id"],
+            thread_id=row.get("thread_id"),
+            step=row.get("step") or value.get("step") or "",
+            status=row["status"],
+            confidence=float(row.get("confidence") or 0.0),
+            threshold=float(value.get("threshold") or 0.0),
+            reason=str(value.get("reason") or ""),
+            created_at=row.get("created_at") or "",
+            deadline=row.get("deadline"),
+            assignee=row.get("assignee"),
+            lease_until=row.get("lease_until"),
+            resolved_by=row.get("resolved_by"),
+            resolved_at=row.get("resolved_at"),
+            decision=json.loads(decision) if isinstance(decision, str) else decision,
+            escalation=dict(value.get("escalation") or {}) if with_escalation else {},
+        )
+
+    # -- claims ------------------------------------------------------------------------------
+
+    def claim(self, escalation_id: str, *, reviewer: str) -> InboxItem:
+        """Take the escalation for `reviewer` for one lease (an abandoned claim returns to the queue)."""
+        self.sync()
+        now = _now()
+        until = (now + self.lease).isoformat()
+        ok = self.ledger.transition(
+            escalation_id,
+            statuses=["pending"],
+            now=now.isoformat(),
+            changes={"status": "claimed", "assignee": reviewer, "lease_until": until},
+            claimant=reviewer,
+        )
+        if not ok:
+            raise self._refused(escalation_id)
+        self.ledger.log(escalation_id, reviewer, "claim", {"lease_until": until})
+        return self.show(escalation_id)
+
+    def release(self, escalation_id: str, *, reviewer: str) -> InboxItem:
+        """Give a claim back to the queue."""
+        ok = self.ledger.transition(
+            escalation_id,
+            statuses=[],
+            now="",  # only the holder may release: no lapsed-lease shortcut
+            changes={"status": "pending", "assignee": None, "lease_until": None},
+            claimant=reviewer,
+        )
+        if not ok:
+            raise self._refused(escalation_id)
+        self.ledger.log(escalation_id, reviewer, "release", {})
+        return self.show(escalation_id)
+
+    def _refused(self, escalation_id: str) -> Exception:
+        row = self.ledger.get(escalation_id)
+        if row is None:
+            return NoPendingEscalationError(interrupt_ids=[escalation_id], pending=[])
+        if row["status"] == "claimed":
+            return AlreadyResolvedError(
+                escalation_id=escalation_id, by=row.get("assignee"), at=row.get("lease_until"), status="claimed"
+            )
+        return AlreadyResolvedError(
+            escalation_id=escalation_id, by=row.get("resolved_by"), at=row.get("resolved_at"), status=row["status"]
+        )
+
+    # -- resolution --------------------------------------------------------------------------
+
+    def resolve(self, escalation_id: str, answer: Any, *, reviewer: str, reason: str | None = None) -> Any:
+        """Validate `answer`, win the escalation (compare-and-set), apply it to its thread, exactly once.
+
+        Returns:
+            What the graph's `invoke` returned on the thread.
+
+        Raises:
+            InvalidAnswerError: the answer breaks a rule (nothing changed).
+            AlreadyResolvedError: someone else resolved it, is resolving it, or holds the claim.
+        """
+        item = self.show(escalation_id)
+        esc = item.escalation
+        decision = parse_answer(
+            answer,
+            allowed=esc.get("allowed_decisions") or ("approve", "edit", "provide_context", "retry", "terminate"),
+            kind=esc.get("kind", "output"),
+            original=esc.get("output"),
+        )
+        body = decision.model_dump(mode="json", exclude_unset=True)
+        if reason and "reason" not in body:
+            body["reason"] = reason
+        now = _now().isoformat()
+        won = self.ledger.transition(
+            escalation_id,
+            statuses=["pending"],
+            now=now,
+            changes={"status": "resolving", "decision": json.dumps(body), "resolved_by": reviewer, "resolved_at": now},
+            claimant=reviewer,
+        )
+        if not won:
+            raise self._refused(escalation_id)
+        row = self.ledger.get(escalation_id)
+        assert row is not None
+        return self._finish(row, actor=reviewer, strict=True)
+
+    def _finish(self, row: Mapping[str, Any], *, actor: str, strict: bool = False) -> Any:
+        """Apply a won resolution to its thread (again, safely, after a crash) and mark it resolved.
+
+        With `strict`, an escalation no longer pending in its thread (answered by a raw
+        `Command(resume=...)` first) is refused instead of being marked resolved by this call.
+        """
+        escalation_id = row["escalation_id"]
+        raw = row.get("decision")
+        decision = json.loads(raw) if isinstance(raw, str) else raw
+        graph = self._graph()
+        config: RunnableConfig = {"configurable": {"thread_id": row["thread_id"]}}
+        live = {p.escalation.get("id"): p for p in pending_escalations(graph, config)}
+        stored = self.store.get(INBOX_NAMESPACE, escalation_id)
+        before = (stored.value.get("escalation") or {}).get("output") if stored is not None else None
+        result: Any = None
+        if escalation_id in live:
+            result = graph.invoke(Command(resume={live[escalation_id].interrupt_id: decision}), config)
+        elif strict:
+            self.ledger.transition(
+                escalation_id,
+                statuses=["resolving"],
+                now="",
+                changes={"status": "resolved", "resolved_by": "outside the inbox", "decision": None},
+            )
+            self.ledger.log(escalation_id, actor, "resolve_refused", {"reason": "answered outside the inbox"})
+            self._mirror(escalation_id, "resolved")
+            raise AlreadyResolvedError(escalation_id=escalation_id, by="outside the inbox", at=None, status="resolved")
+        self.ledger.transition(escalation_id, statuses=["resolving"], now="", changes={"status": "resolved"})
+        after = decision.get("output") if decision and decision.get("action") == "edit" else before
+        self.ledger.log(
+            escalation_id,
+            row.get("resolved_by") or actor,
+            "resolve",
+            {"decision": decision, "reason": (decision or {}).get("reason"), "before": before, "after": after},
+        )
+        self._mirror(escalation_id, "resolved")
+        return result
+
+    def _mirror(self, escalation_id: str, status: str) -> None:
+        stored = self.store.get(INBOX_NAMESPACE, escalation_id)
+        if stored is not None and stored.value.get("status") != status:
+            self.store.put(INBOX_NAMESPACE, escalation_id, {**stored.value, "status": status}, index=False)
+
+    def sweep(self, *, now: datetime | None = None) -> builtins.list[str]:
+        """Apply the default action to escalations past their deadline; safe from many processes at once.
+
+        Returns:
+            The ids this call expired.
+        """
+        if self.on_expiry is None or self.deadline is None:
+            return []
+        self.sync()
+        moment = (now or _now()).isoformat()
+        rows = self.ledger.select(
+            status=["pending", "claimed"],
+            step=None,
+            thread_id=None,
+            assignee=None,
+            older_than=None,
+            order="created",
+            limit=10_000,
+            offset=0,
+        )
+        expired = []
+        for row in rows:
+            if not row.get("deadline") or row["deadline"] > moment:
+                continue
+            if "assign_to" in self.on_expiry:
+                ok = self.ledger.transition(
+                    row["escalation_id"],
+                    statuses=["pending", "claimed"],
+                    now=moment,
+                    changes={
+                        "status": "claimed",
+                        "assignee": self.on_expiry["assign_to"],
+                        "lease_until": (datetime.fromisoformat(moment) + self.lease).isoformat(),
+                        "deadline": None,
+                    },
+                )
+                if ok:
+                    self.ledger.log(row["escalation_id"], "sweep", "reassign", {"to": self.on_expiry["assign_to"]})
+                    expired.append(row["escalation_id"])
+                continue
+            won = self.ledger.transition(
+                row["escalation_id"],
+                statuses=["pending", "claimed"],
+                now=moment,
+                changes={
+                    "status": "resolving",
+                    "decision": json.dumps(self.on_expiry),
+                    "resolved_by": "sweep",
+                    "resolved_at": moment,
+                },
+            )
+            if won:
+                fresh = self.ledger.get(row["escalation_id"])
+                assert fresh is not None
+                self._finish(fresh, actor="sweep")
+                self.ledger.transition(
+                    row["escalation_id"], statuses=["resolved"], now="", changes={"status": "expired"}
+                )
+                self._mirror(row["escalation_id"], "expired")
+                expired.append(row["escalation_id"])
+        return expired
+
+    def _graph(self) -> Any:
+        if self.graph is None:
+            msg = "this operation applies decisions to threads: build the inbox with graph=<the compiled graph>"
+            raise ValueError(msg)
+        return self.graph
