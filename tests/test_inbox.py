@@ -123,7 +123,8 @@ def test_inbox_reconcile_rebuilds_a_wiped_index_and_finishes_a_resolution_cut_sh
     with sqlite_app(tmp_path / "app.sqlite", effects) as (graph, store):
         escalate(graph, ["a", "b"])
         for item in store.search(INBOX_NAMESPACE, limit=100):
-            store.delete(INBOX_NAMESPACE, item.key)  # the index is wiped
+            store.delete(INBOX_NAMESPACE, item.key)  # the index is wiped, ledger included
+        store.conn.execute("DELETE FROM reliable_graph_inbox")
         inbox = EscalationInbox(store, graph=graph)
         assert inbox.list() == []
         assert inbox.reconcile() == 2 and len(inbox.list()) == 2

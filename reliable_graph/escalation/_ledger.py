@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from langgraph.store.base import BaseStore
 
-__all__ = ["Ledger"]
+__all__ = ["Ledger", "ledger_for"]
+
+_LEDGERS: weakref.WeakKeyDictionary[BaseStore, Ledger] = weakref.WeakKeyDictionary()
+
+
+def ledger_for(store: BaseStore) -> Ledger:
+    """The ledger beside `store` (one per store object, its tables created once)."""
+    ledger = _LEDGERS.get(store)
+    if ledger is None:
+        ledger = Ledger(store)
+        _LEDGERS[store] = ledger
+    return ledger
 
 
 def _now() -> datetime:
@@ -71,6 +83,11 @@ class Ledger:
             "created_at TEXT, deadline TEXT, status TEXT NOT NULL, assignee TEXT, lease_until TEXT, "
             "decision TEXT, resolved_by TEXT, resolved_at TEXT)"
         )
+        for column, kind in (("threshold", "DOUBLE PRECISION"), ("reason", "TEXT")):  # added after the first release
+            if self.kind == "postgres":
+                self._exec(f"ALTER TABLE reliable_graph_inbox ADD COLUMN IF NOT EXISTS {column} {kind}")
+            elif column not in {r[1] for r in self._exec("PRAGMA table_info(reliable_graph_inbox)")}:
+                self._exec(f"ALTER TABLE reliable_graph_inbox ADD COLUMN {column} {kind}")
         self._exec(
             "CREATE INDEX IF NOT EXISTS reliable_graph_inbox_status ON reliable_graph_inbox (status, step, created_at)"
         )
@@ -94,6 +111,8 @@ class Ledger:
         "decision",
         "resolved_by",
         "resolved_at",
+        "threshold",
+        "reason",
     )
 
     def insert(self, item: Mapping[str, Any]) -> bool:
@@ -105,6 +124,8 @@ class Ledger:
             "created_at": item.get("created_at"),
             "deadline": item.get("deadline"),
             "status": "pending",
+            "threshold": item.get("threshold"),
+            "reason": item.get("reason"),
         }
         if self.kind == "memory":
             with self.lock:

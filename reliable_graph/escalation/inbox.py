@@ -25,7 +25,7 @@ from langgraph.store.base import BaseStore
 from langgraph.types import Command
 
 from reliable_graph.errors import NoPendingEscalationError, ReliableGraphError
-from reliable_graph.escalation._ledger import Ledger
+from reliable_graph.escalation._ledger import ledger_for
 from reliable_graph.escalation.decision import parse_answer
 from reliable_graph.escalation.resume import pending_escalations
 
@@ -92,25 +92,24 @@ def index_escalation(store: BaseStore, escalation: Mapping[str, Any], *, deadlin
     due = None
     if deadline is not None:
         due = (datetime.fromisoformat(created) + deadline).isoformat()
-    store.put(
-        INBOX_NAMESPACE,
-        key,
-        {
-            "id": key,
-            "thread_id": escalation.get("thread_id"),
-            "step": escalation.get("step"),
-            "path": escalation.get("path"),
-            "task": escalation.get("task"),
-            "confidence": escalation.get("confidence"),
-            "threshold": escalation.get("threshold"),
-            "reason": escalation.get("reason"),
-            "created_at": created,
-            "deadline": due,
-            "status": "pending",
-            "escalation": dict(escalation),
-        },
-        index=False,
-    )
+    value = {
+        "id": key,
+        "thread_id": escalation.get("thread_id"),
+        "step": escalation.get("step"),
+        "path": escalation.get("path"),
+        "task": escalation.get("task"),
+        "confidence": escalation.get("confidence"),
+        "threshold": escalation.get("threshold"),
+        "reason": escalation.get("reason"),
+        "created_at": created,
+        "deadline": due,
+        "status": "pending",
+        "escalation": dict(escalation),
+    }
+    store.put(INBOX_NAMESPACE, key, value, index=False)
+    ledger = ledger_for(store)
+    if ledger.kind != "memory" and ledger.insert(value):  # listed at once, without a sync
+        ledger.log(key, "system", "index", {"step": value.get("step")})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,7 +254,7 @@ class EscalationInbox:
         self.lease = lease
         self.deadline = deadline
         self.on_expiry = dict(on_expiry) if on_expiry is not None else None
-        self.ledger = Ledger(store)
+        self.ledger = ledger_for(store)
 
     # -- the index ---------------------------------------------------------------------------
 
@@ -332,7 +331,8 @@ class EscalationInbox:
         if limit < 1 or offset < 0:
             msg = f"limit must be >= 1 and offset >= 0, got {limit} and {offset}"
             raise ValueError(msg)
-        self.sync()
+        if self.ledger.kind == "memory":  # the nodes could not write this ledger: read the store
+            self.sync()
         statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
         cutoff = (_now() - older_than).isoformat() if older_than is not None else None
         rows = self.ledger.select(
@@ -349,8 +349,10 @@ class EscalationInbox:
 
     def show(self, escalation_id: str) -> InboxItem:
         """One escalation with everything a reviewer needs (the whole `Escalation` in `.escalation`)."""
-        self.sync()
         row = self.ledger.get(escalation_id)
+        if row is None:
+            self.sync()
+            row = self.ledger.get(escalation_id)
         if row is None:
             raise NoPendingEscalationError(interrupt_ids=[escalation_id], pending=[])
         return self._item(row, with_escalation=True)
@@ -372,8 +374,10 @@ class EscalationInbox:
         ]
 
     def _item(self, row: Mapping[str, Any], *, with_escalation: bool) -> InboxItem:
-        stored = self.store.get(INBOX_NAMESPACE, row["escalation_id"])
-        value = dict(stored.value) if stored is not None else {}
+        value: dict[str, Any] = {}
+        if with_escalation or row.get("reason") is None:
+            stored = self.store.get(INBOX_NAMESPACE, row["escalation_id"])
+            value = dict(stored.value) if stored is not None else {}
         decision = row.get("decision")
         return InboxItem(
             id=row["escalation_id"],
@@ -381,8 +385,8 @@ class EscalationInbox:
             step=row.get("step") or value.get("step") or "",
             status=row["status"],
             confidence=float(row.get("confidence") or 0.0),
-            threshold=float(value.get("threshold") or 0.0),
-            reason=str(value.get("reason") or ""),
+            threshold=float(row.get("threshold") or value.get("threshold") or 0.0),
+            reason=str(row.get("reason") or value.get("reason") or ""),
             created_at=row.get("created_at") or "",
             deadline=row.get("deadline"),
             assignee=row.get("assignee"),
@@ -397,7 +401,7 @@ class EscalationInbox:
 
     def claim(self, escalation_id: str, *, reviewer: str) -> InboxItem:
         """Take the escalation for `reviewer` for one lease (an abandoned claim returns to the queue)."""
-        self.sync()
+        self.show(escalation_id)  # indexed, or a clear error
         now = _now()
         until = (now + self.lease).isoformat()
         ok = self.ledger.transition(
@@ -492,6 +496,9 @@ class EscalationInbox:
         result: Any = None
         if escalation_id in live:
             result = graph.invoke(Command(resume={live[escalation_id].interrupt_id: decision}), config)
+        elif not strict and graph.get_state(config).next:
+            # the decision was applied but its run was cut short (a crash): finish the run
+            result = graph.invoke(None, config)
         elif strict:
             self.ledger.transition(
                 escalation_id,
@@ -540,7 +547,12 @@ class EscalationInbox:
         )
         expired = []
         for row in rows:
-            if not row.get("deadline") or row["deadline"] > moment:
+            due = row.get("deadline") or (
+                (datetime.fromisoformat(row["created_at"]) + self.deadline).isoformat()
+                if row.get("created_at")
+                else None
+            )
+            if due is None or due > moment:
                 continue
             if "assign_to" in self.on_expiry:
                 ok = self.ledger.transition(
