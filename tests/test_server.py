@@ -299,3 +299,18 @@ def test_only_failing_steps_wait_for_a_human(
     values = values_of(client, thread_id)
     assert {key: rec["outcome"] for key, rec in values["reliability"]["tasks"].items()} == outcomes
     assert values["answer"]  # the passing step's update is applied at once
+
+
+def test_escalations_are_indexed_in_the_servers_store(client: SyncLangGraphClient) -> None:
+    thread_id, _ = start(client, "Can I pay with bitcoin?")
+    waiting = pending(client, thread_id)
+    found = client.store.search_items(["reliable_graph", "escalations"], filter={"thread_id": thread_id}, limit=50)
+    items = {item["key"]: item["value"] for item in found["items"]}
+    assert set(items) == {esc["value"]["id"] for esc in waiting.values()}  # one item per escalation, none twice
+    assert {v["status"] for v in items.values()} == {"pending"}
+    assert {v["step"] for v in items.values()} == {"draft_answer", "cite_source"}
+    # resolving through the official client: by interrupt id, read from the thread
+    interrupts = client.threads.get_state(thread_id)["interrupts"]
+    answers = {i["id"]: {"action": "terminate", "reason": "out of scope"} for i in interrupts}
+    resume(client, thread_id, answers)
+    assert client.threads.get(thread_id)["status"] == "idle"

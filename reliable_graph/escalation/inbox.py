@@ -31,6 +31,7 @@ from reliable_graph.escalation.resume import pending_escalations
 
 __all__ = [
     "INBOX_NAMESPACE",
+    "aindex_escalation",
     "AlreadyResolvedError",
     "AuditEntry",
     "EscalationInbox",
@@ -69,6 +70,25 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _index_value(escalation: Mapping[str, Any], deadline: timedelta | None = None) -> dict[str, Any]:
+    created = str(escalation.get("created_at") or _now().isoformat())
+    due = None if deadline is None else (datetime.fromisoformat(created) + deadline).isoformat()
+    return {
+        "id": str(escalation["id"]),
+        "thread_id": escalation.get("thread_id"),
+        "step": escalation.get("step"),
+        "path": escalation.get("path"),
+        "task": escalation.get("task"),
+        "confidence": escalation.get("confidence"),
+        "threshold": escalation.get("threshold"),
+        "reason": escalation.get("reason"),
+        "created_at": created,
+        "deadline": due,
+        "status": "pending",
+        "escalation": dict(escalation),
+    }
+
+
 def index_escalation(store: BaseStore, escalation: Mapping[str, Any], *, deadline: timedelta | None = None) -> None:
     """Index `escalation` in `store` unless it is there already (a node that re-runs adds nothing).
 
@@ -88,27 +108,36 @@ def index_escalation(store: BaseStore, escalation: Mapping[str, Any], *, deadlin
     key = str(escalation["id"])
     if store.get(INBOX_NAMESPACE, key) is not None:
         return
-    created = str(escalation.get("created_at") or _now().isoformat())
-    due = None
-    if deadline is not None:
-        due = (datetime.fromisoformat(created) + deadline).isoformat()
-    value = {
-        "id": key,
-        "thread_id": escalation.get("thread_id"),
-        "step": escalation.get("step"),
-        "path": escalation.get("path"),
-        "task": escalation.get("task"),
-        "confidence": escalation.get("confidence"),
-        "threshold": escalation.get("threshold"),
-        "reason": escalation.get("reason"),
-        "created_at": created,
-        "deadline": due,
-        "status": "pending",
-        "escalation": dict(escalation),
-    }
+    value = _index_value(escalation, deadline)
     store.put(INBOX_NAMESPACE, key, value, index=False)
     ledger = ledger_for(store)
     if ledger.kind != "memory" and ledger.insert(value):  # listed at once, without a sync
+        ledger.log(key, "system", "index", {"step": value.get("step")})
+
+
+async def aindex_escalation(store: BaseStore, escalation: Mapping[str, Any]) -> None:
+    """Async twin of `index_escalation` (the store's async API; the ledger row is written sync).
+
+    Example:
+        ```python
+        import asyncio
+        from langgraph.store.memory import InMemoryStore
+        from reliable_graph.escalation.inbox import INBOX_NAMESPACE, aindex_escalation
+
+        store = InMemoryStore()
+        esc = {"id": "e1", "thread_id": "t1", "step": "draft", "confidence": 0.2, "threshold": 0.8,
+               "reason": "no source", "created_at": "2026-01-01T00:00:00+00:00"}
+        asyncio.run(aindex_escalation(store, esc))
+        assert [i.key for i in store.search(INBOX_NAMESPACE)] == ["e1"]
+        ```
+    """
+    key = str(escalation["id"])
+    if await store.aget(INBOX_NAMESPACE, key) is not None:
+        return
+    value = _index_value(escalation)
+    await store.aput(INBOX_NAMESPACE, key, value, index=False)
+    ledger = ledger_for(store)
+    if ledger.kind != "memory" and ledger.insert(value):
         ledger.log(key, "system", "index", {"step": value.get("step")})
 
 

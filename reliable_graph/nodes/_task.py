@@ -13,10 +13,10 @@ from langgraph.config import get_store
 from langgraph.types import Command, Send
 
 from reliable_graph._compat import current_checkpoint_id
-from reliable_graph._node import TaskRef, jsonable_or_repr, strict_json, task_ref
+from reliable_graph._node import ReliableNode, TaskRef, jsonable_or_repr, strict_json, task_ref
 from reliable_graph._state_access import read_optional
 from reliable_graph.escalation.decision import Decision
-from reliable_graph.escalation.inbox import index_escalation
+from reliable_graph.escalation.inbox import aindex_escalation, index_escalation
 from reliable_graph.escalation.record import Escalation, ReviewTask, StepTask, escalation_id, payload_kind
 from reliable_graph.evaluators.base import Score, as_chunks
 from reliable_graph.state import RELIABILITY_KEY, AttemptRecord, StepRecord, task_records
@@ -212,6 +212,50 @@ def _store() -> Any:
         return None
 
 
+def _raised_escalations(result: Any) -> list[dict[str, Any]]:
+    """The escalations a node's result sends to review (or parks in state for an edge)."""
+    if not isinstance(result, Command):
+        return []
+    found = []
+    gotos = result.goto if isinstance(result.goto, (list, tuple)) else [result.goto]
+    for goto in gotos:
+        if isinstance(goto, Send) and payload_kind(goto.arg) == "review":
+            found.append(goto.arg["escalation"])
+    update = result.update if isinstance(result.update, dict) else {}
+    for record in ((update.get(RELIABILITY_KEY) or {}).get("tasks") or {}).values():
+        review = record.get("review") if isinstance(record, dict) else None
+        if review:
+            found.append(review["escalation"])
+    return found
+
+
+class EscalatingNode(ReliableNode):
+    """A node that may escalate: with a store, each escalation it raises is indexed for the inbox.
+
+    The index write goes through `get_store()` after the node's work, with the store's sync API
+    from `invoke` and its async API from `ainvoke` (LangGraph Server's store refuses sync calls
+    on its event loop).
+    """
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        """Run the node synchronously (and index what it escalated)."""
+        result = super().invoke(input, config, **kwargs)
+        escalations = _raised_escalations(result)
+        if escalations and (store := _store()) is not None:
+            for escalation in escalations:
+                index_escalation(store, escalation)
+        return result
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        """Run the node asynchronously (and index what it escalated)."""
+        result = await super().ainvoke(input, config, **kwargs)
+        escalations = _raised_escalations(result)
+        if escalations and (store := _store()) is not None:
+            for escalation in escalations:
+                await aindex_escalation(store, escalation)
+        return result
+
+
 def escalate(
     node: str,
     escalate_to: str,
@@ -225,11 +269,8 @@ def escalate(
     """Record the escalation and send the task to `escalate_to` (or park it for an edge to route).
 
     With a store (the graph compiled with `store=`), the escalation is also indexed for the
-    `EscalationInbox`, idempotently.
+    `EscalationInbox`, idempotently (by `EscalatingNode`, sync or async, once the node returns).
     """
-    store = _store()
-    if store is not None:
-        index_escalation(store, escalation)
     rec = {
         **record,
         "pending": "review",

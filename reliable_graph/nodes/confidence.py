@@ -9,12 +9,20 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END
 from langgraph.types import Command
 
-from reliable_graph._node import ReliableNode, check_routes
+from reliable_graph._node import check_routes
 from reliable_graph._state_access import read, read_optional
 from reliable_graph.escalation.decision import Decision
 from reliable_graph.evaluators.base import Score
 from reliable_graph.nodes._scoring import Attempt, OutputScoring, shown_attempts
-from reliable_graph.nodes._task import TaskContext, build_escalation, compact, escalate, open_task, with_key
+from reliable_graph.nodes._task import (
+    EscalatingNode,
+    TaskContext,
+    build_escalation,
+    compact,
+    escalate,
+    open_task,
+    with_key,
+)
 from reliable_graph.nodes.refetch import merge_context
 from reliable_graph.state import RELIABILITY_KEY, Verdict, emit, task_records
 
@@ -39,7 +47,7 @@ def latest_verdict(state: Any, step: str) -> Verdict | None:
     return attempts[-1]["verdict"] if attempts else None
 
 
-class ConfidenceRouter(ReliableNode):
+class ConfidenceRouter(EscalatingNode):
     """A node that scores the output a step left in state and routes on its threshold.
 
     `pass` goes to `pass_to`; below threshold it goes to `retry_to` (a `Refetch` node or the

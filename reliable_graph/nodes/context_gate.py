@@ -10,7 +10,6 @@ from langgraph.graph import END
 from langgraph.types import Command
 
 from reliable_graph._node import (
-    ReliableNode,
     check_count,
     check_evaluators,
     check_routes,
@@ -27,7 +26,7 @@ from reliable_graph.evaluators.base import (
     evaluator_name,
     run_evaluator,
 )
-from reliable_graph.nodes._task import TaskContext, build_escalation, escalate, open_task, with_key
+from reliable_graph.nodes._task import EscalatingNode, TaskContext, build_escalation, escalate, open_task, with_key
 from reliable_graph.nodes.refetch import merge_context
 from reliable_graph.state import RELIABILITY_KEY, emit
 
@@ -40,7 +39,7 @@ def _failure(check: dict[str, Any]) -> dict[str, Any]:
     return {"reason": check["reason"], **({"missing": missing} if isinstance(missing, list) else {})}
 
 
-class ContextGate(ReliableNode):
+class ContextGate(EscalatingNode):
     """A node that scores the context in state (relevance, completeness, freshness...) before a step.
 
     Every evaluator must reach its threshold for `pass`. Otherwise the gate sends the run to

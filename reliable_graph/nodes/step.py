@@ -12,12 +12,13 @@ from langchain_core.runnables.config import run_in_executor
 from langgraph.graph import END
 from langgraph.types import Command
 
-from reliable_graph._node import ReliableNode, check_routes
+from reliable_graph._node import check_routes
 from reliable_graph._state_access import read, read_optional
 from reliable_graph.escalation.decision import Decision
 from reliable_graph.evaluators.base import Score
 from reliable_graph.nodes._scoring import Attempt, OutputScoring, shown_attempts
 from reliable_graph.nodes._task import (
+    EscalatingNode,
     TaskContext,
     build_escalation,
     compact,
@@ -33,7 +34,7 @@ from reliable_graph.state import RELIABILITY_KEY, StepRecord, emit
 __all__ = ["ReliableStep", "reliable_step"]
 
 
-class ReliableStep(ReliableNode):
+class ReliableStep(EscalatingNode):
     """A step wrapped in the pattern: run, score, retry on re-fetched context, escalate.
 
     Built by `reliable_step`; see there for the arguments.
