@@ -1,4 +1,3 @@
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -6,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from reliable_graph.cli.calibrate import add_parser, run
+from reliable_graph.cli import main
 
 EXAMPLES = [
     {"question": "boiling point of water", "contexts": ["Water boils at 100 C."], "output": "100 C", "label": True},
@@ -21,10 +20,8 @@ EXAMPLES = [
 ]
 
 
-def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="reliable-graph")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(["calibrate", *argv])
+def run(*argv: str) -> int:
+    return main(["calibrate", *argv])
 
 
 def write(tmp_path: Path, lines: list[Any], name: str = "held_out.jsonl") -> str:
@@ -35,17 +32,29 @@ def write(tmp_path: Path, lines: list[Any], name: str = "held_out.jsonl") -> str
 
 def test_cli_calibrate_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, EXAMPLES)
-    args = parse(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01", "--json")
-    assert run(args) == 0
+    assert run(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01", "--json") == 0
     out = json.loads(capsys.readouterr().out)
-    assert out == {"threshold": 1.0, "silent_failure": 0.0, "escalation_rate": 0.25, "n": 4}
+    assert out == {
+        "evaluator": "lexical_relevance",
+        "file": path,
+        "threshold": 1.0,
+        "silent_failure": 0.0,
+        "precision": 1.0,
+        "pass_rate": 0.5,
+        "retry_rate": 0.5,
+        "escalation_rate": 0.25,
+        "n": 4,
+        "max_retries": 1,
+        "target": "silent_failure <= 0.01",
+    }
 
 
 def test_cli_calibrate_table_and_precision(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, EXAMPLES)
-    assert run(parse(path, "--evaluator", "lexical_relevance", "--target-precision", "0.9")) == 0
+    assert run(path, "--evaluator", "lexical_relevance", "--target-precision", "0.9") == 0
     out = capsys.readouterr().out
-    assert "threshold        1.0000" in out and "precision >= 0.9" in out and "lexical_relevance" in out
+    row = next(line for line in out.splitlines() if "threshold" in line)
+    assert "1.0000" in row and "precision >= 0.9" in out and "lexical_relevance" in out
 
 
 def test_cli_calibrate_import_path_factory(
@@ -61,7 +70,7 @@ def test_cli_calibrate_import_path_factory(
     monkeypatch.syspath_prepend(str(tmp_path))
     path = write(tmp_path, EXAMPLES)
     for spec in ["my_evals:make", "my_evals:INSTANCE"]:
-        assert run(parse(path, "--evaluator", spec, "--target-silent-failure", "0", "--json")) == 0
+        assert run(path, "--evaluator", spec, "--target-silent-failure", "0", "--json") == 0
         assert json.loads(capsys.readouterr().out)["threshold"] == 1.0
     sys.modules.pop("my_evals", None)
 
@@ -83,10 +92,11 @@ def test_cli_calibrate_malformed_line_names_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], line: Any, error: str
 ) -> None:
     path = write(tmp_path, [*EXAMPLES[:2], line, *EXAMPLES[2:]])
-    assert run(parse(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01")) == 2
+    assert run(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01") == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith(f"{path}:3: ") and error in captured.err
+    assert captured.err.startswith(f"error: {path}:3: ") and error in captured.err
+    assert captured.err.count("\n") == 1
 
 
 @pytest.mark.parametrize(
@@ -101,9 +111,9 @@ def test_cli_calibrate_bad_set_is_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: list[Any], error: str
 ) -> None:
     path = write(tmp_path, lines)
-    assert run(parse(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0")) == 2
+    assert run(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0") == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"{path}: ") and error in err
+    assert err.startswith(f"error: {path}: ") and error in err
 
 
 def test_cli_calibrate_out_of_range_score_names_line(
@@ -114,9 +124,9 @@ def test_cli_calibrate_out_of_range_score_names_line(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     path = write(tmp_path, EXAMPLES)
-    assert run(parse(path, "--evaluator", "bad_evals:BAD", "--target-silent-failure", "0")) == 2
+    assert run(path, "--evaluator", "bad_evals:BAD", "--target-silent-failure", "0") == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"{path}:1: ") and "must be in [0, 1], got 1.5" in err
+    assert err.startswith(f"error: {path}:1: ") and "must be in [0, 1], got 1.5" in err
     sys.modules.pop("bad_evals", None)
 
 
@@ -132,18 +142,32 @@ def test_cli_calibrate_out_of_range_score_names_line(
 )
 def test_cli_calibrate_bad_evaluator(tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, error: str) -> None:
     path = write(tmp_path, EXAMPLES)
-    assert run(parse(path, "--evaluator", spec, "--target-silent-failure", "0.01")) == 2
+    assert run(path, "--evaluator", spec, "--target-silent-failure", "0.01") == 2
     err = capsys.readouterr().err
-    assert err.startswith("reliable-graph calibrate: --evaluator") and error in err
+    assert err.startswith("error: --evaluator") and error in err
 
 
 def test_cli_calibrate_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(tmp_path / "nope.jsonl")
-    assert run(parse(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01")) == 2
-    assert capsys.readouterr().err.startswith(f"{path}: cannot read")
+    assert run(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01") == 2
+    assert capsys.readouterr().err == f"error: {path}: no such file\n"
 
 
-def test_cli_calibrate_needs_a_target() -> None:
-    with pytest.raises(SystemExit) as exc:
-        parse("f.jsonl", "--evaluator", "lexical_relevance")
-    assert exc.value.code == 2
+def test_cli_calibrate_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "latin1.jsonl").write_bytes(b'{"question": "caf\xe9"}\n')
+    assert run(str(tmp_path / "latin1.jsonl"), "--evaluator", "lexical_relevance", "--target-precision", "0.9") == 2
+    assert "not UTF-8 text" in capsys.readouterr().err
+    assert run(str(tmp_path), "--evaluator", "lexical_relevance", "--target-precision", "0.9") == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_cli_calibrate_needs_exactly_one_target(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("f.jsonl", "--evaluator", "lexical_relevance") == 2
+    assert "give a target" in capsys.readouterr().err
+    assert run("f.jsonl", "--evaluator", "x", "--target-precision", "0.9", "--target-silent-failure", "0.1") == 2
+    assert "cannot be combined" in capsys.readouterr().err
+
+
+def test_cli_calibrate_negative_max_retries(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("f.jsonl", "--evaluator", "lexical_relevance", "--target-precision", "0.9", "--max-retries", "-1") == 2
+    assert "'--max-retries': must be at least 0, got -1" in capsys.readouterr().err

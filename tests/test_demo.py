@@ -68,3 +68,5 @@ def test_demo_cli_json(tmp_path: Path, capsys: object) -> None:
 
 def test_demo_cli_rejects_zero_runs(capsys: object) -> None:
     assert main(["demo", "--runs", "0"]) == 2
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert err.startswith("error: ") and "'--runs'" in err and err.count("\n") == 1

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import argparse
 import contextlib
 import inspect
 import io
@@ -16,6 +15,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from reliable_graph import report
+from reliable_graph.cli import main
 from reliable_graph.cli import report as cli_report
 from reliable_graph.demo import ScenarioParams, SimulatedWorld, build_reliable_pipeline, run_demo
 from reliable_graph.report import Report, StepStats, format_report, reliability_report, write_chart
@@ -24,12 +24,9 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
 def _cli(argv: list[str]) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="reliable-graph")
-    cli_report.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = args.func(args)
+        code = main(argv)
     return code, out.getvalue(), err.getvalue()
 
 

@@ -1,107 +1,208 @@
-"""`reliable-graph report --db PATH`: the reliability report of a SQLite checkpoint database."""
+"""`reliable-graph report --db PATH|URL`: the reliability report of a SQLite or Postgres checkpoint database."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
-import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from langgraph.checkpoint.sqlite import SqliteSaver
+from rich.table import Table
 
-from reliable_graph.report import format_report, reliability_report, write_chart
+from reliable_graph.cli._common import CliError, at_least, echo, existing_parent, redact, stdout_console
+from reliable_graph.report import Report, reliability_report, write_chart
 
-__all__ = ["add_parser", "run"]
+__all__ = ["report_command"]
 
+REPORT_HELP = (
+    "Read the latest checkpoint of every thread of a SQLite or Postgres checkpoint database and print "
+    "per-step outcome counts, per-step success, observed end-to-end success and the success predicted "
+    "by multiplying per-step rates. Silent failures cannot be seen in checkpoints. Nothing is written "
+    "to the database."
+)
+"""The help text of `reliable-graph report`."""
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the `report` subcommand to `subparsers` (from `ArgumentParser.add_subparsers`).
-
-    Example:
-        ```python
-        import argparse
-        from reliable_graph.cli.report import add_parser
-
-        parser = argparse.ArgumentParser(prog="reliable-graph")
-        add_parser(parser.add_subparsers(dest="command"))
-        args = parser.parse_args(["report", "--db", "x.sqlite", "--json"])
-        assert args.db == "x.sqlite" and args.json and args.func.__name__ == "run"
-        ```
-    """
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "report",
-        help="per-step and end-to-end success read from a SQLite checkpoint database",
-        description=(
-            "Read the latest checkpoint of every thread of a SQLite checkpoint database and print "
-            "per-step outcome counts, per-step success, observed end-to-end success and the success "
-            "predicted by multiplying per-step rates. Silent failures cannot be seen in checkpoints."
-        ),
-    )
-    parser.add_argument("--db", required=True, help="the SQLite checkpoint file (read; no checkpoint is written)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--chart", metavar="FILE.png", help="also write the compounding chart (needs matplotlib)")
-    parser.add_argument(
-        "--steps", type=int, default=None, help="expected steps per run: threads with fewer are incomplete"
-    )
-    parser.set_defaults(func=run)
-    return parser
+_OUTCOMES = ("pass", "retry_pass", "escalate", "approved", "edited", "terminated")
+_POSTGRES = ("postgresql://", "postgres://")
+_INSTALL_POSTGRES = 'install the postgres extra: pip install "reliable-graph[postgres]"'
 
 
-def _error(message: str) -> int:
-    print(f"reliable-graph report: {message}", file=sys.stderr)
-    return 2
+def _is_postgres(db: str) -> bool:
+    return db.startswith(_POSTGRES)
 
 
-def _has_checkpoints_table(path: Path) -> bool:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+def _check_db(value: str) -> str:
+    """The --db callback: a Postgres URL, or an existing file."""
+    if _is_postgres(value):
+        return value
+    path = Path(value)
+    if not path.exists():
+        msg = f"no such file: {path}; run 'reliable-graph demo' first, or pass a checkpoint file or a postgresql:// URL"
+        raise typer.BadParameter(msg)
+    if not path.is_file():
+        msg = f"{path} is not a file"
+        raise typer.BadParameter(msg)
+    return value
+
+
+def _check_chart(value: str | None) -> str | None:
+    """The --chart callback: the image goes in an existing, writable directory."""
+    if value is not None:
+        existing_parent(Path(value))
+    return value
+
+
+def _read_sqlite(path: Path, steps: int | None) -> Report:
+    def bad(why: str) -> CliError:
+        return CliError(f"--db {path}: {why}")
+
     try:
-        row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='checkpoints'").fetchone()
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise bad(f"cannot open: {exc}") from exc
+    try:
+        table = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='checkpoints'").fetchone()
+        if table is None:
+            raise bad("not a LangGraph SQLite checkpoint database (no 'checkpoints' table)")
+        return reliability_report(SqliteSaver(conn), expected_steps=steps, source=str(path))
+    except sqlite3.DatabaseError as exc:
+        raise bad(f"not a SQLite database ({exc})") from exc
     finally:
         conn.close()
-    return row is not None
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run `reliable-graph report` with parsed `args`; 0 on success, 2 on a usage problem.
+def _read_postgres(url: str, steps: int | None) -> Report:
+    shown = redact(url)
+    try:
+        import psycopg
+        from langgraph.checkpoint.postgres import PostgresSaver
+    except ImportError as exc:
+        msg = f"--db {shown}: reading Postgres needs langgraph-checkpoint-postgres: {_INSTALL_POSTGRES}"
+        raise CliError(msg) from exc
+    try:
+        with PostgresSaver.from_conn_string(url) as saver:
+            return reliability_report(saver, expected_steps=steps, source=shown)
+    except psycopg.errors.UndefinedTable as exc:
+        msg = f"--db {shown}: not a LangGraph checkpoint database (no 'checkpoints' table)"
+        raise CliError(msg) from exc
+    except psycopg.OperationalError as exc:
+        raise CliError(f"--db {shown}: cannot connect: {exc}") from exc
+    except psycopg.Error as exc:
+        raise CliError(f"--db {shown}: {type(exc).__name__}: {exc}") from exc
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _steps_table(report: Report) -> Table:
+    seen = {o for s in report.steps for o in s.outcomes}
+    outcomes = [*_OUTCOMES, *sorted(seen - set(_OUTCOMES))]
+    decisions = any(s.decisions for s in report.steps)
+    table = Table(title=f"reliability report: {report.source or 'checkpointer'}", title_justify="left")
+    table.add_column("step", no_wrap=True)
+    for name in (*outcomes, "finished", "unfinished", "attempts", "success"):
+        table.add_column(name, justify="right", no_wrap=True)
+    if decisions:
+        table.add_column("review decisions")
+    for s in report.steps:
+        cells = [str(s.outcomes.get(o, 0)) for o in outcomes]
+        row = [s.name, *cells, str(s.finished), str(s.unfinished), str(s.attempts), _pct(s.success_rate)]
+        if decisions:
+            row.append(", ".join(f"{k} {v}" for k, v in sorted(s.decisions.items())))
+        table.add_row(*row)
+    return table
+
+
+def _summary_table(report: Report, data: dict[str, Any]) -> Table:
+    table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
+    table.add_column(no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_row("threads with a reliable-graph record", str(report.threads))
+    for status, count in data["statuses"].items():
+        table.add_row(f"  {status}", str(count))
+    table.add_row("threads without one (plain LangGraph, ignored)", str(report.other_threads))
+    table.add_row("observed end-to-end success (completed without escalation)", _pct(report.observed_e2e_success))
+    table.add_row("predicted by multiplying per-step rates", _pct(report.predicted_e2e_success))
+    table.add_row("per-step rate (geometric mean)", _pct(report.per_step_rate))
+    table.add_row("escalated (pending review)", _pct(report.escalated))
+    table.add_row("threads with a retry_pass", _pct(report.retry_pass))
+    return table
+
+
+def _print(report: Report) -> None:
+    data = report.to_dict()
+    console = stdout_console()
+    console.print(_steps_table(report))
+    echo()
+    console.print(_summary_table(report, data))
+    echo()
+    echo("silent failures (wrong outputs that passed every check) cannot be seen in checkpoints;")
+    echo("they are inside the observed success.")
+    if report.other_threads:
+        echo(f"note: {report.other_threads} thread(s) without a reliable-graph record (plain LangGraph) were ignored.")
+
+
+def report_command(
+    db: Annotated[
+        str,
+        typer.Option(
+            "--db",
+            metavar="PATH|URL",
+            callback=_check_db,
+            help="The SQLite checkpoint file, or a postgresql:// URL (needs the postgres extra); only read.",
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
+    chart: Annotated[
+        str | None,
+        typer.Option(
+            "--chart",
+            metavar="FILE.png",
+            callback=_check_chart,
+            help="Also write the compounding chart (needs the chart extra).",
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps", callback=at_least(1), help="Expected steps per run: threads with fewer are incomplete."
+        ),
+    ] = None,
+) -> None:
+    """Run `reliable-graph report` (typer passes the parsed options).
 
     Example:
         ```python
-        import argparse, contextlib, io
-        from reliable_graph.cli.report import run
+        import contextlib, io, json, tempfile
+        from pathlib import Path
+        from reliable_graph.cli import main
+        from reliable_graph.demo import run_demo
 
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err):
-            code = run(argparse.Namespace(db="/nonexistent/demo.sqlite", json=False, chart=None, steps=None))
-        assert code == 2 and "no such file" in err.getvalue()
+        out = io.StringIO()
+        with tempfile.TemporaryDirectory() as d:
+            run_demo(runs=3, db=Path(d) / "demo.sqlite", as_json=True, out=io.StringIO())
+            with contextlib.redirect_stdout(out):
+                assert main(["report", "--db", f"{d}/demo.sqlite", "--json"]) == 0
+        data = json.loads(out.getvalue())
+        assert data["threads"] == 3 and data["other_threads"] == 3
         ```
     """
-    path = Path(args.db)
-    if not path.is_file():
-        return _error(f"no such file: {path} (run `reliable-graph demo` first, or pass --db PATH)")
-    try:
-        if not _has_checkpoints_table(path):
-            return _error(f"{path} is not a LangGraph SQLite checkpoint database (no 'checkpoints' table)")
-        conn = sqlite3.connect(str(path), check_same_thread=False)
-        try:
-            report = reliability_report(SqliteSaver(conn), expected_steps=args.steps, source=str(path))
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        return _error(f"cannot read {path} as SQLite: {exc}")
+    report = _read_postgres(db, steps) if _is_postgres(db) else _read_sqlite(Path(db), steps)
     if report.threads == 0:
         others = f" ({report.other_threads} thread(s) without one)" if report.other_threads else ""
-        return _error(f"{path} has no thread with a reliable-graph record{others}: nothing to report")
-    if args.chart:
+        msg = f"--db {report.source}: no thread with a reliable-graph record{others}: nothing to report"
+        raise CliError(msg)
+    if chart is not None:
         try:
-            written = write_chart(report, args.chart)
-        except (ImportError, ValueError) as exc:
-            return _error(str(exc))
-        if not args.json:
-            print(f"chart written to {written}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(report.to_dict()))
+            written = write_chart(report, chart)
+        except (ImportError, ValueError, OSError) as exc:
+            raise CliError(f"--chart {chart}: {exc}") from exc
+        if not as_json:
+            typer.echo(f"chart written to {written}", err=True)
+    if as_json:
+        echo(json.dumps(report.to_dict()))
     else:
-        print(format_report(report))
-    return 0
+        _print(report)

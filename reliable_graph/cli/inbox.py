@@ -1,0 +1,364 @@
+"""`reliable-graph inbox ...`: the escalation inbox from the terminal."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import StateGraph
+from langgraph.store.sqlite import SqliteStore
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from reliable_graph import AlreadyResolvedError, EscalationInbox, InvalidAnswerError, NoPendingEscalationError
+from reliable_graph.cli._common import CliError
+
+__all__ = ["console_command", "inbox_app", "load_graph", "open_inbox"]
+
+inbox_app = typer.Typer(
+    help=(
+        "Work through escalations across threads: list the queue, show one, claim it, resolve it "
+        "(exactly once), release it, read the audit trail, apply deadlines, rebuild the index."
+    ),
+    no_args_is_help=True,
+)
+"""The `inbox` command group."""
+
+DbOption = Annotated[
+    str,
+    typer.Option("--db", help="The checkpoint database: a SQLite file or a postgresql:// URL."),
+]
+GraphOption = Annotated[
+    str | None,
+    typer.Option(
+        "--graph",
+        help="Your graph as module:attr (a StateGraph, a compiled graph, or a function returning either).",
+    ),
+]
+
+
+def load_graph(spec: str) -> StateGraph[Any, Any, Any, Any]:
+    """The user's graph builder from `module:attr` (a builder, a compiled graph, or a factory of either).
+
+    Example:
+        ```python
+        from reliable_graph.cli.inbox import load_graph
+
+        try:
+            load_graph("no_colon_here")
+        except Exception as err:
+            assert "module:attr" in str(err)
+        ```
+    """
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise CliError(f"--graph must be module:attr, got {spec!r}")
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CliError(f"--graph {spec}: cannot import {module_name!r} ({exc})") from None
+    finally:
+        sys.path.pop(0)
+    target = getattr(module, attr, None)
+    if target is None:
+        raise CliError(f"--graph {spec}: {module_name!r} has no attribute {attr!r}")
+    if callable(target) and not isinstance(target, StateGraph) and not hasattr(target, "builder"):
+        target = target()
+    builder = getattr(target, "builder", target)
+    if not isinstance(builder, StateGraph):
+        raise CliError(f"--graph {spec}: expected a StateGraph or a compiled one, got {type(target).__name__}")
+    return builder
+
+
+@contextmanager
+def open_inbox(db: str, graph: str | None, **options: Any) -> Iterator[EscalationInbox]:
+    """An `EscalationInbox` on `db` (SQLite path or Postgres URL), with the user's graph compiled on it."""
+    builder = load_graph(graph) if graph else None
+    if db.startswith(("postgresql://", "postgres://")):
+        try:
+            from langgraph.checkpoint.postgres import PostgresSaver
+            from langgraph.store.postgres import PostgresStore
+        except ImportError:
+            raise CliError(
+                '--db is a Postgres URL: install the extra, pip install "reliable-graph[postgres]"'
+            ) from None
+        try:
+            with PostgresSaver.from_conn_string(db) as saver, PostgresStore.from_conn_string(db) as store:
+                store.setup()
+                compiled = builder.compile(checkpointer=saver, store=store) if builder else None
+                yield EscalationInbox(store, graph=compiled, **options)
+        except Exception as exc:
+            if type(exc).__module__.startswith("psycopg"):
+                raise CliError(f"--db {db}: {exc}") from None
+            raise
+        return
+    path = Path(db)
+    if not path.is_file():
+        raise CliError(f"--db {db}: no such database file")
+    with path.open("rb") as fh:
+        if fh.read(16) != b"SQLite format 3\x00":
+            raise CliError(f"--db {db}: not a SQLite database")
+    saver_conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+    store_conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+    try:
+        sqlite_store = SqliteStore(store_conn)
+        sqlite_store.setup()
+        compiled = builder.compile(checkpointer=SqliteSaver(saver_conn), store=sqlite_store) if builder else None
+        yield EscalationInbox(sqlite_store, graph=compiled, **options)
+    finally:
+        store_conn.close()
+        saver_conn.close()
+
+
+@contextmanager
+def _handled() -> Iterator[None]:
+    try:
+        yield
+    except (AlreadyResolvedError, NoPendingEscalationError, InvalidAnswerError) as exc:
+        raise CliError(str(exc)) from None
+    except ValueError as exc:
+        if "graph=" in str(exc):
+            raise CliError("this command applies decisions: give --graph module:attr") from None
+        raise
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, default=str))
+
+
+@inbox_app.command("list")
+def list_command(
+    db: DbOption,
+    graph: GraphOption = None,
+    status: Annotated[str, typer.Option(help="pending, claimed, resolved, expired, or all.")] = "open",
+    step: Annotated[str | None, typer.Option(help="Only this step.")] = None,
+    thread: Annotated[str | None, typer.Option(help="Only this thread.")] = None,
+    assignee: Annotated[str | None, typer.Option(help="Only this reviewer's claims.")] = None,
+    older_than: Annotated[float | None, typer.Option(help="Only escalations older than this many minutes.")] = None,
+    sort: Annotated[str, typer.Option(help="oldest or confidence (lowest first).")] = "oldest",
+    limit: Annotated[int, typer.Option(min=1, help="Page size.")] = 50,
+    page: Annotated[int, typer.Option(min=1, help="Page number, from 1.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")] = False,
+) -> None:
+    """List the queue, oldest (or least confident) first."""
+    statuses: Any = {"open": ("pending", "claimed"), "all": None}.get(status, status)
+    if sort not in ("oldest", "confidence"):
+        raise CliError(f"--sort must be oldest or confidence, got {sort!r}")
+    with _handled(), open_inbox(db, graph) as inbox:
+        items = inbox.list(
+            status=statuses,
+            step=step,
+            thread_id=thread,
+            assignee=assignee,
+            older_than=timedelta(minutes=older_than) if older_than is not None else None,
+            order="confidence" if sort == "confidence" else "oldest",
+            limit=limit,
+            offset=(page - 1) * limit,
+        )
+    rows: list[dict[str, Any]] = [
+        {
+            "id": i.id,
+            "status": i.status,
+            "step": i.step,
+            "thread": i.thread_id,
+            "confidence": i.confidence,
+            "threshold": i.threshold,
+            "reason": i.reason,
+            "created": i.created_at,
+            "assignee": i.assignee,
+        }
+        for i in items
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title=f"escalations ({status}, page {page})")
+    for column in ("id", "status", "step", "thread", "confidence", "reason", "created", "assignee"):
+        table.add_column(column)
+    for r in rows:  # agent text is data, never rich markup
+        table.add_row(
+            *(
+                Text(str(cell))
+                for cell in (
+                    r["id"],
+                    r["status"],
+                    r["step"],
+                    r["thread"],
+                    f"{r['confidence']:.2f} < {r['threshold']:.2f}",
+                    r["reason"],
+                    r["created"][:19],
+                    r["assignee"] or "",
+                )
+            )
+        )
+    Console(width=200).print(table)
+
+
+@inbox_app.command("show")
+def show_command(
+    escalation_id: Annotated[str, typer.Argument(help="The escalation's id (from `inbox list`).")],
+    db: DbOption,
+    graph: GraphOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Everything a reviewer needs about one escalation, and its audit trail."""
+    with _handled(), open_inbox(db, graph) as inbox:
+        item = inbox.show(escalation_id)
+        audit = inbox.audit(escalation_id)
+    esc = item.escalation
+    if as_json:
+        _print_json(
+            {"status": item.status, "assignee": item.assignee, "escalation": esc, "audit": [_audit(a) for a in audit]}
+        )
+        return
+    console = Console(width=160)
+    console.print(Text(f"{esc.get('path', item.step)}  status {item.status}  thread {item.thread_id}", style="bold"))
+    console.print(esc.get("description", ""), markup=False)
+    for label, key in (("inputs", "inputs"), ("output", "output"), ("context", "context"), ("attempts", "attempts")):
+        console.print(f"[bold]{label}[/bold]")
+        console.print(json.dumps(esc.get(key), indent=2, default=str), markup=False)
+    console.print(f"last good checkpoint: {esc.get('last_good_checkpoint_id')}", markup=False)
+    for entry in audit:
+        console.print(f"{entry.at[:19]}  {entry.actor:12} {entry.event}", markup=False)
+
+
+def _audit(entry: Any) -> dict[str, Any]:
+    return {k: getattr(entry, k) for k in ("escalation_id", "at", "actor", "event", "decision", "reason")}
+
+
+@inbox_app.command("claim")
+def claim_command(
+    escalation_id: Annotated[str, typer.Argument(help="The escalation's id.")],
+    db: DbOption,
+    reviewer: Annotated[str, typer.Option(help="Who claims it.")],
+    lease: Annotated[float, typer.Option(min=0.1, help="Minutes the claim holds.")] = 15.0,
+) -> None:
+    """Claim an escalation for a while (it returns to the queue when the lease lapses)."""
+    with _handled(), open_inbox(db, None, lease=timedelta(minutes=lease)) as inbox:
+        item = inbox.claim(escalation_id, reviewer=reviewer)
+    typer.echo(f"{escalation_id} claimed by {item.assignee} until {item.lease_until}")
+
+
+@inbox_app.command("release")
+def release_command(
+    escalation_id: Annotated[str, typer.Argument(help="The escalation's id.")],
+    db: DbOption,
+    reviewer: Annotated[str, typer.Option(help="Who holds the claim.")],
+) -> None:
+    """Give a claim back to the queue."""
+    with _handled(), open_inbox(db, None) as inbox:
+        inbox.release(escalation_id, reviewer=reviewer)
+    typer.echo(f"{escalation_id} is back in the queue")
+
+
+@inbox_app.command("resolve")
+def resolve_command(
+    escalation_id: Annotated[str, typer.Argument(help="The escalation's id.")],
+    db: DbOption,
+    graph: GraphOption = None,
+    action: Annotated[str, typer.Option(help="approve, edit, provide_context, retry or terminate.")] = "approve",
+    output: Annotated[str | None, typer.Option(help="For edit: the new output, as JSON.")] = None,
+    context: Annotated[
+        list[str] | None, typer.Option(help="For provide_context: a chunk of text (repeatable).")
+    ] = None,
+    reviewer: Annotated[str, typer.Option(help="Who decides.")] = "cli",
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
+) -> None:
+    """Apply a decision to the escalation's thread, exactly once."""
+    if graph is None:
+        raise CliError("resolve applies the decision to the thread: give --graph module:attr")
+    answer: dict[str, Any] = {"action": action, "reviewer": reviewer}
+    if output is not None:
+        try:
+            answer["output"] = json.loads(output)
+        except ValueError as exc:
+            raise CliError(f"--output must be JSON (quote text as '\"text\"'): {exc}") from None
+    if context:
+        answer["context"] = list(context)
+    if reason:
+        answer["reason"] = reason
+    with _handled(), open_inbox(db, graph) as inbox:
+        inbox.resolve(escalation_id, answer, reviewer=reviewer, reason=reason)
+    typer.echo(f"{escalation_id} resolved: {action}")
+
+
+@inbox_app.command("audit")
+def audit_command(
+    db: DbOption,
+    escalation_id: Annotated[str | None, typer.Argument(help="One escalation's trail (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The append-only audit trail: who did what, when, with which decision."""
+    with _handled(), open_inbox(db, None) as inbox:
+        entries = inbox.audit(escalation_id)
+    if as_json:
+        _print_json([_audit(e) for e in entries])
+        return
+    table = Table(title="audit trail")
+    for column in ("at", "escalation", "actor", "event", "decision", "reason"):
+        table.add_column(column)
+    for e in entries:  # agent text is data, never rich markup
+        cells = (e.at[:19], e.escalation_id, e.actor, e.event, json.dumps(e.decision) if e.decision else "", e.reason)
+        table.add_row(*(Text(str(c or "")) for c in cells))
+    Console(width=200).print(table)
+
+
+@inbox_app.command("sweep")
+def sweep_command(
+    db: DbOption,
+    graph: GraphOption = None,
+    deadline: Annotated[float, typer.Option(min=0.0, help="Minutes an escalation may wait.")] = 60.0,
+    action: Annotated[str, typer.Option(help="The default decision on expiry: terminate or approve.")] = "terminate",
+    assign_to: Annotated[str | None, typer.Option(help="Hand expired escalations to this reviewer instead.")] = None,
+) -> None:
+    """Apply the default action to escalations past their deadline (safe from many processes)."""
+    on_expiry: dict[str, Any] = (
+        {"assign_to": assign_to} if assign_to else {"action": action, "reason": "deadline passed"}
+    )
+    if not assign_to and graph is None:
+        raise CliError("sweep applies the default decision: give --graph module:attr (or --assign-to)")
+    with _handled(), open_inbox(db, graph, deadline=timedelta(minutes=deadline), on_expiry=on_expiry) as inbox:
+        done = inbox.sweep()
+    typer.echo(f"{len(done)} escalation(s) past their deadline handled")
+
+
+@inbox_app.command("reconcile")
+def reconcile_command(db: DbOption, graph: GraphOption = None) -> None:
+    """Rebuild the index from the checkpoints and finish resolutions a crash cut short."""
+    if graph is None:
+        raise CliError("reconcile reads the threads through your graph: give --graph module:attr")
+    with _handled(), open_inbox(db, graph) as inbox:
+        added = inbox.reconcile()
+    typer.echo(f"{added} escalation(s) re-indexed from the checkpoints")
+
+
+def console_command(
+    db: DbOption,
+    graph: GraphOption = None,
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The port.")] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="RELIABLE_GRAPH_CONSOLE_TOKEN", help="The access token (default: generated and printed)."),
+    ] = None,
+) -> None:
+    """Serve the web review console for the escalation inbox on `--db`, applying decisions through `--graph`."""
+    try:
+        from reliable_graph.console import serve
+    except ImportError:
+        raise CliError('the console needs its extra: pip install "reliable-graph[console]"') from None
+    if graph is None:
+        raise CliError("the console applies decisions to threads: give --graph module:attr")
+    with _handled(), open_inbox(db, graph) as inbox:
+        serve(inbox, host=host, port=port, token=token)
