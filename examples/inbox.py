@@ -1,9 +1,9 @@
 """A support desk whose drafts need a human sign-off: escalations land in the inbox.
 
-    python examples/inbox.py inbox_demo.sqlite      # three threads escalate
-    reliable-graph inbox list --db inbox_demo.sqlite
-    reliable-graph inbox resolve ID --db inbox_demo.sqlite --graph examples.inbox:builder --action approve
-    reliable-graph console --db inbox_demo.sqlite --graph examples.inbox:builder
+python examples/inbox.py inbox_demo.sqlite      # three threads escalate
+reliable-graph inbox list --db inbox_demo.sqlite
+reliable-graph inbox resolve ID --db inbox_demo.sqlite --graph examples.inbox:builder --action approve
+reliable-graph console --db inbox_demo.sqlite --graph examples.inbox:builder
 """
 
 from __future__ import annotations
