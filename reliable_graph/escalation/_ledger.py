@@ -190,13 +190,13 @@ class Ledger:
         self,
         *,
         status: Sequence[str] | None,
-        step: str | None,
-        thread_id: str | None,
-        assignee: str | None,
-        older_than: str | None,
-        order: str,
-        limit: int,
-        offset: int,
+        step: str | None = None,
+        thread_id: str | None = None,
+        assignee: str | None = None,
+        older_than: str | None = None,
+        order: str = "created",
+        limit: int = 10_000,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         if self.kind == "memory":
             with self.lock:

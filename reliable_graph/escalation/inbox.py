@@ -326,16 +326,7 @@ class EscalationInbox:
                     index_escalation(self.store, pending.escalation)
                     added += 1
         self.sync()
-        for row in self.ledger.select(
-            status=["resolving"],
-            step=None,
-            thread_id=None,
-            assignee=None,
-            older_than=None,
-            order="created",
-            limit=10_000,
-            offset=0,
-        ):
+        for row in self.ledger.select(status=["resolving"]):
             self._finish(row, actor="reconcile")
         return added
 
@@ -564,16 +555,7 @@ class EscalationInbox:
             return []
         self.sync()
         moment = (now or _now()).isoformat()
-        rows = self.ledger.select(
-            status=["pending", "claimed"],
-            step=None,
-            thread_id=None,
-            assignee=None,
-            older_than=None,
-            order="created",
-            limit=10_000,
-            offset=0,
-        )
+        rows = self.ledger.select(status=["pending", "claimed"])
         expired = []
         for row in rows:
             due = row.get("deadline") or (

@@ -19,7 +19,7 @@ from reliable_graph.escalation.decision import Decision
 from reliable_graph.escalation.inbox import aindex_escalation, index_escalation
 from reliable_graph.escalation.record import Escalation, ReviewTask, StepTask, escalation_id, payload_kind
 from reliable_graph.evaluators.base import Score, as_chunks
-from reliable_graph.state import RELIABILITY_KEY, AttemptRecord, StepRecord, task_records
+from reliable_graph.state import RELIABILITY_KEY, AttemptRecord, StepRecord, emit, task_records
 
 __all__ = ["TaskContext", "build_escalation", "compact", "open_task", "with_key"]
 
@@ -107,6 +107,28 @@ def compact(record: Mapping[str, Any]) -> StepRecord:
 def with_key(ref: TaskRef, record: Mapping[str, Any]) -> dict[str, Any]:
     """The `reliability` update that writes `record` for `ref` (its revision bumped)."""
     return {"tasks": {ref.key: {**record, "rev": int(record.get("rev", 0)) + 1}}}
+
+
+REVIEW_OUTCOMES = {"approve": "approved", "edit": "edited", "terminate": "terminated"}
+"""The outcome a reviewer's decision gives a task (retry and provide_context give it another run)."""
+
+
+def after_review(ctx: TaskContext, decision: Decision) -> tuple[dict[str, Any], str | None]:
+    """The task's record once `decision` is taken (live fields dropped), and the outcome it gives."""
+    base = {k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review")}
+    base["decision"] = decision.recorded()
+    outcome = REVIEW_OUTCOMES.get(decision.action)
+    if outcome is not None:
+        emit(
+            {
+                "type": "outcome",
+                "step": ctx.ref.step,
+                "task": ctx.ref.key,
+                "outcome": outcome,
+                "decision": decision.action,
+            }
+        )
+    return base, outcome
 
 
 def continue_with(

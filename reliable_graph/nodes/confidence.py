@@ -17,6 +17,7 @@ from reliable_graph.nodes._scoring import Attempt, OutputScoring, shown_attempts
 from reliable_graph.nodes._task import (
     EscalatingNode,
     TaskContext,
+    after_review,
     build_escalation,
     compact,
     escalate,
@@ -24,7 +25,7 @@ from reliable_graph.nodes._task import (
     with_key,
 )
 from reliable_graph.nodes.refetch import merge_context
-from reliable_graph.state import RELIABILITY_KEY, Verdict, emit, task_records
+from reliable_graph.state import RELIABILITY_KEY, Verdict, task_records
 
 __all__ = ["ConfidenceRouter", "latest_verdict"]
 
@@ -137,12 +138,9 @@ class ConfidenceRouter(EscalatingNode):
     def _apply(self, ctx: TaskContext, decision: Decision) -> Any:
         assert ctx.review is not None
         escalation = ctx.review.get("escalation") or {}
-        base = {k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review")}
-        base["decision"] = decision.recorded()
+        base, outcome = after_review(ctx, decision)
         action = decision.action
-        if action in ("approve", "edit", "terminate"):
-            outcome = {"approve": "approved", "edit": "edited", "terminate": "terminated"}[action]
-            emit({"type": "outcome", "step": self.step, "task": ctx.ref.key, "outcome": outcome, "decision": action})
+        if outcome is not None:
             rel = {RELIABILITY_KEY: with_key(ctx.ref, compact({**base, "outcome": outcome}))}
             if action == "terminate":
                 return Command(goto=END, update=rel)

@@ -20,6 +20,7 @@ from reliable_graph.nodes._scoring import Attempt, OutputScoring, shown_attempts
 from reliable_graph.nodes._task import (
     EscalatingNode,
     TaskContext,
+    after_review,
     build_escalation,
     compact,
     continue_with,
@@ -29,7 +30,7 @@ from reliable_graph.nodes._task import (
     with_key,
 )
 from reliable_graph.nodes.refetch import Merge, RefetchCore, enrich_query, merge_context
-from reliable_graph.state import RELIABILITY_KEY, StepRecord, emit
+from reliable_graph.state import RELIABILITY_KEY, StepRecord
 
 __all__ = ["ReliableStep", "reliable_step"]
 
@@ -149,13 +150,10 @@ class ReliableStep(EscalatingNode):
         assert ctx.review is not None
         proposed = dict(ctx.review.get("update") or {})
         escalation = ctx.review.get("escalation") or {}
-        base = {k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review")}
-        base["decision"] = decision.recorded()
+        base, outcome = after_review(ctx, decision)
         action = decision.action
-        if action in ("approve", "edit", "terminate"):
-            outcome = {"approve": "approved", "edit": "edited", "terminate": "terminated"}[action]
+        if outcome is not None:
             rel = with_key(ctx.ref, compact({**base, "outcome": outcome}))
-            emit({"type": "outcome", "step": self.name, "task": ctx.ref.key, "outcome": outcome, "decision": action})
             if action == "terminate":
                 return Command(goto=END, update={RELIABILITY_KEY: rel})
             if action == "edit":
