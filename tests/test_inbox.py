@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -113,7 +114,7 @@ def test_inbox_and_a_raw_resume_cannot_both_apply(tmp_path: Path) -> None:
         graph.invoke(Command(resume={pending.interrupt_id: {"action": "approve"}}), config)
         with pytest.raises(AlreadyResolvedError) as info:
             inbox.resolve(item.id, {"action": "edit", "output": "late"}, reviewer="ana")
-        assert info.value.by == "outside the inbox"
+        assert info.value.by == "a direct resume"
         assert effects.read_text().splitlines() == ["q"]
         assert graph.get_state(config).values["output"] == "draft for q"
 
@@ -239,3 +240,29 @@ def test_inbox_eight_processes_racing_on_postgres_resolve_once(tmp_path: Path) -
     with postgres_app() as (graph, store):
         assert graph.get_state({"configurable": {"thread_id": question}}).values["output"].startswith("by r")
         assert EscalationInbox(store, graph=graph).show(item.id).status == "resolved"
+
+
+def test_a_direct_answer_after_the_inbox_took_the_escalation_is_refused(tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    with sqlite_app(tmp_path / "app.sqlite", effects) as (graph, store):
+        escalate(graph, ["q"])
+        inbox = EscalationInbox(store, graph=graph)
+        [item] = inbox.list()
+        # the inbox has won the escalation for ana (compare-and-set done, not yet applied)...
+        now = datetime.now(timezone.utc).isoformat()
+        decision = {"action": "edit", "output": "ana's", "ticket": "t-ana"}
+        assert inbox.ledger.transition(
+            item.id,
+            statuses=["pending"],
+            now=now,
+            changes={"status": "resolving", "decision": json.dumps(decision), "resolved_by": "ana", "resolved_at": now},
+        )
+        # ...when someone answers the graph directly: refused, asked again with the reason
+        config = {"configurable": {"thread_id": "q"}}
+        [pending] = pending_escalations(graph, config)
+        out = graph.invoke(Command(resume={pending.interrupt_id: {"action": "approve"}}), config)
+        [again] = out["__interrupt__"]
+        assert "already resolved through the inbox by ana" in again.value["rejected"]["reason"]
+        inbox.reconcile()  # the inbox's resolution goes through, once
+        assert graph.get_state(config).values["output"] == "ana's"
+        assert effects.read_text().splitlines() == ["q"] and inbox.show(item.id).status == "resolved"

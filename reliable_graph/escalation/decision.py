@@ -92,6 +92,8 @@ class Decision(BaseModel):
     """Why, in the reviewer's words (recorded)."""
     reviewer: StrictStr | None = None
     """Who decided (recorded)."""
+    ticket: StrictStr | None = None
+    """Set by the `EscalationInbox` on the answers it sends: leave it unset."""
 
     @model_validator(mode="after")
     def _fields_match_action(self) -> Decision:

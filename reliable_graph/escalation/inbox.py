@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import builtins
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_store
 from langgraph.store.base import BaseStore
 from langgraph.types import Command
 
-from reliable_graph.errors import NoPendingEscalationError, ReliableGraphError
+from reliable_graph.errors import InvalidAnswerError, NoPendingEscalationError, ReliableGraphError
 from reliable_graph.escalation._ledger import ledger_for
-from reliable_graph.escalation.decision import parse_answer
+from reliable_graph.escalation.decision import Decision, parse_answer
 from reliable_graph.escalation.resume import pending_escalations
 
 __all__ = [
@@ -44,6 +46,8 @@ INBOX_NAMESPACE = ("reliable_graph", "escalations")
 
 Status = Literal["pending", "claimed", "resolving", "resolved", "expired"]
 _OPEN = ("pending", "claimed")
+DIRECT = "a direct resume"
+"""Who resolved an escalation answered straight through the graph (`Command(resume=...)`)."""
 
 
 class AlreadyResolvedError(ReliableGraphError, LookupError):
@@ -68,6 +72,71 @@ class AlreadyResolvedError(ReliableGraphError, LookupError):
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _public(decision: Any) -> dict[str, Any] | None:
+    """A stored decision without the inbox's internal ticket."""
+    if not isinstance(decision, dict):
+        return None
+    return {k: v for k, v in decision.items() if k != "ticket"}
+
+
+def current_store() -> BaseStore | None:
+    """The running graph's store, or None (no store, or outside a run)."""
+    try:
+        return get_store()
+    except RuntimeError:
+        return None
+
+
+def guard_answer(escalation_id: str, decision: Decision) -> None:
+    """Refuse an answer when the inbox resolved the escalation otherwise; record a direct answer.
+
+    Called by `HumanEscalation` on every valid answer when the graph has a store with a ledger:
+    an answer sent straight to the graph (`Command(resume=...)`) takes the escalation in the
+    ledger by compare-and-set, so the inbox cannot also resolve it; an answer that arrives
+    after the inbox took it, and is not the inbox's own, is refused (the reviewer is asked
+    again, with the reason). The same answer read back on a later run of the node passes.
+
+    Raises:
+        InvalidAnswerError: the inbox resolved (or is resolving) the escalation with another decision.
+    """
+    store = current_store()
+    if store is None:
+        return
+    ledger = ledger_for(store)
+    row = ledger.get(escalation_id)
+    if row is None:
+        return
+    mine = decision.model_dump(mode="json", exclude_unset=True)
+    if row["status"] in _OPEN and decision.ticket is None:
+        now = _now().isoformat()
+        changes = {"status": "resolving", "decision": json.dumps(mine), "resolved_by": DIRECT, "resolved_at": now}
+        if ledger.transition(escalation_id, statuses=list(_OPEN), now=now, changes=changes):
+            ledger.log(escalation_id, DIRECT, "answer", {"decision": mine})
+            return
+        row = ledger.get(escalation_id) or row
+    raw = row.get("decision")
+    stored = json.loads(raw) if isinstance(raw, str) else raw
+    if row["status"] in _OPEN or stored == mine:
+        return  # the inbox's own answer, or this answer read back on the node's next run
+    msg = (
+        f"this escalation was already resolved through the inbox by {row.get('resolved_by') or 'someone'} "
+        f"at {row.get('resolved_at') or '?'}"
+    )
+    raise InvalidAnswerError(msg)
+
+
+def mark_applied(escalation_id: str) -> None:
+    """Mark a resolution in flight as resolved once its decision is applied (by the node that applies it)."""
+    store = current_store()
+    if store is None:
+        return
+    ledger = ledger_for(store)
+    if ledger.transition(escalation_id, statuses=["resolving"], now="", changes={"status": "resolved"}):
+        row = ledger.get(escalation_id) or {}
+        if row.get("resolved_by") == DIRECT:
+            ledger.log(escalation_id, DIRECT, "resolve", {})
 
 
 def _index_value(escalation: Mapping[str, Any], deadline: timedelta | None = None) -> dict[str, Any]:
@@ -413,7 +482,7 @@ class EscalationInbox:
             lease_until=row.get("lease_until"),
             resolved_by=row.get("resolved_by"),
             resolved_at=row.get("resolved_at"),
-            decision=json.loads(decision) if isinstance(decision, str) else decision,
+            decision=_public(json.loads(decision) if isinstance(decision, str) else decision),
             escalation=dict(value.get("escalation") or {}) if with_escalation else {},
         )
 
@@ -485,6 +554,7 @@ class EscalationInbox:
         body = decision.model_dump(mode="json", exclude_unset=True)
         if reason and "reason" not in body:
             body["reason"] = reason
+        body["ticket"] = uuid.uuid4().hex  # lets the node tell this answer from a direct one
         now = _now().isoformat()
         won = self.ledger.transition(
             escalation_id,
@@ -535,7 +605,12 @@ class EscalationInbox:
             escalation_id,
             row.get("resolved_by") or actor,
             "resolve",
-            {"decision": decision, "reason": (decision or {}).get("reason"), "before": before, "after": after},
+            {
+                "decision": _public(decision),
+                "reason": (decision or {}).get("reason"),
+                "before": before,
+                "after": after,
+            },
         )
         self._mirror(escalation_id, "resolved")
         return result

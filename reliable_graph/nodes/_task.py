@@ -16,7 +16,7 @@ from reliable_graph._compat import current_checkpoint_id
 from reliable_graph._node import ReliableNode, TaskRef, jsonable_or_repr, strict_json, task_ref
 from reliable_graph._state_access import read_optional
 from reliable_graph.escalation.decision import Decision
-from reliable_graph.escalation.inbox import aindex_escalation, index_escalation
+from reliable_graph.escalation.inbox import aindex_escalation, index_escalation, mark_applied
 from reliable_graph.escalation.record import Escalation, ReviewTask, StepTask, escalation_id, payload_kind
 from reliable_graph.evaluators.base import Score, as_chunks
 from reliable_graph.state import RELIABILITY_KEY, AttemptRecord, StepRecord, emit, task_records
@@ -117,6 +117,8 @@ def after_review(ctx: TaskContext, decision: Decision) -> tuple[dict[str, Any], 
     """The task's record once `decision` is taken (live fields dropped), and the outcome it gives."""
     base = {k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review")}
     base["decision"] = decision.recorded()
+    if ctx.review is not None and (escalation_id := (ctx.review.get("escalation") or {}).get("id")):
+        mark_applied(str(escalation_id))
     outcome = REVIEW_OUTCOMES.get(decision.action)
     if outcome is not None:
         emit(

@@ -18,6 +18,7 @@ from reliable_graph._node import (
 )
 from reliable_graph._state_access import as_mapping, read
 from reliable_graph.escalation.decision import Decision
+from reliable_graph.escalation.inbox import mark_applied
 from reliable_graph.evaluators.base import (
     EvalInput,
     Score,
@@ -162,6 +163,8 @@ class ContextGate(EscalatingNode):
         kept = (ctx.review.get("update") or {}).get(self.context_key, [])
         base = {k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review")}
         base["decision"] = decision.recorded()
+        if escalation_id := (ctx.review.get("escalation") or {}).get("id"):
+            mark_applied(str(escalation_id))
         action = decision.action
         emit({"type": "gate_decision", "step": self.step, "task": ctx.ref.key, "decision": action})
         if action == "terminate":
