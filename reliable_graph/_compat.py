@@ -62,9 +62,9 @@ def pending_write_kinds(pending_writes: Any) -> set[str]:
 def is_push_task(config: RunnableConfig) -> bool:
     """Whether the running task was started by `Send` (its input is the `Send` argument)."""
     metadata = config.get("metadata") or {}
-    triggers = metadata.get("langgraph_triggers") or ()
-    if _PUSH in triggers:
-        return True
+    triggers = metadata.get("langgraph_triggers")
+    if triggers is not None:
+        return _PUSH in triggers
     path: tuple[Any, ...] = tuple(metadata.get("langgraph_path") or ())
     return len(path) > 0 and path[0] == _PUSH
 

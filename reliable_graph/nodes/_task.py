@@ -70,7 +70,7 @@ def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
             config=None,
         )
     ref = task_ref(config, step)
-    current = None if ref.push else task_records(input).get(ref.key)
+    current = None if ref.push else _record_of(input, ref.key)
     live = current is not None and current.get("pending") in ("retry", "refetch", "human_retry", "human_context")
     if live and current is not None:
         record = dict(current)
@@ -91,6 +91,15 @@ def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
         thread_id=thread_id,
         config=config,
     )
+
+
+def _record_of(state: Any, key: str) -> Any:
+    """`task_records(state).get(key)` without copying every record (the passing path's lookup)."""
+    if type(state) is dict:
+        rel = state.get(RELIABILITY_KEY)
+        tasks = rel.get("tasks") if isinstance(rel, dict) else None
+        return tasks.get(key) if isinstance(tasks, dict) else None
+    return task_records(state).get(key)
 
 
 def compact(record: Mapping[str, Any]) -> StepRecord:
