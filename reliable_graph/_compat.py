@@ -17,6 +17,7 @@ from langgraph.types import Command
 
 __all__ = [
     "channel_snapshot",
+    "is_silent_writer",
     "current_checkpoint_id",
     "declare_destinations",
     "is_push_task",
@@ -57,6 +58,19 @@ def pending_write_kinds(pending_writes: Any) -> set[str]:
         elif write[1] == _INTERRUPT:
             kinds.add("interrupt")
     return kinds
+
+
+def is_silent_writer(writer: Any) -> bool:
+    """Whether `writer` is the stream writer LangGraph hands a node when nobody streams `custom`.
+
+    Lets a node skip building events that would go nowhere.
+    """
+    # LangGraph's silent writer is a nested `def stream_writer(c): pass` closing over nothing;
+    # the writer of a `custom` stream is the same name closing over the stream it feeds.
+    return (
+        getattr(writer, "__qualname__", "").endswith("stream.<locals>.stream_writer")
+        and getattr(writer, "__closure__", ()) is None
+    )
 
 
 def is_push_task(config: RunnableConfig) -> bool:

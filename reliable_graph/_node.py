@@ -128,7 +128,7 @@ def check_routes(routes: Mapping[str, str | None], *, node: str) -> dict[str, st
     return dict(routes)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every step, and a frozen init costs a setattr per field
 class TaskRef:
     """Which execution of a step is running: the key its record is kept under."""
 

@@ -20,6 +20,7 @@ from langgraph.channels import DeltaChannel
 from langgraph.config import get_stream_writer
 from typing_extensions import NotRequired, TypedDict
 
+from reliable_graph._compat import is_silent_writer
 from reliable_graph._state_access import read_optional
 
 __all__ = [
@@ -207,21 +208,27 @@ class ReliabilityState(TypedDict, total=False):
 
 
 def stream_writer() -> Any:
-    """The custom stream's writer, or a no-op outside a LangGraph run."""
+    """The custom stream's writer, or `None` when nobody listens (outside a run, or no `custom` stream)."""
     try:
-        return get_stream_writer()
+        writer = get_stream_writer()
     except RuntimeError:
-        return _no_writer
+        return None
+    return None if is_silent_writer(writer) else writer
 
 
 def _no_writer(event: Any) -> None:
     return None
 
 
-def emit(event: dict[str, Any], writer: Any = None) -> dict[str, Any]:
-    """Send `event` on the custom stream (a no-op outside a streaming run) and return it."""
+def emit(event: dict[str, Any], writer: Any = _no_writer) -> dict[str, Any]:
+    """Send `event` on the custom stream (a no-op when nobody streams it) and return it.
+
+    Pass `writer` (from `stream_writer()`, possibly None) to look the writer up once per node call.
+    """
     event["type"] = EVENT_PREFIX + event["type"]
-    (writer or stream_writer())(event)
+    target = stream_writer() if writer is _no_writer else writer
+    if target is not None:
+        target(event)
     return event
 
 

@@ -129,3 +129,24 @@ def test_compat_is_the_only_place_that_reaches_into_langgraph() -> None:
         if re.search(r"langgraph\._internal|__error__|__pregel", text):
             offenders.append(str(path.relative_to(PACKAGE)))
     assert offenders == []
+
+
+def test_compat_is_silent_writer_knows_when_nobody_streams_custom() -> None:
+    from langgraph.config import get_stream_writer
+
+    from reliable_graph._compat import is_silent_writer
+
+    seen: list[bool] = []
+
+    def probe(state: Any) -> dict[str, Any]:
+        seen.append(is_silent_writer(get_stream_writer()))
+        return {}
+
+    builder = StateGraph(S)
+    builder.add_node("probe", probe)
+    builder.add_edge(START, "probe")
+    graph = builder.compile()
+    graph.invoke({"seen": []})
+    list(graph.stream({"seen": []}, stream_mode="custom"))
+    list(graph.stream({"seen": []}, stream_mode=["values", "custom"]))
+    assert seen == [True, False, False]

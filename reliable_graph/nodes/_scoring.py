@@ -15,7 +15,7 @@ from reliable_graph.state import AttemptRecord, Verdict, emit, stream_writer
 __all__ = ["Attempt", "OutputScoring", "Scored", "shown_attempts"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every step, and a frozen init costs a setattr per field
 class Attempt:
     """Where an attempt stands: its number and the number at which the task escalates."""
 
@@ -25,7 +25,7 @@ class Attempt:
     """This attempt was asked for by a reviewer (retry or provide_context)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every step, and a frozen init costs a setattr per field
 class Scored:
     """A scored attempt: its verdict and the task's record after it."""
 
@@ -111,22 +111,23 @@ class OutputScoring:
             missing = score.details.get("missing")
             if isinstance(missing, list) and all(isinstance(m, str) for m in missing):
                 entry["missing"] = list(missing)
-        emit(
-            {
-                "type": "verdict",
-                "step": ctx.ref.step,
-                "task": ctx.ref.key,
-                "node": node,
-                "attempt": attempt.number,
-                "kind": "output",
-                "verdict": verdict,
-                "score": score.value,
-                "threshold": self.threshold,
-                "reason": score.reason,
-                "evaluator": score.evaluator,
-            },
-            writer,
-        )
+        if writer is not None:
+            emit(
+                {
+                    "type": "verdict",
+                    "step": ctx.ref.step,
+                    "task": ctx.ref.key,
+                    "node": node,
+                    "attempt": attempt.number,
+                    "kind": "output",
+                    "verdict": verdict,
+                    "score": score.value,
+                    "threshold": self.threshold,
+                    "reason": score.reason,
+                    "evaluator": score.evaluator,
+                },
+                writer,
+            )
         record: dict[str, Any]
         if verdict == "pass" and ctx.fresh:  # the common path: a compact record, built directly
             record = {**ctx.record, "attempts": [entry]}
@@ -145,17 +146,18 @@ class OutputScoring:
             record["outcome"] = outcome
             if verdict == "pass" and not ctx.fresh:
                 record = dict(compact(record))
-            emit(
-                {
-                    "type": "outcome",
-                    "step": ctx.ref.step,
-                    "task": ctx.ref.key,
-                    "outcome": outcome,
-                    "attempts": attempt.number,
-                    "confidence": score.value,
-                },
-                writer,
-            )
+            if writer is not None:
+                emit(
+                    {
+                        "type": "outcome",
+                        "step": ctx.ref.step,
+                        "task": ctx.ref.key,
+                        "outcome": outcome,
+                        "attempts": attempt.number,
+                        "confidence": score.value,
+                    },
+                    writer,
+                )
         return Scored(verdict, record, entry)
 
 

@@ -24,7 +24,7 @@ from reliable_graph.state import RELIABILITY_KEY, AttemptRecord, StepRecord, emi
 __all__ = ["TaskContext", "build_escalation", "compact", "open_task", "with_key"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every step, and a frozen init costs a setattr per field
 class TaskContext:
     """The running task of a node: who it is, what it reads, where its record stands."""
 
