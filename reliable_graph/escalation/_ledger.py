@@ -142,6 +142,13 @@ class Ledger:
         )
         return bool(done)
 
+    def index(self, item: Mapping[str, Any]) -> bool:
+        """Insert `item`'s row and its `index` audit line, unless the row is there already."""
+        if not self.insert(item):
+            return False
+        self.log(str(item["id"]), "system", "index", {"step": item.get("step")})
+        return True
+
     def get(self, escalation_id: str) -> dict[str, Any] | None:
         if self.kind == "memory":
             with self.lock:

@@ -139,9 +139,7 @@ def mark_applied(escalation_id: str) -> None:
             ledger.log(escalation_id, DIRECT, "resolve", {})
 
 
-def _index_value(escalation: Mapping[str, Any], deadline: timedelta | None = None) -> dict[str, Any]:
-    created = str(escalation.get("created_at") or _now().isoformat())
-    due = None if deadline is None else (datetime.fromisoformat(created) + deadline).isoformat()
+def _index_value(escalation: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": str(escalation["id"]),
         "thread_id": escalation.get("thread_id"),
@@ -151,14 +149,21 @@ def _index_value(escalation: Mapping[str, Any], deadline: timedelta | None = Non
         "confidence": escalation.get("confidence"),
         "threshold": escalation.get("threshold"),
         "reason": escalation.get("reason"),
-        "created_at": created,
-        "deadline": due,
+        "created_at": str(escalation.get("created_at") or _now().isoformat()),
+        "deadline": None,  # the inbox's (`EscalationInbox(deadline=...)`), from `created_at`
         "status": "pending",
         "escalation": dict(escalation),
     }
 
 
-def index_escalation(store: BaseStore, escalation: Mapping[str, Any], *, deadline: timedelta | None = None) -> None:
+def _admit(store: BaseStore, value: Mapping[str, Any]) -> None:
+    """Give a newly indexed escalation its ledger row at once (listed without a sync), where the ledger is SQL."""
+    ledger = ledger_for(store)
+    if ledger.kind != "memory":
+        ledger.index(value)
+
+
+def index_escalation(store: BaseStore, escalation: Mapping[str, Any]) -> None:
     """Index `escalation` in `store` unless it is there already (a node that re-runs adds nothing).
 
     Example:
@@ -177,11 +182,9 @@ def index_escalation(store: BaseStore, escalation: Mapping[str, Any], *, deadlin
     key = str(escalation["id"])
     if store.get(INBOX_NAMESPACE, key) is not None:
         return
-    value = _index_value(escalation, deadline)
+    value = _index_value(escalation)
     store.put(INBOX_NAMESPACE, key, value, index=False)
-    ledger = ledger_for(store)
-    if ledger.kind != "memory" and ledger.insert(value):  # listed at once, without a sync
-        ledger.log(key, "system", "index", {"step": value.get("step")})
+    _admit(store, value)
 
 
 async def aindex_escalation(store: BaseStore, escalation: Mapping[str, Any]) -> None:
@@ -205,9 +208,7 @@ async def aindex_escalation(store: BaseStore, escalation: Mapping[str, Any]) -> 
         return
     value = _index_value(escalation)
     await store.aput(INBOX_NAMESPACE, key, value, index=False)
-    ledger = ledger_for(store)
-    if ledger.kind != "memory" and ledger.insert(value):
-        ledger.log(key, "system", "index", {"step": value.get("step")})
+    _admit(store, value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -368,9 +369,7 @@ class EscalationInbox:
                 value = dict(item.value)
                 if self.deadline is not None and not value.get("deadline"):
                     value["deadline"] = (datetime.fromisoformat(value["created_at"]) + self.deadline).isoformat()
-                if self.ledger.insert(value):
-                    new += 1
-                    self.ledger.log(value["id"], "system", "index", {"step": value.get("step")})
+                new += self.ledger.index(value)
             offset += len(items)
 
     def reconcile(self) -> int:

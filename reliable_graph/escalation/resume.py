@@ -128,7 +128,8 @@ def pending_escalations(graph: Any, config: RunnableConfig) -> list[PendingEscal
 
 def _state(snapshot: Any) -> tuple[list[PendingEscalation], set[str], str | None]:
     checkpoint = (snapshot.config.get("configurable") or {}).get("checkpoint_id") if snapshot.config else None
-    return _collect(snapshot), _answered(snapshot), checkpoint
+    answered = _answered(snapshot)
+    return _collect(snapshot, skip=answered), answered, checkpoint
 
 
 async def apending_escalations(graph: Any, config: RunnableConfig) -> list[PendingEscalation]:

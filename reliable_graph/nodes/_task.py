@@ -9,14 +9,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.config import get_store
 from langgraph.types import Command, Send
 
 from reliable_graph._compat import current_checkpoint_id
 from reliable_graph._node import ReliableNode, TaskRef, jsonable_or_repr, strict_json, task_ref
 from reliable_graph._state_access import read_optional
 from reliable_graph.escalation.decision import Decision
-from reliable_graph.escalation.inbox import aindex_escalation, index_escalation, mark_applied
+from reliable_graph.escalation.inbox import aindex_escalation, current_store, index_escalation, mark_applied
 from reliable_graph.escalation.record import Escalation, ReviewTask, StepTask, escalation_id, payload_kind
 from reliable_graph.evaluators.base import Score, as_chunks
 from reliable_graph.state import RELIABILITY_KEY, AttemptRecord, StepRecord, emit, task_records
@@ -122,12 +121,18 @@ REVIEW_OUTCOMES = {"approve": "approved", "edit": "edited", "terminate": "termin
 """The outcome a reviewer's decision gives a task (retry and provide_context give it another run)."""
 
 
-def after_review(ctx: TaskContext, decision: Decision) -> tuple[dict[str, Any], str | None]:
-    """The task's record once `decision` is taken (live fields dropped), and the outcome it gives."""
+def reviewed_record(ctx: TaskContext, decision: Decision) -> dict[str, Any]:
+    """The task's record once `decision` is taken (live fields dropped); the inbox learns it applied."""
     base = {k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review")}
     base["decision"] = decision.recorded()
     if ctx.review is not None and (escalation_id := (ctx.review.get("escalation") or {}).get("id")):
         mark_applied(str(escalation_id))
+    return base
+
+
+def after_review(ctx: TaskContext, decision: Decision) -> tuple[dict[str, Any], str | None]:
+    """The task's record once `decision` is taken, and the outcome it gives (streamed)."""
+    base = reviewed_record(ctx, decision)
     outcome = REVIEW_OUTCOMES.get(decision.action)
     if outcome is not None:
         emit(
@@ -238,13 +243,6 @@ def build_escalation(
     return Escalation.model_validate(fields).model_dump(mode="json")
 
 
-def _store() -> Any:
-    try:
-        return get_store()
-    except RuntimeError:  # outside a LangGraph run
-        return None
-
-
 def _raised_escalations(result: Any) -> list[dict[str, Any]]:
     """The escalations a node's result sends to review (or parks in state for an edge)."""
     if not isinstance(result, Command):
@@ -274,7 +272,7 @@ class EscalatingNode(ReliableNode):
         """Run the node synchronously (and index what it escalated)."""
         result = super().invoke(input, config, **kwargs)
         escalations = _raised_escalations(result)
-        if escalations and (store := _store()) is not None:
+        if escalations and (store := current_store()) is not None:
             for escalation in escalations:
                 index_escalation(store, escalation)
         return result
@@ -283,7 +281,7 @@ class EscalatingNode(ReliableNode):
         """Run the node asynchronously (and index what it escalated)."""
         result = await super().ainvoke(input, config, **kwargs)
         escalations = _raised_escalations(result)
-        if escalations and (store := _store()) is not None:
+        if escalations and (store := current_store()) is not None:
             for escalation in escalations:
                 await aindex_escalation(store, escalation)
         return result

@@ -18,7 +18,6 @@ from reliable_graph._node import (
 )
 from reliable_graph._state_access import as_mapping, read
 from reliable_graph.escalation.decision import Decision
-from reliable_graph.escalation.inbox import mark_applied
 from reliable_graph.evaluators.base import (
     EvalInput,
     Score,
@@ -27,7 +26,15 @@ from reliable_graph.evaluators.base import (
     evaluator_name,
     run_evaluator,
 )
-from reliable_graph.nodes._task import EscalatingNode, TaskContext, build_escalation, escalate, open_task, with_key
+from reliable_graph.nodes._task import (
+    EscalatingNode,
+    TaskContext,
+    build_escalation,
+    escalate,
+    open_task,
+    reviewed_record,
+    with_key,
+)
 from reliable_graph.nodes.refetch import merge_context
 from reliable_graph.state import RELIABILITY_KEY, emit
 
@@ -161,10 +168,7 @@ class ContextGate(EscalatingNode):
     def _apply(self, ctx: TaskContext, decision: Decision) -> Any:
         assert ctx.review is not None
         kept = (ctx.review.get("update") or {}).get(self.context_key, [])
-        base = {k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review")}
-        base["decision"] = decision.recorded()
-        if escalation_id := (ctx.review.get("escalation") or {}).get("id"):
-            mark_applied(str(escalation_id))
+        base = reviewed_record(ctx, decision)
         action = decision.action
         emit({"type": "gate_decision", "step": self.step, "task": ctx.ref.key, "decision": action})
         if action == "terminate":
