@@ -41,6 +41,7 @@ from reliable_graph.demo import (
     DEFAULT_RETRY_POLICY,
     DemoThresholds,
     ScenarioParams,
+    SimulatedConnectors,
     SimulatedWorld,
     summarize_run,
 )
@@ -106,15 +107,16 @@ def _run_block(
     mode: str, params: ScenarioParams, seed: int, start: int, end: int, th: dict[str, Any]
 ) -> dict[str, Any]:
     world = SimulatedWorld(params, seed=seed)
+    connectors = SimulatedConnectors(world)
     clock = VirtualClock()
     thresholds = DemoThresholds(
         gate=th["gate"], judge=th["judge"], max_retries=th["max_retries"], max_refetches=th["max_refetches"]
     )
     retry = dataclasses.replace(DEFAULT_CONNECTOR_RETRY, sleep=clock.sleep)
     saver = InMemorySaver() if mode == "reliable" else None
-    graph = build_pipeline(mode, world, thresholds, connector_retry=retry, retry_policy=DEFAULT_RETRY_POLICY).compile(
-        checkpointer=saver
-    )
+    graph = build_pipeline(
+        mode, world, thresholds, connector_retry=retry, retry_policy=DEFAULT_RETRY_POLICY, connectors=connectors
+    ).compile(checkpointer=saver)
     counts = {"success": 0, "silent_failure": 0, "escalated": 0, "failed": 0, "terminated": 0}
     errors: dict[str, int] = {}
     for run in range(start, end):
@@ -131,7 +133,8 @@ def _run_block(
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
         if saver is not None:
             saver.delete_thread(thread)
-    return {**counts, **world.calls, "wait_s": clock.total, "errors": errors}
+    calls = {**world.calls, "model": connectors.calls("model"), "retrieval": connectors.calls("retrieval")}
+    return {**counts, **calls, "wait_s": clock.total, "errors": errors}
 
 
 def run_chunk(task: tuple[str, float, int, float, int, int, int, dict[str, Any]]) -> dict[str, Any]:

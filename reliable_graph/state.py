@@ -106,6 +106,8 @@ class StepRecord(TypedDict):
     """Re-fetches made for it."""
     gate: NotRequired[dict[str, Any]]
     """The context gate's last verdict and re-fetch count."""
+    fetch_error: NotRequired[str]
+    """A retrieval that failed for good (a permanent error, or retries spent): the gate escalates."""
     escalation: NotRequired[str]
     """The id of its latest escalation."""
     reason: NotRequired[str]

@@ -13,14 +13,15 @@ import pytest
 import reliable_graph
 import reliable_graph.evaluators
 import reliable_graph.nodes
+import reliable_graph.resilience
 
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
-CONSTANTS = {"RELIABILITY_KEY"}
+CONSTANTS = {"RELIABILITY_KEY", "FAULTS"}
 
 
 def _public() -> dict[str, object]:
     names: dict[str, object] = {}
-    for module in (reliable_graph, reliable_graph.evaluators, reliable_graph.nodes):
+    for module in (reliable_graph, reliable_graph.evaluators, reliable_graph.nodes, reliable_graph.resilience):
         for name in module.__all__:
             if name not in CONSTANTS:
                 names[name] = getattr(module, name)
@@ -59,6 +60,8 @@ def run_example(code: str, module_name: str) -> None:
         "reliable_graph.cli.calibrate",
         "reliable_graph.cli.report",
         "reliable_graph.resilience.connectors",
+        "reliable_graph.resilience.classify",
+        "reliable_graph.resilience.chaos",
         "reliable_graph.calibration",
     ],
 )

@@ -23,11 +23,14 @@ from typing_extensions import TypedDict
 
 from reliable_graph import (
     AllOf,
+    Chaos,
+    ConnectorRetry,
     ContextGate,
     EvalInput,
     HumanEscalation,
     Predicate,
     Refetch,
+    Retrieve,
     Score,
     reliability_channel,
     reliable_step,
@@ -36,19 +39,15 @@ from reliable_graph import (
     task_records,
     validate_graph,
 )
-from reliable_graph.demo.world import (
-    ConnectorError,
-    ScenarioParams,
-    SimulatedWorld,
-    TransientConnectorError,
-)
-from reliable_graph.resilience import ConnectorRetry
+from reliable_graph.demo.world import ScenarioParams, SimulatedWorld
+from reliable_graph.resilience import retry_on
 
 __all__ = [
     "DEFAULT_CONNECTOR_RETRY",
     "DEFAULT_RETRY_POLICY",
     "DemoThresholds",
     "RunSummary",
+    "SimulatedConnectors",
     "build_bare_pipeline",
     "build_reliable_pipeline",
     "run_demo",
@@ -103,72 +102,55 @@ def _question(i: int) -> str:
     return f"research question, part {i}"
 
 
-DEFAULT_CONNECTOR_RETRY = ConnectorRetry(
-    max_attempts=8, initial_wait=0.01, backoff=2.0, max_wait=0.1, retry_on=(TransientConnectorError,)
-)
-"""The reliable pipeline's connector retries: 8 attempts per call, Retry-After honoured, else
-0.01 s doubling up to 0.1 s; HTTP 400-class (permanent) faults are not retried."""
+DEFAULT_CONNECTOR_RETRY = ConnectorRetry(max_attempts=8, initial_wait=0.01, backoff=2.0, max_wait=0.1)
+"""The reliable pipeline's connector retries (its steps, first fetches and re-fetches): the error
+classifier's transient faults, 8 attempts per call, Retry-After honoured, else a full-jitter
+back-off from 0.01 s doubling up to 0.1 s; HTTP 400-class (permanent) faults escalate at once."""
 
 DEFAULT_RETRY_POLICY = RetryPolicy(
     initial_interval=0.01,
     backoff_factor=2.0,
     max_interval=0.1,
     max_attempts=8,
-    jitter=False,
-    retry_on=TransientConnectorError,
+    jitter=True,
+    retry_on=retry_on,
 )
 """The RetryPolicy-only pipeline's node retries: the same budget and back-off as the reliable
-pipeline's connector retries (8 attempts, 0.01 s doubling up to 0.1 s), transient faults only."""
+pipeline's connector retries (8 attempts, 0.01 s doubling up to 0.1 s), the classifier's
+transient faults only (LangGraph's default `retry_on` would skip httpx timeouts)."""
 
 
-class _Connectors:
-    """The world's retrieval and model calls behind its simulated connector faults.
+class SimulatedConnectors:
+    """The world's retrieval and model calls behind the chaos module's faults.
 
-    Every call first draws its fault (`SimulatedWorld.fault`); a faulted call counts as a call.
-    Fault draws are indexed per (run, step, kind) in call order, so a re-run (RetryPolicy) or
-    a retry (`ConnectorRetry`) draws a fresh fault. With `retry`, transient faults are retried.
+    Faults come from `params.fault_profile()`, drawn per (run, step) in call order, so a re-run
+    (RetryPolicy) or a retry (`ConnectorRetry`) draws a fresh fault. `calls(kind)` counts the
+    connector calls, faulted ones included. Pass one to the `build_*_pipeline` functions to
+    read its counts afterwards.
+
+    Example:
+        ```python
+        from reliable_graph.demo import ScenarioParams, SimulatedConnectors, SimulatedWorld
+
+        connectors = SimulatedConnectors(SimulatedWorld(ScenarioParams(), seed=1))
+        connectors.retrieve(run=0, step=1, fetch=0)
+        assert connectors.calls("retrieval") == 1 and connectors.calls("model") == 0
+        ```
     """
 
-    def __init__(self, world: SimulatedWorld, retry: ConnectorRetry | None = None) -> None:
+    def __init__(self, world: SimulatedWorld, chaos: Chaos | None = None) -> None:
         self.world = world
-        self.retry = retry
-        self.counters: dict[tuple[int, int, str], int] = {}
+        self.chaos = chaos or Chaos(world.params.fault_profile(), seed=world.seed)
 
-    def _once(self, kind: str, run: int, step: int, fn: Callable[[], Any]) -> Any:
-        key = (run, step, kind)
-        index = self.counters.get(key, 0)
-        self.counters[key] = index + 1
-        try:
-            self.world.fault(run, step, kind, index)
-        except ConnectorError:
-            self.world.calls[kind] += 1
-            raise
-        return fn()
+        def by_run_and_step(**kwargs: Any) -> str:
+            return f"{kwargs['run']}:{kwargs['step']}"
 
-    def _call(self, kind: str, run: int, step: int, fn: Callable[[], Any]) -> Any:
-        if self.retry is None:
-            return self._once(kind, run, step, fn)
-        return self.retry.call(self._once, kind, run, step, fn)
+        self.retrieve = self.chaos.wrap(world.retrieve, name="retrieval", key=by_run_and_step)
+        self.generate = self.chaos.wrap(world.generate, name="model", key=by_run_and_step)
 
-    def retrieve(self, *, run: int, step: int, fetch: int) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call(
-            "retrieval", run, step, lambda: self.world.retrieve(run=run, step=step, fetch=fetch)
-        )
-        return result
-
-    def generate(self, *, run: int, step: int, attempt: int, context: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            "model",
-            run,
-            step,
-            lambda: self.world.generate(run=run, step=step, attempt=attempt, context=context),
-        )
-        return result
-
-    def forget(self, run: int) -> None:
-        """Drop a finished run's counters."""
-        for key in [k for k in self.counters if k[0] == run]:
-            del self.counters[key]
+    def calls(self, kind: str) -> int:
+        """Connector calls of `kind` (`model` or `retrieval`), faulted ones included."""
+        return int(self.chaos.counts().get(kind, {}).get("calls", 0))
 
 
 def _attempt_of(state: Any, step: str) -> int:
@@ -177,7 +159,7 @@ def _attempt_of(state: Any, step: str) -> int:
 
 
 def build_bare_pipeline(
-    world: SimulatedWorld, *, retry_policy: RetryPolicy | None = None
+    world: SimulatedWorld, *, retry_policy: RetryPolicy | None = None, connectors: SimulatedConnectors | None = None
 ) -> StateGraph[Any, Any, Any, Any]:
     """The pipeline in plain LangGraph: each step retrieves once and accepts its output.
 
@@ -197,7 +179,7 @@ def build_bare_pipeline(
     builder = StateGraph(PipelineState)
     steps = world.params.steps
 
-    calls = _Connectors(world)
+    calls = connectors or SimulatedConnectors(world)
 
     def make(i: int) -> Callable[[PipelineState], dict[str, Any]]:
         def step(state: PipelineState) -> dict[str, Any]:
@@ -260,15 +242,16 @@ def build_reliable_pipeline(
     world: SimulatedWorld,
     thresholds: DemoThresholds | None = None,
     *,
-    connector_retry: ConnectorRetry = DEFAULT_CONNECTOR_RETRY,
+    connector_retry: ConnectorRetry | None = DEFAULT_CONNECTOR_RETRY,
+    connectors: SimulatedConnectors | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
     """The same pipeline with a context gate and a reliable step at every step.
 
-    Per step: retrieve -> `ContextGate` (re-fetch below threshold) -> `reliable_step` (the
+    Per step: `Retrieve` -> `ContextGate` (re-fetch below threshold) -> `reliable_step` (the
     deterministic validator, then the judge; retries on re-fetched context; escalation).
-    Connector calls retry transient faults (`connector_retry`); a retrieval that still fails
-    yields empty context, which the gate re-fetches or escalates; a model call that still
-    fails (a permanent HTTP 400-class fault, or retries exhausted) escalates the step.
+    Every connector call (first fetch, re-fetch, model) retries transient faults
+    (`connector_retry`); one that fails for good (a permanent HTTP 400-class fault, or the
+    retries spent) escalates its step at once, naming the error.
 
     Example:
         ```python
@@ -297,27 +280,24 @@ def build_reliable_pipeline(
         record: Any = task_records(state).get(step, {})
         return 1 + int(record.get("refetches", 0)) + int((record.get("gate") or {}).get("refetches", 0))
 
-    calls = _Connectors(world, connector_retry)
-
-    def fetch_or_empty(run: int, step: int, fetch: int) -> list[dict[str, Any]]:
-        try:
-            return calls.retrieve(run=run, step=step, fetch=fetch)
-        except ConnectorError:
-            return []  # the gate scores empty context as failing: re-fetch, then escalate
+    calls = connectors or SimulatedConnectors(world)
 
     def make(i: int) -> tuple[Any, Any, Any]:
         name = step_name(i)
 
-        def retrieve(state: PipelineState) -> dict[str, Any]:
-            return {"question": _question(i), "context": fetch_or_empty(state["run"], i, 0)}
+        def retrieve(query: str, state: Any) -> Any:
+            return calls.retrieve(run=state["run"], step=i, fetch=0)
 
-        def refetch(query: str, state: Any) -> list[dict[str, Any]]:
-            return fetch_or_empty(state["run"], i, fetch_index(state, name))
+        def refetch(query: str, state: Any) -> Any:
+            return calls.retrieve(run=state["run"], step=i, fetch=fetch_index(state, name))
 
         def generate(state: PipelineState) -> dict[str, Any]:
             attempt = _attempt_of(state, name)
             output = calls.generate(run=state["run"], step=i, attempt=attempt, context=state["context"])
-            return {"output": output, "answers": {name: output}}
+            update = {"output": output, "answers": {name: output}}
+            if i < steps:
+                update["question"] = _question(i + 1)  # what the next step's retrieval asks
+            return update
 
         generate.__name__ = name
         return retrieve, refetch, generate
@@ -326,7 +306,9 @@ def build_reliable_pipeline(
         name = step_name(i)
         retrieve, refetch, generate = make(i)
         after = f"retrieve_{i + 1:02d}" if i < steps else END
-        builder.add_node(f"retrieve_{i:02d}", retrieve)
+        builder.add_node(
+            Retrieve(retrieve, name=f"retrieve_{i:02d}", step=name, goto=f"gate_{i:02d}", retry=connector_retry)
+        )
         builder.add_node(
             ContextGate(
                 SimulatedRelevance(),
@@ -339,7 +321,16 @@ def build_reliable_pipeline(
                 escalate_to="human_escalation",
             )
         )
-        builder.add_node(Refetch(refetch, name=f"refetch_{i:02d}", step=name, merge="replace", goto=f"gate_{i:02d}"))
+        builder.add_node(
+            Refetch(
+                refetch,
+                name=f"refetch_{i:02d}",
+                step=name,
+                merge="replace",
+                goto=f"gate_{i:02d}",
+                retry=connector_retry,
+            )
+        )
         builder.add_node(
             reliable_step(
                 generate,
@@ -351,12 +342,11 @@ def build_reliable_pipeline(
                 merge="replace",
                 pass_to=after,
                 escalate_to="human_escalation",
-                escalate_on=(ConnectorError,),
+                retry=connector_retry,
             )
         )
         if i == 1:
             builder.add_edge(START, "retrieve_01")
-        builder.add_edge(f"retrieve_{i:02d}", f"gate_{i:02d}")
     builder.add_node(HumanEscalation())
     return builder
 
@@ -419,14 +409,15 @@ def build_pipeline(
     *,
     connector_retry: ConnectorRetry = DEFAULT_CONNECTOR_RETRY,
     retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    connectors: SimulatedConnectors | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
     """The pipeline of one mode: `bare`, `retry_policy` (bare with `RetryPolicy`) or `reliable`."""
     if mode == "bare":
-        return build_bare_pipeline(world)
+        return build_bare_pipeline(world, connectors=connectors)
     if mode == "retry_policy":
-        return build_bare_pipeline(world, retry_policy=retry_policy)
+        return build_bare_pipeline(world, retry_policy=retry_policy, connectors=connectors)
     if mode == "reliable":
-        return build_reliable_pipeline(world, thresholds, connector_retry=connector_retry)
+        return build_reliable_pipeline(world, thresholds, connector_retry=connector_retry, connectors=connectors)
     msg = f"unknown mode {mode!r}: expected one of {', '.join(MODES)}"
     raise ValueError(msg)
 
@@ -447,7 +438,8 @@ def run_mode(
     other runs go on.
     """
     world = SimulatedWorld(params, seed=seed)
-    graph = validate_graph(build_pipeline(mode, world, thresholds).compile(checkpointer=saver))
+    connectors = SimulatedConnectors(world)
+    graph = validate_graph(build_pipeline(mode, world, thresholds, connectors=connectors).compile(checkpointer=saver))
     counts = {
         "success": 0,
         "silent_failure": 0,
@@ -482,9 +474,9 @@ def run_mode(
         "silent_failure": counts["silent_failure"] / runs,
         "failed": counts["failed"] / runs,
         "failed_errors": errors,
-        "model_calls_per_run": world.calls["model"] / runs,
+        "model_calls_per_run": connectors.calls("model") / runs,
         "judge_calls_per_run": world.calls["judge"] / runs,
-        "retrieval_calls_per_run": world.calls["retrieval"] / runs,
+        "retrieval_calls_per_run": connectors.calls("retrieval") / runs,
         "escalated_threads": escalated_threads,
     }
 

@@ -4,7 +4,8 @@ No LLM is reachable where the library is tested, so a seeded world stands in for
 the step model, the deterministic validator, the judge and flaky connectors. Every draw is
 keyed by (seed, run, step, what, index), so a run is reproducible across processes (crash
 and resume included) and independent of the order runs execute in. The library's real
-nodes, thresholds, retries, re-fetches and escalations run on top of it.
+nodes, thresholds, retries, re-fetches and escalations run on top of it; the connectors'
+faults come from the library's chaos module (`ScenarioParams.fault_profile`).
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from reliable_graph.resilience import FaultProfile
+
 __all__ = [
-    "ConnectorError",
     "OutputSignals",
-    "PermanentConnectorError",
-    "RateLimitError",
     "ScenarioParams",
     "SimulatedWorld",
-    "TransientConnectorError",
     "draw_output_signals",
 ]
 
@@ -81,6 +80,28 @@ class ScenarioParams:
         """The parameters as a dict, to print with every result."""
         return asdict(self)
 
+    def fault_profile(self) -> FaultProfile:
+        """The connectors' faults as a `FaultProfile` (the library's chaos module injects them).
+
+        Each model or retrieval call fails transiently with probability `fault_rate` (half HTTP
+        429 with a Retry-After in `retry_after`, half timeouts) and, when `fault_rate > 0`,
+        permanently (HTTP 400) with probability `permanent_fault_rate`; httpx's exception types.
+
+        Example:
+            ```python
+            from reliable_graph.demo import ScenarioParams
+
+            profile = ScenarioParams(fault_rate=0.3).fault_profile()
+            assert profile.faults == {"permanent": 0.002, "rate_limit": 0.15, "timeout": 0.15}
+            assert ScenarioParams().fault_profile().rate == 0
+            ```
+        """
+        f = self.fault_rate
+        if f <= 0:
+            return FaultProfile(retry_after=self.retry_after)
+        faults = {"permanent": self.permanent_fault_rate, "rate_limit": f / 2, "timeout": f / 2}
+        return FaultProfile(faults=faults, retry_after=self.retry_after, client="httpx")
+
 
 @dataclass(frozen=True, slots=True)
 class OutputSignals:
@@ -114,26 +135,6 @@ def draw_output_signals(rng: random.Random, params: ScenarioParams, *, good_cont
     return OutputSignals(correct, validator_flag, rng.betavariate(a, b))
 
 
-class ConnectorError(Exception):
-    """A simulated connector failure."""
-
-
-class TransientConnectorError(ConnectorError):
-    """A timeout: retrying may succeed."""
-
-
-class RateLimitError(TransientConnectorError):
-    """HTTP 429 with a Retry-After, in seconds."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"HTTP 429 rate limited; retry after {retry_after:.3f}s")
-        self.retry_after = retry_after
-
-
-class PermanentConnectorError(ConnectorError):
-    """An HTTP 400-class failure: retrying cannot help; escalate."""
-
-
 @dataclass
 class SimulatedWorld:
     """One seeded world: retrieval, the step model and the connectors' faults.
@@ -155,26 +156,12 @@ class SimulatedWorld:
     params: ScenarioParams
     seed: int
     calls: dict[str, int] = field(default_factory=lambda: {"model": 0, "retrieval": 0, "judge": 0})
-    """Calls made through this object, by kind (faulted attempts included)."""
+    """Calls answered by this object, by kind (faulted calls never reach it: the chaos module
+    counts those)."""
 
     def rng(self, run: int, step: int, kind: str, index: int) -> random.Random:
         """The generator of one draw."""
         return random.Random(f"{self.seed}:{run}:{step}:{kind}:{index}")
-
-    def fault(self, run: int, step: int, kind: str, index: int) -> None:
-        """Raise this call's connector fault, if it has one (`f = 0`: never)."""
-        f = self.params.fault_rate
-        if f <= 0:
-            return
-        rng = self.rng(run, step, f"fault-{kind}", index)
-        if rng.random() < self.params.permanent_fault_rate:
-            msg = f"HTTP 400 from the {kind} connector: request rejected"
-            raise PermanentConnectorError(msg)
-        if rng.random() < f:
-            if rng.random() < 0.5:
-                raise RateLimitError(rng.uniform(*self.params.retry_after))
-            msg = f"the {kind} connector timed out"
-            raise TransientConnectorError(msg)
 
     def retrieve(self, *, run: int, step: int, fetch: int) -> list[dict[str, Any]]:
         """Context for a step: fetch 0 is the first fetch, later ones are enriched re-fetches."""

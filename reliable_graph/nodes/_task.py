@@ -77,7 +77,7 @@ def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
         record = {"step": step, "rev": current["rev"] if current else 0}
         if current is not None and "outcome" not in current:
             # a context gate passed this step's context: its record carries on into the step
-            record.update({k: v for k, v in current.items() if k in ("gate", "refetches")})
+            record.update({k: v for k, v in current.items() if k in ("gate", "refetches", "fetch_error")})
         if ref.path != step:
             record["path"] = ref.path
     return TaskContext(

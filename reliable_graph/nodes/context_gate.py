@@ -212,7 +212,10 @@ class ContextGate(EscalatingNode):
             int(previous.get("refetches", 0)) + 1 if counted else (previous.get("refetches", 0) if pending else 0)
         )
         human = pending == "human_context"
-        if all(c["passed"] for c in checks):
+        fetch_error = None if human else ctx.record.get("fetch_error")
+        if fetch_error:
+            verdict = "escalate"  # the retriever failed for good: re-fetching cannot help
+        elif all(c["passed"] for c in checks):
             verdict = "pass"
         elif refetches < self.max_refetches and not human:
             verdict = "refetch"
@@ -249,7 +252,7 @@ class ContextGate(EscalatingNode):
         if dropped:
             gate["dropped"] = sorted(dropped)
         record: dict[str, Any] = {
-            k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review", "attempts")
+            k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review", "attempts", "fetch_error")
         }
         if verdict != "pass":
             gate["failed"] = failed
@@ -264,6 +267,8 @@ class ContextGate(EscalatingNode):
             return self._goto("refetch_to", update)
         worst, worst_limit = min(zip(scores, limits, strict=True), key=lambda p: p[0].value - p[1])
         reason = "; ".join(c["reason"] for c in checks if not c["passed"])
+        if fetch_error:
+            reason = f"{fetch_error}; {reason}" if reason else str(fetch_error)
         record["outcome"] = "escalate"
         emit(
             {

@@ -7,15 +7,18 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command
 
 from reliable_graph._node import ReliableNode
 from reliable_graph._state_access import read, read_optional
 from reliable_graph.evaluators.base import as_chunk, as_chunks
 from reliable_graph.nodes._task import open_task, with_key
+from reliable_graph.resilience.classify import classify_error
+from reliable_graph.resilience.connectors import DEFAULT_RETRY, ConnectorRetry
 from reliable_graph.state import RELIABILITY_KEY, emit
 
-__all__ = ["Refetch", "enrich_query"]
+__all__ = ["Refetch", "Retrieve", "enrich_query"]
 
 Merge = Literal["append", "replace"]
 
@@ -153,12 +156,41 @@ class RefetchCore:
         return self.merged(state, await self.retrieval.afetch(query, state, config), step, query)
 
 
+def error_reason(
+    exc: Exception,
+    retry: ConnectorRetry | None,
+    tries: int,
+    what: str,
+    escalate_on: tuple[type[BaseException], ...] = (),
+) -> str | None:
+    """Why a call failed for good, to escalate on; None when the error must propagate.
+
+    Escalated: an error in `escalate_on`, a permanent one (retrying cannot help), a transient
+    one once the retries are spent. Propagated: LangGraph's control flow, an error the
+    classifier does not know (a bug to see), a transient one when retrying is off (the caller
+    retries: LangGraph's `RetryPolicy`, a Temporal activity).
+    """
+    if isinstance(exc, GraphBubbleUp):
+        return None
+    verdict = classify_error(exc)
+    listed = bool(escalate_on) and isinstance(exc, escalate_on)
+    if not listed and (verdict.kind == "unknown" or (verdict.kind == "transient" and retry is None)):
+        return None
+    spent = f" after {tries} attempts" if verdict.kind == "transient" and tries > 1 else ""
+    label = "retrying cannot help" if verdict.kind == "permanent" else f"{verdict.kind} error"
+    return f"{what} failed{spent} ({label}): {verdict.describe()}"
+
+
 class Refetch(ReliableNode):
     """A node that re-retrieves context for a step with an enriched query, then routes back.
 
     The enrichment adds the failing reasons and missing topics recorded for `step` (by a
     `ContextGate` or a `ConfidenceRouter`); the new chunks are merged with the old ones and
-    de-duplicated by text (`merge="append"`), or replace them (`merge="replace"`).
+    de-duplicated by text (`merge="append"`), or replace them (`merge="replace"`). The retriever
+    is retried on transient errors (`retry`); a retrieval that fails for good (a permanent error,
+    or the retries spent) writes no context but records the error for `step`, and the
+    `ContextGate` it returns to escalates at once with the error as the reason (re-fetching
+    again cannot help). Errors the classifier does not know propagate.
 
     Args:
         retriever: A LangChain Runnable (a `BaseRetriever`, ...) called with the enriched query,
@@ -170,6 +202,8 @@ class Refetch(ReliableNode):
         goto: Where to go next (the gate or the step); None routes by your edges.
         merge: `"append"` or `"replace"`.
         enrich: `(query, reasons, missing) -> str`; default `enrich_query`.
+        retry: Retries on transient errors (`ConnectorRetry`); None: no retrying, transient
+            errors propagate.
 
     Example:
         ```python
@@ -191,6 +225,9 @@ class Refetch(ReliableNode):
         ```
     """
 
+    first_fetch = False
+    """A first fetch (`Retrieve`): the plain query, replaces the context, not counted."""
+
     def __init__(
         self,
         retriever: Any,
@@ -202,28 +239,152 @@ class Refetch(ReliableNode):
         goto: str | None = None,
         merge: Merge = "append",
         enrich: Callable[[str, Sequence[str], Sequence[str]], str] = enrich_query,
+        retry: ConnectorRetry | None = DEFAULT_RETRY,
     ) -> None:
         super().__init__(name)
         self.step: str = step or name
         self.core = RefetchCore(retriever, query_key=query_key, context_key=context_key, merge=merge, enrich=enrich)
+        if retry is not None and not isinstance(retry, ConnectorRetry):
+            msg = f"{type(self).__name__}(retry=...) must be a ConnectorRetry or None (no retrying), got {retry!r}"
+            raise TypeError(msg)
+        self.retry = retry
         self.goto = goto
         self.routes = {"goto": goto}
         self._declare(goto)
 
-    def _update(self, input: Any, config: RunnableConfig, context: list[Any]) -> Any:
-        ctx = open_task(input, config, self.step)
-        record = {**ctx.record, "refetches": int(ctx.record.get("refetches", 0)) + 1}
-        update = {self.core.context_key: context, RELIABILITY_KEY: with_key(ctx.ref, record)}
+    def _route(self, update: dict[str, Any]) -> Any:
         return update if self.goto is None else Command(goto=self.goto, update=update)
 
-    def _record(self, input: Any, config: RunnableConfig) -> Any:
+    def _update(self, input: Any, config: RunnableConfig, context: list[Any]) -> Any:
+        if self.first_fetch:
+            return self._route({self.core.context_key: context})
+        ctx = open_task(input, config, self.step)
+        record = {k: v for k, v in ctx.record.items() if k != "fetch_error"}
+        record["refetches"] = int(ctx.record.get("refetches", 0)) + 1
+        return self._route({self.core.context_key: context, RELIABILITY_KEY: with_key(ctx.ref, record)})
+
+    def _failed(self, input: Any, config: RunnableConfig, reason: str) -> Any:
+        ctx = open_task(input, config, self.step)
+        record: dict[str, Any] = {**ctx.record, "fetch_error": reason}
+        if not self.first_fetch:
+            record["refetches"] = int(ctx.record.get("refetches", 0)) + 1
+        emit({"type": "fetch_error", "step": self.step, "node": self.name, "reason": reason})
+        update: dict[str, Any] = {RELIABILITY_KEY: with_key(ctx.ref, record)}
+        if self.first_fetch:
+            update[self.core.context_key] = []
+        return self._route(update)
+
+    def _query(self, input: Any, config: RunnableConfig) -> str:
         read(input, self.core.query_key, node=self.name)
-        return open_task(input, config, self.step).record
+        if self.first_fetch:
+            return str(read(input, self.core.query_key, node=self.name))
+        return self.core.query(input, open_task(input, config, self.step).record, self.name)
+
+    def _what(self) -> str:
+        return f"{'the retrieval' if self.first_fetch else 'the re-fetch'} for step {self.step!r}"
 
     def _run(self, input: Any, config: RunnableConfig) -> Any:
-        record = self._record(input, config)
-        return self._update(input, config, self.core.run(input, config, record, self.step, self.name))
+        query = self._query(input, config)
+        tries = [0]
+
+        def once() -> Any:
+            tries[0] += 1
+            return self.core.retrieval.fetch(query, input, config)
+
+        try:
+            fetched = once() if self.retry is None else self.retry.call(once)
+        except Exception as exc:
+            reason = error_reason(exc, self.retry, tries[0], self._what())
+            if reason is None:
+                raise
+            return self._failed(input, config, reason)
+        return self._update(input, config, self.core.merged(input, fetched, self.step, query))
 
     async def _arun(self, input: Any, config: RunnableConfig) -> Any:
-        record = self._record(input, config)
-        return self._update(input, config, await self.core.arun(input, config, record, self.step, self.name))
+        query = self._query(input, config)
+        tries = [0]
+
+        async def once() -> Any:
+            tries[0] += 1
+            return await self.core.retrieval.afetch(query, input, config)
+
+        try:
+            fetched = await once() if self.retry is None else await self.retry.acall(once)
+        except Exception as exc:
+            reason = error_reason(exc, self.retry, tries[0], self._what())
+            if reason is None:
+                raise
+            return self._failed(input, config, reason)
+        return self._update(input, config, self.core.merged(input, fetched, self.step, query))
+
+
+class Retrieve(Refetch):
+    """A step's first fetch, as a node: the plain query, retried on transient errors.
+
+    Like `Refetch` but the query is not enriched, the chunks replace the context, and the fetch
+    is not counted as a re-fetch. A retrieval that fails for good (a permanent error such as an
+    HTTP 403, or the retries spent) leaves the context empty and records the error for `step`:
+    the `ContextGate` that follows escalates at once, naming the error, instead of scoring an
+    empty context as if the retriever had found nothing.
+
+    Args:
+        retriever: A LangChain Runnable (a `BaseRetriever`, ...) or a callable `query -> chunks`
+            (it may also take `state=`).
+        name: The node's name.
+        step: The step the context is for (the gate's `step`; default: `name`).
+        query_key / context_key: State keys of the query and the context.
+        goto: Where to go next (the gate); None routes by your edges.
+        retry: Retries on transient errors; None: no retrying, transient errors propagate.
+
+    Example:
+        ```python
+        import httpx
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.graph import END, START, StateGraph
+        from reliable_graph import ContextGate, HumanEscalation, LexicalRelevance, ReliabilityState, Retrieve
+
+        class State(ReliabilityState, total=False):
+            question: str
+            context: list
+
+        def search(query: str) -> list[str]:
+            request = httpx.Request("GET", "https://search.internal/api")
+            response = httpx.Response(403, request=request)
+            raise httpx.HTTPStatusError("403 Forbidden", request=request, response=response)
+
+        builder = StateGraph(State)
+        builder.add_node(Retrieve(search, name="retrieve", step="answer", goto="gate"))
+        builder.add_node(ContextGate(LexicalRelevance(), name="gate", step="answer", pass_to=END,
+                                     refetch_to="retrieve", escalate_to="human_escalation"))
+        builder.add_node(HumanEscalation())
+        builder.add_edge(START, "retrieve")
+        graph = builder.compile(checkpointer=InMemorySaver())
+        out = graph.invoke({"question": "tides"}, {"configurable": {"thread_id": "1"}})
+        reason = out["__interrupt__"][0].value["reason"]
+        assert "HTTPStatusError (HTTP 403)" in reason and "retrying cannot help" in reason
+        ```
+    """
+
+    first_fetch = True
+
+    def __init__(
+        self,
+        retriever: Any,
+        *,
+        name: str = "retrieve",
+        step: str | None = None,
+        query_key: str = "question",
+        context_key: str = "context",
+        goto: str | None = None,
+        retry: ConnectorRetry | None = DEFAULT_RETRY,
+    ) -> None:
+        super().__init__(
+            retriever,
+            name=name,
+            step=step,
+            query_key=query_key,
+            context_key=context_key,
+            goto=goto,
+            merge="replace",
+            retry=retry,
+        )

@@ -29,7 +29,9 @@ from reliable_graph.nodes._task import (
     with_context,
     with_key,
 )
-from reliable_graph.nodes.refetch import Merge, RefetchCore, enrich_query, merge_context
+from reliable_graph.nodes.refetch import Merge, RefetchCore, enrich_query, error_reason, merge_context
+from reliable_graph.resilience.classify import classify_error
+from reliable_graph.resilience.connectors import DEFAULT_RETRY, ConnectorRetry
 from reliable_graph.state import RELIABILITY_KEY, StepRecord
 
 __all__ = ["ReliableStep", "reliable_step"]
@@ -71,6 +73,7 @@ class ReliableStep(EscalatingNode):
         merge: Merge,
         enrich: Callable[[str, Sequence[str], Sequence[str]], str],
         escalate_on: tuple[type[BaseException], ...],
+        retry: ConnectorRetry | None,
     ) -> None:
         if not callable(fn):
             msg = f"reliable_step needs a step function state -> dict, got {type(fn).__name__}"
@@ -103,6 +106,10 @@ class ReliableStep(EscalatingNode):
             msg = f"reliable_step(escalate_on=...) must be a tuple of exception classes, got {escalate_on!r}"
             raise TypeError(msg)
         self.escalate_on = escalate_on
+        if retry is not None and not isinstance(retry, ConnectorRetry):
+            msg = f"reliable_step(retry=...) must be a ConnectorRetry or None (no retrying), got {retry!r}"
+            raise TypeError(msg)
+        self.retry = retry
         self.refetch = (
             None
             if refetch is None
@@ -221,12 +228,31 @@ class ReliableStep(EscalatingNode):
             command.update[key] = new[key]  # type: ignore[index]
         return command
 
-    def _raised(self, ctx: TaskContext, attempt: Attempt, working: Any, refetched: Any, exc: BaseException) -> Any:
-        """Escalate at once on an exception listed in `escalate_on` (retrying cannot help)."""
-        score = Score.failing(
-            self.name, f"step {self.name!r} raised {type(exc).__name__}: {exc}", error=type(exc).__name__
-        )
+    def _failure(self, exc: Exception, what: str, tries: int) -> Score | None:
+        """The failing score of an error to escalate on, or None when it must propagate."""
+        reason = error_reason(exc, self.retry, tries, what, self.escalate_on)
+        if reason is None:
+            return None
+        verdict = classify_error(exc)
+        return Score.failing(self.name, reason, error=verdict.error, error_kind=verdict.kind, status=verdict.status)
+
+    def _raised(self, ctx: TaskContext, attempt: Attempt, working: Any, refetched: Any, score: Score) -> Any:
+        """Escalate at once on an error retrying cannot (or could not) fix, naming it."""
         return self._finish(ctx, attempt, working, {self.scoring.output_key: None}, refetched, score, final=True)
+
+    def _call(self, fn: Callable[..., Any], tries: list[int], *args: Any) -> Any:
+        def once() -> Any:
+            tries[0] += 1
+            return fn(*args)
+
+        return once() if self.retry is None else self.retry.call(once)
+
+    async def _acall(self, fn: Callable[..., Any], tries: list[int], *args: Any) -> Any:
+        async def once() -> Any:
+            tries[0] += 1
+            return await fn(*args)
+
+        return await once() if self.retry is None else await self.retry.acall(once)
 
     def _open(self, input: Any, config: RunnableConfig) -> Command[Any] | TaskContext:
         ctx = open_task(input, config, self.name)
@@ -248,12 +274,23 @@ class ReliableStep(EscalatingNode):
         refetched = None
         if self._needs_refetch(ctx):
             assert self.refetch is not None
-            refetched = self.refetch.run(ctx.state, config, ctx.record, self.name, self.name)
+            tries = [0]
+            try:
+                refetched = self._call(self.refetch.run, tries, ctx.state, config, ctx.record, self.name, self.name)
+            except Exception as exc:
+                score = self._failure(exc, f"the re-fetch for step {self.name!r}", tries[0])
+                if score is None:
+                    raise
+                return self._raised(ctx, attempt, ctx.state, None, score)
         working = with_context(ctx.state, self.scoring.context_key, refetched)
+        tries = [0]
         try:
-            result = self.fn(working)
-        except self.escalate_on as exc:
-            return self._raised(ctx, attempt, working, refetched, exc)
+            result = self._call(self.fn, tries, working)
+        except Exception as exc:
+            score = self._failure(exc, f"step {self.name!r}", tries[0])
+            if score is None:
+                raise
+            return self._raised(ctx, attempt, working, refetched, score)
         update = self._check_update(result)
         context = update.get(self.scoring.context_key, read_optional(working, self.scoring.context_key))
         score = self.scoring.score(self.scoring.sample(working, update[self.scoring.output_key], context, self.name))
@@ -267,15 +304,31 @@ class ReliableStep(EscalatingNode):
         refetched = None
         if self._needs_refetch(ctx):
             assert self.refetch is not None
-            refetched = await self.refetch.arun(ctx.state, config, ctx.record, self.name, self.name)
+            tries = [0]
+            try:
+                refetched = await self._acall(
+                    self.refetch.arun, tries, ctx.state, config, ctx.record, self.name, self.name
+                )
+            except Exception as exc:
+                score = self._failure(exc, f"the re-fetch for step {self.name!r}", tries[0])
+                if score is None:
+                    raise
+                return self._raised(ctx, attempt, ctx.state, None, score)
         working = with_context(ctx.state, self.scoring.context_key, refetched)
-        try:
+
+        async def step(state: Any) -> Any:
             if self.is_async:
-                result = await self.fn(working)
-            else:
-                result = await run_in_executor(config, self.fn, working)
-        except self.escalate_on as exc:
-            return self._raised(ctx, attempt, working, refetched, exc)
+                return await self.fn(state)
+            return await run_in_executor(config, self.fn, state)
+
+        tries = [0]
+        try:
+            result = await self._acall(step, tries, working)
+        except Exception as exc:
+            score = self._failure(exc, f"step {self.name!r}", tries[0])
+            if score is None:
+                raise
+            return self._raised(ctx, attempt, working, refetched, score)
         update = self._check_update(result)
         context = update.get(self.scoring.context_key, read_optional(working, self.scoring.context_key))
         sample = self.scoring.sample(working, update[self.scoring.output_key], context, self.name)
@@ -300,6 +353,7 @@ def reliable_step(
     merge: Merge = "append",
     enrich: Callable[[str, Sequence[str], Sequence[str]], str] = enrich_query,
     escalate_on: tuple[type[BaseException], ...] = (),
+    retry: ConnectorRetry | None = DEFAULT_RETRY,
 ) -> ReliableStep:
     """Wrap a step function in the whole reliability pattern, as one LangGraph node.
 
@@ -332,8 +386,15 @@ def reliable_step(
         raise_errors: Re-raise the evaluator's exceptions instead of scoring them 0.
         merge: How re-fetched chunks join the context: `"append"` (de-duplicated) or `"replace"`.
         enrich: `(query, reasons, missing) -> str` building the re-fetch query.
-        escalate_on: Exception classes that `fn` may raise for which retrying cannot help
-            (an HTTP 400 from a connector): the step escalates at once, naming the exception.
+        escalate_on: Exception classes to escalate on at once besides the ones the error
+            classifier calls permanent (`classify_error`: HTTP 4xx other than 408/409/425/429,
+            bad URLs, authentication...), which always escalate at once, naming the error.
+        retry: How `fn` and the re-fetch are retried on transient errors (timeouts, dropped
+            connections, HTTP 408/409/425/429/5xx; Retry-After honoured, full jitter); once the
+            retries are spent the step escalates, naming the error. Default: 5 attempts from
+            0.1 s up to 10 s. `None` switches retrying off: transient errors then propagate to
+            whoever retries (LangGraph's `RetryPolicy`, a Temporal activity). Errors the
+            classifier does not know (a `KeyError` in `fn`) always propagate: they are bugs.
 
     Returns:
         The node, to pass to `StateGraph.add_node`.
@@ -386,4 +447,5 @@ def reliable_step(
         merge=merge,
         enrich=enrich,
         escalate_on=escalate_on,
+        retry=retry,
     )

@@ -1,5 +1,30 @@
-"""Resilience against brittle connectors: retries with back-off on transient errors."""
+"""Resilience against brittle connectors: one error classifier, connector retries, fault injection."""
 
-from reliable_graph.resilience.connectors import ConnectorRetry, VirtualClock
+from reliable_graph.resilience.chaos import (
+    FAULTS,
+    Chaos,
+    FaultProfile,
+    HTTPStatusFault,
+    activate,
+    active_chaos,
+    inject_faults,
+)
+from reliable_graph.resilience.classify import ErrorClass, classify_error, retry_after, retry_on
+from reliable_graph.resilience.connectors import ConnectorRetry, VirtualClock, observe_retries
 
-__all__ = ["ConnectorRetry", "VirtualClock"]
+__all__ = [
+    "FAULTS",
+    "Chaos",
+    "ConnectorRetry",
+    "ErrorClass",
+    "FaultProfile",
+    "HTTPStatusFault",
+    "VirtualClock",
+    "activate",
+    "active_chaos",
+    "classify_error",
+    "inject_faults",
+    "observe_retries",
+    "retry_after",
+    "retry_on",
+]

@@ -1,28 +1,72 @@
 """Call a brittle connector (an API, a retriever, a model endpoint) with retries on transient errors.
 
-A thin layer over tenacity (already a langchain-core dependency): exponential back-off,
-a `Retry-After` hint honoured when the exception carries one (HTTP 429), a bounded number of
-attempts, and an injectable `sleep` so that tests and benchmarks can sum the waits on a
-`VirtualClock` instead of sleeping. Errors that retrying cannot fix (HTTP 400-class) are not
-in `retry_on` and propagate at once; route them to a human with `reliable_step(escalate_on=...)`.
-Use LangGraph's `RetryPolicy` instead when a whole node should re-run.
+A thin layer over tenacity (already a langchain-core dependency). What to retry is the error
+classifier's call by default (`classify_error`: timeouts, dropped connections, HTTP
+408/409/425/429/5xx); an HTTP 400-class error propagates at once, and LangGraph's control flow
+(`GraphInterrupt`, `GraphBubbleUp`, `ParentCommand`) is never retried whatever `retry_on` says.
+The back-off is exponential with full jitter (tenacity's `wait_random_exponential`); a server's
+`Retry-After` is honoured instead when the exception carries one. An injectable `sleep` lets
+tests and benchmarks sum the waits on a `VirtualClock` instead of sleeping. Use LangGraph's
+`RetryPolicy(retry_on=retry_on)` instead when a whole node should re-run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import tenacity
+from langgraph.errors import GraphBubbleUp
 from tenacity import RetryCallState
 
-__all__ = ["ConnectorRetry", "VirtualClock"]
+from reliable_graph.resilience.classify import retry_after as server_retry_after
+from reliable_graph.resilience.classify import retry_on as transient
+
+__all__ = ["DEFAULT_RETRY", "ConnectorRetry", "VirtualClock", "observe_retries"]
 
 T = TypeVar("T")
+
+RetryObserver = Callable[[BaseException, float], None]
+_observers: list[RetryObserver] = []
+_observers_lock = threading.Lock()
+
+
+@contextmanager
+def observe_retries(observer: RetryObserver) -> Iterator[None]:
+    """Call `observer(exc, wait)` before every retry any `ConnectorRetry` makes in this process.
+
+    The chaos runner uses it to count retries and waits per fault type.
+
+    Example:
+        ```python
+        from reliable_graph.resilience import ConnectorRetry, VirtualClock, observe_retries
+
+        seen = []
+        failures = [TimeoutError("slow")]
+
+        def flaky() -> str:
+            if failures:
+                raise failures.pop()
+            return "ok"
+
+        with observe_retries(lambda exc, wait: seen.append(type(exc).__name__)):
+            ConnectorRetry(sleep=VirtualClock().sleep).call(flaky)
+        assert seen == ["TimeoutError"]
+        ```
+    """
+    with _observers_lock:
+        _observers.append(observer)
+    try:
+        yield
+    finally:
+        with _observers_lock:
+            _observers.remove(observer)
 
 
 @dataclass
@@ -64,25 +108,31 @@ def _check_non_negative(value: Any, what: str) -> None:
         raise ValueError(msg)
 
 
+RetryOn = tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectorRetry:
     """How to retry a connector call: which errors, how many attempts, how long to wait.
 
-    The wait before retry *n* (1-based) is `initial_wait * backoff ** (n - 1)`, capped at
-    `max_wait`; when the exception has a numeric attribute named `retry_after_attr` (a rate
-    limit's Retry-After, in seconds) that value is waited instead (also capped at `max_wait`).
-    After `max_attempts` failed attempts the last exception is re-raised unchanged.
+    Which errors: by default the classifier's transient ones (`retry_on` in
+    `reliable_graph.resilience`); or a tuple of exception classes, or a predicate. LangGraph's
+    control-flow exceptions are never retried. How long: before retry *n* (1-based) a random
+    wait in `[0, initial_wait * backoff ** (n - 1)]` capped at `max_wait` (full jitter,
+    tenacity's `wait_random_exponential`; `jitter=False` waits the ceiling itself); when the
+    exception carries a server's Retry-After (an attribute `retry_after`, or the header of its
+    response), that is waited instead, capped at `max_wait`. After `max_attempts` failed
+    attempts the last exception is re-raised unchanged.
 
     Example:
         ```python
+        import httpx
         from reliable_graph.resilience import ConnectorRetry, VirtualClock
 
-        class RateLimited(Exception):
-            def __init__(self, retry_after: float) -> None:
-                super().__init__("HTTP 429")
-                self.retry_after = retry_after
-
-        failures = [RateLimited(0.2), TimeoutError("slow")]
+        request = httpx.Request("GET", "https://api.example.com/search")
+        limited = httpx.Response(429, headers={"Retry-After": "0.2"}, request=request)
+        failures = [httpx.HTTPStatusError("429", request=request, response=limited),
+                    httpx.ReadTimeout("slow", request=request)]
 
         def flaky() -> str:
             if failures:
@@ -90,8 +140,7 @@ class ConnectorRetry:
             return "ok"
 
         clock = VirtualClock()
-        retry = ConnectorRetry(max_attempts=3, initial_wait=0.1, retry_on=(RateLimited, TimeoutError),
-                               sleep=clock.sleep)
+        retry = ConnectorRetry(max_attempts=3, initial_wait=0.1, jitter=False, sleep=clock.sleep)
         assert retry.call(flaky) == "ok"
         assert clock.waits == 2 and abs(clock.total - 0.4) < 1e-9  # Retry-After 0.2, then 0.1 * 2 (retry 2)
         ```
@@ -100,19 +149,21 @@ class ConnectorRetry:
     max_attempts: int = 5
     """Attempts in all, the first included (at least 1)."""
     initial_wait: float = 0.1
-    """Back-off before the first retry, in seconds."""
+    """Back-off ceiling before the first retry, in seconds."""
     backoff: float = 2.0
-    """Multiplier of the back-off after each retry (at least 1)."""
+    """Multiplier of the back-off ceiling after each retry (at least 1)."""
     max_wait: float = 10.0
     """Cap on any single wait, Retry-After included, in seconds."""
-    retry_on: tuple[type[BaseException], ...] = (TimeoutError, ConnectionError)
-    """Exception classes worth retrying; anything else propagates at once."""
-    retry_after_attr: str = "retry_after"
-    """Attribute of the exception holding a server's Retry-After, in seconds."""
+    jitter: bool = True
+    """Full jitter: wait a uniform random share of the back-off ceiling (spreads a herd of clients)."""
+    retry_on: RetryOn | None = None
+    """What to retry: None for the classifier's transient errors, exception classes, or a predicate."""
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     """The sync sleep (default `time.sleep`); a `VirtualClock().sleep` sums waits instead."""
     asleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
     """The async sleep (default `asyncio.sleep`)."""
+    on_retry: RetryObserver | None = field(default=None, repr=False)
+    """Called as `on_retry(exc, wait)` before each retry (to log or count them)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
@@ -124,17 +175,54 @@ class ConnectorRetry:
         if self.backoff < 1:
             msg = f"ConnectorRetry(backoff=...) must be at least 1, got {self.backoff!r}"
             raise ValueError(msg)
-        if not isinstance(self.retry_on, tuple) or not all(
-            isinstance(e, type) and issubclass(e, BaseException) for e in self.retry_on
+        if not isinstance(self.jitter, bool):
+            msg = f"ConnectorRetry(jitter=...) must be True or False, got {self.jitter!r}"
+            raise TypeError(msg)
+        spec = self.retry_on
+        if spec is not None and not (
+            (isinstance(spec, tuple) and all(isinstance(e, type) and issubclass(e, BaseException) for e in spec))
+            or (callable(spec) and not isinstance(spec, type))
         ):
-            msg = f"ConnectorRetry(retry_on=...) must be a tuple of exception classes, got {self.retry_on!r}"
+            msg = (
+                "ConnectorRetry(retry_on=...) must be None (the classifier), a tuple of exception classes "
+                f"or a predicate exc -> bool, got {spec!r}"
+            )
             raise TypeError(msg)
         if not callable(self.sleep) or not callable(self.asleep):
             msg = "ConnectorRetry(sleep=..., asleep=...) must be callables taking seconds"
             raise TypeError(msg)
+        if self.on_retry is not None and not callable(self.on_retry):
+            msg = "ConnectorRetry(on_retry=...) must be a callable (exc, wait) -> None"
+            raise TypeError(msg)
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Whether `exc` is worth another attempt under this policy (never LangGraph's control flow).
+
+        Example:
+            ```python
+            from langgraph.errors import GraphInterrupt
+            from reliable_graph.resilience import ConnectorRetry
+
+            retry = ConnectorRetry()
+            assert retry.should_retry(ConnectionResetError("reset by peer"))
+            assert not retry.should_retry(ValueError("bad input"))
+            assert not ConnectorRetry(retry_on=(Exception,)).should_retry(GraphInterrupt())
+            ```
+        """
+        if isinstance(exc, GraphBubbleUp):
+            return False
+        spec = self.retry_on
+        if spec is None:
+            return transient(exc)
+        if isinstance(spec, tuple):
+            return isinstance(exc, spec)
+        return bool(spec(exc))
 
     def wait_for(self, exc: BaseException | None, retry_number: int) -> float:
-        """The wait before retry `retry_number` (1-based) after `exc`, in seconds.
+        """The wait ceiling before retry `retry_number` (1-based) after `exc`, in seconds.
+
+        A server's Retry-After is the wait itself; otherwise this is the back-off ceiling, of
+        which full jitter waits a uniform random share.
 
         Example:
             ```python
@@ -144,25 +232,40 @@ class ConnectorRetry:
             assert [retry.wait_for(None, n) for n in (1, 2, 3)] == [0.1, 0.2, 0.3]
             ```
         """
-        hint = getattr(exc, self.retry_after_attr, None) if exc is not None else None
-        if isinstance(hint, (int, float)) and not isinstance(hint, bool) and hint >= 0 and not math.isnan(hint):
+        hint = server_retry_after(exc) if exc is not None else None
+        if hint is not None:
             return float(min(hint, self.max_wait))
         return float(min(self.initial_wait * self.backoff ** (retry_number - 1), self.max_wait))
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
-        return self.wait_for(exc, state.attempt_number)
+        if exc is not None and server_retry_after(exc) is not None:
+            return self.wait_for(exc, state.attempt_number)
+        strategy = tenacity.wait_random_exponential if self.jitter else tenacity.wait_exponential
+        wait = strategy(multiplier=self.initial_wait, max=self.max_wait, exp_base=self.backoff)
+        return float(wait(state))
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        if exc is None:
+            return
+        if self.on_retry is not None:
+            self.on_retry(exc, wait)
+        for observer in list(_observers):
+            observer(exc, wait)
 
     def _options(self) -> dict[str, Any]:
         return {
             "stop": tenacity.stop_after_attempt(self.max_attempts),
             "wait": self._wait,
-            "retry": tenacity.retry_if_exception_type(self.retry_on),
+            "retry": tenacity.retry_if_exception(self.should_retry),
+            "before_sleep": self._before_sleep,
             "reraise": True,
         }
 
     def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Call `fn(*args, **kwargs)`, retrying on `retry_on`; re-raise the last error when out of attempts.
+        """Call `fn(*args, **kwargs)`, retrying what `should_retry` accepts; re-raise the last error.
 
         Example:
             ```python
@@ -202,10 +305,15 @@ class ConnectorRetry:
                     raise TimeoutError("slow")
                 return "chunks"
 
-            retry = ConnectorRetry(initial_wait=0.5, asleep=clock.asleep)
+            retry = ConnectorRetry(initial_wait=0.5, jitter=False, asleep=clock.asleep)
             assert asyncio.run(retry.acall(fetch)) == "chunks" and clock.total == 0.5
             ```
         """
         retrying = tenacity.AsyncRetrying(sleep=self.asleep, **self._options())
         result: T = await retrying(fn, *args, **kwargs)
         return result
+
+
+DEFAULT_RETRY = ConnectorRetry()
+"""The nodes' default retries (`reliable_step`, `Refetch`, `Retrieve`): the classifier's transient
+errors, 5 attempts, full-jitter back-off from 0.1 s capped at 10 s, Retry-After honoured."""
