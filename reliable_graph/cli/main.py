@@ -1,4 +1,4 @@
-"""The `reliable-graph` command: `demo`, `report` and `calibrate`, with one-line errors."""
+"""The `reliable-graph` command: `demo`, `report`, `calibrate`, `chaos`, `inbox`, `console`, with one-line errors."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from reliable_graph.cli._common import PARSE_ERRORS, PROG, CliError, one_line
 from reliable_graph.cli.calibrate import CALIBRATE_HELP, calibrate_command
+from reliable_graph.cli.chaos import CHAOS_HELP, chaos_command
 from reliable_graph.cli.demo import DEMO_HELP, demo_command
 from reliable_graph.cli.inbox import console_command, inbox_app
 from reliable_graph.cli.report import REPORT_HELP, report_command
@@ -138,6 +139,9 @@ app.command("report", help=REPORT_HELP, short_help="Per-step and end-to-end succ
 app.command(
     "calibrate", help=CALIBRATE_HELP, short_help="Choose an evaluator's threshold on labelled held-out examples."
 )(calibrate_command)
+app.command("chaos", help=CHAOS_HELP, short_help="Run your graph under connector faults and random SIGKILLs.")(
+    chaos_command
+)
 app.add_typer(inbox_app, name="inbox", short_help="The escalation inbox: list, show, claim, resolve, audit, sweep.")
 app.command("console", short_help="Serve the web review console for the escalation inbox.")(console_command)
 

@@ -14,6 +14,8 @@ from reliable_graph.demo.pipeline import (
     SimulatedConnectors,
     build_bare_pipeline,
     build_reliable_pipeline,
+    research_input,
+    research_pipeline,
     run_demo,
     summarize_run,
 )
@@ -37,6 +39,8 @@ __all__ = [
     "build_model_pipeline",
     "build_reliable_pipeline",
     "draw_output_signals",
+    "research_input",
+    "research_pipeline",
     "run_demo",
     "run_model_demo",
     "summarize_run",

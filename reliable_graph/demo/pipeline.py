@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, Literal, TextIO
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -40,7 +40,7 @@ from reliable_graph import (
     validate_graph,
 )
 from reliable_graph.demo.world import ScenarioParams, SimulatedWorld
-from reliable_graph.resilience import retry_on
+from reliable_graph.resilience import active_chaos, inject_faults, retry_on
 
 __all__ = [
     "DEFAULT_CONNECTOR_RETRY",
@@ -50,6 +50,8 @@ __all__ = [
     "SimulatedConnectors",
     "build_bare_pipeline",
     "build_reliable_pipeline",
+    "research_input",
+    "research_pipeline",
     "run_demo",
     "summarize_run",
 ]
@@ -138,19 +140,25 @@ class SimulatedConnectors:
         ```
     """
 
-    def __init__(self, world: SimulatedWorld, chaos: Chaos | None = None) -> None:
+    def __init__(self, world: SimulatedWorld, chaos: Chaos | Literal["active"] | None = None) -> None:
         self.world = world
-        self.chaos = chaos or Chaos(world.params.fault_profile(), seed=world.seed)
 
         def by_run_and_step(**kwargs: Any) -> str:
             return f"{kwargs['run']}:{kwargs['step']}"
 
+        if chaos == "active":  # the process's active chaos (`reliable-graph chaos` turns it on)
+            self.chaos: Chaos | None = None
+            self.retrieve = inject_faults(world.retrieve, name="retrieval", key=by_run_and_step)
+            self.generate = inject_faults(world.generate, name="model", key=by_run_and_step)
+            return
+        self.chaos = chaos if isinstance(chaos, Chaos) else Chaos(world.params.fault_profile(), seed=world.seed)
         self.retrieve = self.chaos.wrap(world.retrieve, name="retrieval", key=by_run_and_step)
         self.generate = self.chaos.wrap(world.generate, name="model", key=by_run_and_step)
 
     def calls(self, kind: str) -> int:
         """Connector calls of `kind` (`model` or `retrieval`), faulted ones included."""
-        return int(self.chaos.counts().get(kind, {}).get("calls", 0))
+        counts = (self.chaos or active_chaos()).counts()
+        return int(counts.get(kind, {}).get("calls", 0))
 
 
 def _attempt_of(state: Any, step: str) -> int:
@@ -349,6 +357,40 @@ def build_reliable_pipeline(
             builder.add_edge(START, "retrieve_01")
     builder.add_node(HumanEscalation())
     return builder
+
+
+def research_pipeline() -> StateGraph[Any, Any, Any, Any]:
+    """The reliable research pipeline with its connectors on the active chaos, for `reliable-graph chaos`.
+
+    The world is the scenario's defaults (seed 7); the model and retrieval connectors are
+    wrapped with `inject_faults`, so the fault profile is the chaos runner's (none outside it).
+    Runs take their inputs from `research_input`.
+
+    Example:
+        ```python
+        from langgraph.checkpoint.memory import InMemorySaver
+        from reliable_graph.demo import research_input, research_pipeline
+
+        graph = research_pipeline().compile(checkpointer=InMemorySaver())
+        out = graph.invoke(research_input(0), {"configurable": {"thread_id": "0"}})
+        assert "reliability" in out
+        ```
+    """
+    world = SimulatedWorld(ScenarioParams(), seed=7)
+    return build_reliable_pipeline(world, connectors=SimulatedConnectors(world, "active"))
+
+
+def research_input(run: int) -> dict[str, Any]:
+    """The input of run `run` of the research pipeline.
+
+    Example:
+        ```python
+        from reliable_graph.demo import research_input
+
+        assert research_input(3) == {"run": 3, "question": "research question, part 1"}
+        ```
+    """
+    return {"run": run, "question": _question(1)}
 
 
 @dataclass(frozen=True, slots=True)

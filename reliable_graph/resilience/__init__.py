@@ -11,6 +11,7 @@ from reliable_graph.resilience.chaos import (
 )
 from reliable_graph.resilience.classify import ErrorClass, classify_error, retry_after, retry_on
 from reliable_graph.resilience.connectors import ConnectorRetry, VirtualClock, observe_retries
+from reliable_graph.resilience.runner import run_chaos
 
 __all__ = [
     "FAULTS",
@@ -27,4 +28,5 @@ __all__ = [
     "observe_retries",
     "retry_after",
     "retry_on",
+    "run_chaos",
 ]
