@@ -74,24 +74,35 @@ class HTTPStatusFault(Exception):
         self.headers = dict(headers or {})
 
 
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _rate(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        msg = f"{what} must be a number in [0, 1], got {value!r}"
+    number = _finite(value)
+    if number is None:
+        msg = f"{what} must be a number in [0, 1], got {str(value)[:40]!r}"
         raise ValueError(msg)
-    if not 0.0 <= float(value) <= 1.0:
-        msg = f"{what} must be in [0, 1], got {value!r}"
+    if not 0.0 <= number <= 1.0:
+        msg = f"{what} must be in [0, 1], got {str(value)[:40]!r}"
         raise ValueError(msg)
-    return float(value)
+    return number
 
 
 def _range(value: Any, what: str) -> tuple[float, float]:
     if (
         not isinstance(value, (tuple, list))
         or len(value) != 2
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-        or not 0 <= value[0] <= value[1]
+        or any(_finite(v) is None for v in value)
+        or not 0 <= float(value[0]) <= float(value[1])
     ):
-        msg = f"{what} must be a pair (low, high) of seconds with 0 <= low <= high, got {value!r}"
+        msg = f"{what} must be a pair (low, high) of seconds with 0 <= low <= high, got {str(value)[:60]}"
         raise ValueError(msg)
     return (float(value[0]), float(value[1]))
 
@@ -141,8 +152,8 @@ class FaultProfile:
             msg = f"FaultProfile: unknown fault kind(s) {unknown}; known: {', '.join(FAULTS)}"
             raise ValueError(msg)
         clean = {k: _rate(v, f"FaultProfile(faults[{k!r}])") for k, v in self.faults.items()}
-        if sum(clean.values()) > 1.0 + 1e-9:
-            msg = f"FaultProfile: the fault probabilities sum to {sum(clean.values()):.4f}, more than 1"
+        if math.fsum(clean.values()) > 1.0:
+            msg = f"FaultProfile: the fault probabilities sum to {math.fsum(clean.values()):.6f}, more than 1"
             raise ValueError(msg)
         object.__setattr__(self, "faults", {k: clean[k] for k in FAULTS if clean.get(k)})
         if self.client not in CLIENTS:
@@ -168,7 +179,7 @@ class FaultProfile:
     @property
     def rate(self) -> float:
         """The probability that a call is faulted at all."""
-        return round(sum(self.faults.values()), 12)
+        return min(1.0, round(math.fsum(self.faults.values()), 12))
 
     @classmethod
     def preset(cls, name: str, *, rate: float = 0.3, client: Client = "httpx") -> FaultProfile:
@@ -229,16 +240,24 @@ class FaultProfile:
         text = spec.strip()
         if text in PRESETS:
             return cls.preset(text, rate=rate)
-        if not text.startswith("{"):
-            path = Path(text)
-            if not path.is_file():
-                msg = f"unknown fault profile {spec!r}: use one of {', '.join(PRESETS)}, a JSON object or a .json file"
-                raise ValueError(msg)
-            text = path.read_text(encoding="utf-8-sig")
+        if not text.startswith(("{", "[")):
+            unknown = (
+                f"unknown fault profile {spec[:60]!r}: use one of {', '.join(PRESETS)}, a JSON object or a .json file"
+            )
+            try:
+                path = Path(text)
+                if not path.is_file():
+                    raise ValueError(unknown)
+                text = path.read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{unknown} ({type(exc).__name__})") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             msg = f"the fault profile is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            raise ValueError(msg) from None
+        except RecursionError:
+            msg = "the fault profile's JSON is nested too deeply"
             raise ValueError(msg) from None
         if not isinstance(data, dict):
             msg = 'a JSON fault profile must be an object such as {"faults": {"timeout": 0.1}}'
@@ -302,8 +321,12 @@ def make_fault_error(kind: str, profile: FaultProfile, rng: random.Random, conne
     if client in ("httpx", "openai", "anthropic"):
         import httpx
 
-        request = httpx.Request("POST", url)
-        response = httpx.Response(status, headers=headers, request=request) if status else None
+        http: Any = httpx
+        if client == "anthropic":
+            base = importlib.import_module("anthropic._base_client")
+            http = getattr(base, "httpx2", None) or httpx  # anthropic 2.x runs on httpx2, 0.x on httpx
+        request = http.Request("POST", url)
+        response = http.Response(status, headers=headers, request=request) if status else None
         if client == "httpx":
             if kind == "timeout":
                 exc = httpx.ReadTimeout("The read operation timed out (injected)", request=request)
@@ -318,9 +341,14 @@ def make_fault_error(kind: str, profile: FaultProfile, rng: random.Random, conne
             elif kind == "connection_reset":
                 exc = sdk.APIConnectionError(message="Connection reset by peer (injected)", request=request)
             else:
-                cls = {429: sdk.RateLimitError, 400: sdk.BadRequestError}.get(
-                    cast(int, status), sdk.InternalServerError if cast(int, status) >= 500 else sdk.APIStatusError
-                )
+                code = cast(int, status)
+                by_status = {
+                    429: sdk.RateLimitError,
+                    400: sdk.BadRequestError,
+                    503: getattr(sdk, "ServiceUnavailableError", sdk.InternalServerError),
+                    529: getattr(sdk, "OverloadedError", sdk.InternalServerError),
+                }
+                cls = by_status.get(code, sdk.InternalServerError if code >= 500 else sdk.APIStatusError)
                 exc = cls(message, response=response, body=None)
     elif client == "requests":
         import requests

@@ -19,6 +19,7 @@ LangGraph's default retries `requests`' HTTP 4xx and never its timeouts or conne
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -45,6 +46,16 @@ _BY_CLASS: dict[tuple[str, str], ErrorKind] = {
     ("httpx", "InvalidURL"): "permanent",
     ("httpx", "TooManyRedirects"): "permanent",
     ("httpx", "DecodingError"): "permanent",
+    # httpx2 (anthropic 2.x runs on it): the same classes
+    ("httpx2", "TimeoutException"): "transient",
+    ("httpx2", "NetworkError"): "transient",
+    ("httpx2", "RemoteProtocolError"): "transient",
+    ("httpx2", "ProxyError"): "transient",
+    ("httpx2", "LocalProtocolError"): "permanent",
+    ("httpx2", "UnsupportedProtocol"): "permanent",
+    ("httpx2", "InvalidURL"): "permanent",
+    ("httpx2", "TooManyRedirects"): "permanent",
+    ("httpx2", "DecodingError"): "permanent",
     # requests
     ("requests", "SSLError"): "permanent",
     ("requests", "ProxyError"): "transient",
@@ -140,7 +151,12 @@ def _int(value: Any) -> int | None:
 def http_status(exc: BaseException) -> int | None:
     """The HTTP status an exception carries, wherever its client keeps it."""
     for attr in ("status_code", "status", "http_status", "code"):
-        found = _int(getattr(exc, attr, None))
+        with warnings.catch_warnings():  # aiohttp's `code` is a deprecated alias of `status`
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                found = _int(getattr(exc, attr, None))
+            except Exception:  # noqa: BLE001 - a property that raises is no status
+                found = None
         if found is not None:
             return found
     response = getattr(exc, "response", None)
@@ -237,23 +253,24 @@ def _by_class(exc: BaseException) -> ErrorKind | None:
     return None
 
 
-def _kind(exc: BaseException, depth: int) -> ErrorKind:
+def _decide(exc: BaseException, depth: int) -> tuple[ErrorKind, BaseException]:
+    """The kind of `exc`, and the exception that decided it (`exc`, or one of its causes)."""
     if isinstance(exc, GraphBubbleUp):
-        return "control"
+        return "control", exc
     status = http_status(exc)
     if status is not None:
         if status in TRANSIENT_STATUS or status >= 500:
-            return "transient"
+            return "transient", exc
         if 400 <= status < 500:
-            return "permanent"
+            return "permanent", exc
     found = _by_class(exc)
     if found is not None:
-        return found
+        return found, exc
     cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     if cause is not None and depth < 5:
-        inner = _kind(cause, depth + 1)
-        return "unknown" if inner == "control" else inner
-    return "unknown"
+        inner, decided = _decide(cause, depth + 1)
+        return ("unknown", exc) if inner == "control" else (inner, decided)
+    return "unknown", exc
 
 
 def classify_error(exc: BaseException) -> ErrorClass:
@@ -279,12 +296,12 @@ def classify_error(exc: BaseException) -> ErrorClass:
         assert classify_error(GraphInterrupt()).kind == "control"
         ```
     """
-    kind = _kind(exc, 0)
+    kind, decided = _decide(exc, 0)
     text = str(exc)
     return ErrorClass(
         kind=kind,
-        status=http_status(exc),
-        retry_after=retry_after(exc) if kind == "transient" else None,
+        status=http_status(decided),
+        retry_after=retry_after(decided) if kind == "transient" else None,
         error=type(exc).__name__,
         message=text if len(text) <= 200 else text[:197] + "...",
     )
@@ -308,4 +325,4 @@ def retry_on(exc: BaseException) -> bool:
         assert not retry_on(requests.exceptions.HTTPError("401", response=response))  # its default does
         ```
     """
-    return _kind(exc, 0) == "transient"
+    return _decide(exc, 0)[0] == "transient"

@@ -25,6 +25,7 @@ import tenacity
 from langgraph.errors import GraphBubbleUp
 from tenacity import RetryCallState
 
+from reliable_graph.resilience.classify import classify_error
 from reliable_graph.resilience.classify import retry_after as server_retry_after
 from reliable_graph.resilience.classify import retry_on as transient
 
@@ -102,8 +103,25 @@ class VirtualClock:
         self.sleep(seconds)
 
 
+def _hint(exc: BaseException) -> float | None:
+    """The server's Retry-After of `exc` or of the cause that makes it transient."""
+    return classify_error(exc).retry_after if server_retry_after(exc) is None else server_retry_after(exc)
+
+
+def _number(value: Any) -> float | None:
+    """`value` as a finite float, or None (booleans, NaN, infinities, huge integers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _check_non_negative(value: Any, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+    number = _number(value)
+    if number is None or number < 0:
         msg = f"ConnectorRetry({what}=...) must be a non-negative number, got {value!r}"
         raise ValueError(msg)
 
@@ -232,14 +250,14 @@ class ConnectorRetry:
             assert [retry.wait_for(None, n) for n in (1, 2, 3)] == [0.1, 0.2, 0.3]
             ```
         """
-        hint = server_retry_after(exc) if exc is not None else None
+        hint = _hint(exc) if exc is not None else None
         if hint is not None:
             return float(min(hint, self.max_wait))
         return float(min(self.initial_wait * self.backoff ** (retry_number - 1), self.max_wait))
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
-        if exc is not None and server_retry_after(exc) is not None:
+        if exc is not None and _hint(exc) is not None:
             return self.wait_for(exc, state.attempt_number)
         strategy = tenacity.wait_random_exponential if self.jitter else tenacity.wait_exponential
         wait = strategy(multiplier=self.initial_wait, max=self.max_wait, exp_base=self.backoff)

@@ -33,7 +33,7 @@ from langchain_core.runnables import RunnableConfig
 from reliable_graph.resilience.chaos import Chaos, FaultProfile, activate
 from reliable_graph.resilience.connectors import observe_retries
 
-__all__ = ["load_attr", "run_chaos"]
+__all__ = ["ExecutedTasks", "durable_tasks", "load_attr", "run_chaos"]
 
 MARK = "\x1erg-chaos "
 """Prefix of the worker's event lines on stdout (anything else the graph prints is ignored)."""
@@ -71,19 +71,31 @@ def load_attr(spec: str, what: str = "--graph") -> Any:
     return found
 
 
-def _graph(spec: str, saver: Any) -> Any:
+def _resolve_graph(spec: str) -> Any:
+    """The `StateGraph` or compiled graph `spec` names (a factory is called)."""
     from langgraph.graph import StateGraph
     from langgraph.pregel import Pregel
 
     target = load_attr(spec)
     if callable(target) and not isinstance(target, (StateGraph, Pregel)):
-        target = target()
+        try:
+            target = target()
+        except Exception as exc:  # noqa: BLE001 - the user's factory: report it on one line
+            msg = f"--graph {spec!r}: calling it raised {type(exc).__name__}: {exc}"
+            raise ValueError(msg) from None
+    if not isinstance(target, (StateGraph, Pregel)):
+        msg = f"--graph {spec!r} must be a StateGraph, a compiled graph, or a function returning one"
+        raise ValueError(msg)
+    return target
+
+
+def _graph(spec: str, saver: Any) -> Any:
+    from langgraph.graph import StateGraph
+
+    target = _resolve_graph(spec)
     if isinstance(target, StateGraph):
         return target.compile(checkpointer=saver)
-    if isinstance(target, Pregel):
-        return target.copy(update={"checkpointer": saver})
-    msg = f"--graph {spec!r} must be a StateGraph, a compiled graph, or a function returning one"
-    raise ValueError(msg)
+    return target.copy(update={"checkpointer": saver})
 
 
 def _inputs(job: dict[str, Any]) -> Callable[[int], Any]:
@@ -109,11 +121,30 @@ class _Emitter:
         self.out.flush()
 
 
-class _Executed(BaseCallbackHandler):
-    """The tasks that really execute, by id.
+class ExecutedTasks(BaseCallbackHandler):
+    """A callback handler that records the graph tasks that really execute: `ids` maps id -> node.
 
-    LangGraph streams a task start also for a task whose saved writes it re-applies without
-    running it; only an execution calls back.
+    Pass it in the config's `callbacks`. LangGraph streams a task start also for a task whose
+    saved writes it re-applies from the checkpoint without running it; only an execution
+    calls back, so `ids` counts executions. With `durable_tasks`, it tells whether a resume
+    re-ran work that had completed.
+
+    Example:
+        ```python
+        from langgraph.checkpoint.memory import InMemorySaver
+        from reliable_graph.demo import research_input, research_pipeline
+        from reliable_graph.resilience import ExecutedTasks, durable_tasks
+
+        graph = research_pipeline().compile(checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "t"}}
+        seen = ExecutedTasks()
+        graph.invoke(research_input(0), {**config, "callbacks": [seen]})
+        durable = durable_tasks(graph, config)  # the nodes' tasks, and the input's (no node runs it)
+        assert set(seen.ids) <= durable and len(durable) == len(seen.ids) + 1
+        again = ExecutedTasks()
+        graph.invoke(None, {**config, "callbacks": [again]})  # resuming a finished thread
+        assert again.ids == {}  # re-runs nothing
+        ```
     """
 
     def __init__(self) -> None:
@@ -129,8 +160,32 @@ class _Executed(BaseCallbackHandler):
             self.ids.setdefault(task_id, node)
 
 
-def _durable_tasks(graph: Any, config: RunnableConfig) -> set[str]:
-    """Ids of the tasks whose work is durable in the thread's checkpoints."""
+def durable_tasks(graph: Any, config: RunnableConfig) -> set[str]:
+    """Ids of the tasks whose work is durable in the thread's checkpoints.
+
+    The tasks of every checkpoint but the latest (the next one exists, so they completed), and
+    the latest checkpoint's tasks whose writes were saved (a kill mid-superstep keeps those).
+
+    Example:
+        ```python
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.graph import START, StateGraph
+        from typing_extensions import TypedDict
+        from reliable_graph.resilience import durable_tasks
+
+        class S(TypedDict):
+            n: int
+
+        builder = StateGraph(S)
+        builder.add_node("inc", lambda s: {"n": s["n"] + 1})
+        builder.add_edge(START, "inc")
+        graph = builder.compile(checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "t"}}
+        assert durable_tasks(graph, config) == set()
+        graph.invoke({"n": 0}, config)
+        assert len(durable_tasks(graph, config)) == 2  # the input task and "inc"
+        ```
+    """
     done: set[str] = set()
     for i, snapshot in enumerate(graph.get_state_history(config)):
         for task in snapshot.tasks:
@@ -216,8 +271,8 @@ def worker(job: dict[str, Any]) -> int:
                 "recursion_limit": int(job.get("recursion_limit", 200)),
             }
             emit({"e": "start", "run": run, "resume": resuming})
-            durable = _durable_tasks(graph, config) if resuming else set()
-            executed = _Executed()
+            durable = durable_tasks(graph, config) if resuming else set()
+            executed = ExecutedTasks()
             config["callbacks"] = [executed]
             try:
                 has_checkpoint = saver.get_tuple(config) is not None
@@ -337,7 +392,7 @@ def run_chaos(
         msg = "give the runs' input or inputs (a function of the run index), not both"
         raise ValueError(msg)
     fault_profile = profile if isinstance(profile, FaultProfile) else FaultProfile.parse(profile, rate=rate)
-    load_attr(graph)  # fail here, with a clear message, rather than in the worker
+    _resolve_graph(graph)  # fail here, with a clear message, rather than in the worker
     if inputs is not None:
         load_attr(inputs, "--inputs")
     json.dumps(input)
@@ -420,10 +475,11 @@ class _Parent:
         }
         self.generation += 1
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # a file: a chatty worker never blocks on a pipe
         return subprocess.Popen(
             [sys.executable, "-m", "reliable_graph.resilience.runner", json.dumps(job)],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.stderr,
             text=True,
             env=env,
             start_new_session=True,
@@ -491,7 +547,10 @@ class _Parent:
                         self.progress(len(self.done), self.runs)
             proc.wait()
             deadline_timer.stop()
-            stderr = proc.stderr.read() if proc.stderr is not None else ""
+            proc.stdout.close()
+            self.stderr.seek(0)
+            stderr = self.stderr.read()
+            self.stderr.close()
             resume = []
             if killed:
                 self.kills += 1
