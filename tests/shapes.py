@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
+import httpx
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -42,6 +43,20 @@ from reliable_graph import (
 from reliable_graph.escalation import apending_escalations
 
 OK, BAD = "ok", "bad"
+TIMEOUT, FORBIDDEN = "timeout", "forbidden"
+"""Plan entries that make a step's call fail like a connector: an httpx timeout, an HTTP 403."""
+
+
+def _timeout(task: str) -> Exception:
+    return httpx.ReadTimeout(f"{task}: read timed out", request=httpx.Request("GET", "https://api.test/x"))
+
+
+def _forbidden(task: str) -> Exception:
+    request = httpx.Request("GET", "https://api.test/x")
+    return httpx.HTTPStatusError(f"{task}: 403", request=request, response=httpx.Response(403, request=request))
+
+
+CONNECTOR_ERRORS: dict[str, Callable[[str], Exception]] = {TIMEOUT: _timeout, FORBIDDEN: _forbidden}
 ITEMS = ("a", "b", "c", "d", "e")
 
 
@@ -87,7 +102,10 @@ class Tracker:
         self.calls[task] += 1
         self.contexts[task].append(texts(context))
         outputs = self.plan.get(task, [OK])
-        return f"{task}={outputs[min(n, len(outputs) - 1)]}"
+        output = outputs[min(n, len(outputs) - 1)]
+        if output in CONNECTOR_ERRORS:
+            raise CONNECTOR_ERRORS[output](task)
+        return f"{task}={output}"
 
     def step(
         self,
