@@ -37,6 +37,8 @@ from typing import Any, Literal, cast
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
+from reliable_graph.resilience.connectors import finite_number
+
 __all__ = [
     "FAULTS",
     "Chaos",
@@ -74,18 +76,8 @@ class HTTPStatusFault(Exception):
         self.headers = dict(headers or {})
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _rate(value: Any, what: str) -> float:
-    number = _finite(value)
+    number = finite_number(value)
     if number is None:
         msg = f"{what} must be a number in [0, 1], got {str(value)[:40]!r}"
         raise ValueError(msg)
@@ -99,7 +91,7 @@ def _range(value: Any, what: str) -> tuple[float, float]:
     if (
         not isinstance(value, (tuple, list))
         or len(value) != 2
-        or any(_finite(v) is None for v in value)
+        or any(finite_number(v) is None for v in value)
         or not 0 <= float(value[0]) <= float(value[1])
     ):
         msg = f"{what} must be a pair (low, high) of seconds with 0 <= low <= high, got {str(value)[:60]}"

@@ -108,7 +108,7 @@ def _hint(exc: BaseException) -> float | None:
     return classify_error(exc).retry_after if server_retry_after(exc) is None else server_retry_after(exc)
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     """`value` as a finite float, or None (booleans, NaN, infinities, huge integers)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -120,7 +120,7 @@ def _number(value: Any) -> float | None:
 
 
 def _check_non_negative(value: Any, what: str) -> None:
-    number = _number(value)
+    number = finite_number(value)
     if number is None or number < 0:
         msg = f"ConnectorRetry({what}=...) must be a non-negative number, got {value!r}"
         raise ValueError(msg)
