@@ -4,10 +4,16 @@ the error, and the reviewer's retry applies exactly once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 pytest.register_assert_rewrite("shapes")
 
@@ -31,12 +37,36 @@ from shapes import (  # noqa: E402
 )
 
 from reliable_graph import run_outcome, step_outcomes, task_records  # noqa: E402
+
+DSN = "postgresql://postgres@127.0.0.1:5432/test"
 from reliable_graph.resilience import observe_retries  # noqa: E402
 
 
 @pytest.fixture(params=["sync", "async"])
 def is_async(request: pytest.FixtureRequest) -> bool:
     return bool(request.param == "async")
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def saver(request: pytest.FixtureRequest, tmp_path: Path, is_async: bool) -> AsyncIterator[Any]:
+    """Where the state persists: in memory, a real SQLite file, or the CI's PostgreSQL."""
+    if request.param == "memory":
+        yield InMemorySaver()
+    elif request.param == "sqlite":
+        if is_async:
+            async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as checkpointer:
+                yield checkpointer
+        else:
+            with SqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as checkpointer:
+                yield checkpointer
+    elif is_async:
+        async with AsyncPostgresSaver.from_conn_string(DSN) as checkpointer:
+            await checkpointer.setup()
+            yield checkpointer
+    else:
+        with PostgresSaver.from_conn_string(DSN) as checkpointer:
+            checkpointer.setup()
+            yield checkpointer
 
 
 @pytest.fixture(autouse=True)
@@ -71,9 +101,9 @@ async def test_straight_line_transient_is_retried_permanent_escalates(
     assert len(task_records(out)["first"]["attempts"]) == 1  # connector retries are not scored attempts
 
 
-async def test_parallel_branches(is_async: bool) -> None:
+async def test_parallel_branches(is_async: bool, saver: Any) -> None:
     tracker = Tracker({"left": [FORBIDDEN, OK], "right": [TIMEOUT, OK]})
-    thread = Thread(parallel(tracker, is_async=is_async), is_async=is_async)
+    thread = Thread(parallel(tracker, is_async=is_async, checkpointer=saver), is_async=is_async)
     out = await thread.invoke({"question": "q"})
     found = by_step(surfaced(out))
     assert sorted(found) == ["left"] and "HTTP 403" in _reason(found["left"])
@@ -83,9 +113,9 @@ async def test_parallel_branches(is_async: bool) -> None:
     assert step_outcomes(out) == {"left": "retry_pass", "right": "pass"}
 
 
-async def test_send_fan_out(is_async: bool) -> None:
+async def test_send_fan_out(is_async: bool, saver: Any) -> None:
     tracker = Tracker({"item:b": [FORBIDDEN, OK], "item:d": [TIMEOUT, OK], "item:e": [FORBIDDEN, OK]})
-    thread = Thread(fan_out(tracker, is_async=is_async), is_async=is_async)
+    thread = Thread(fan_out(tracker, is_async=is_async, checkpointer=saver), is_async=is_async)
     out = await thread.invoke({"question": "q"})
     found = by_item(surfaced(out))
     assert sorted(found) == ["b", "e"] and all("HTTP 403" in _reason(i) for i in found.values())
@@ -105,9 +135,9 @@ async def test_send_fan_out(is_async: bool) -> None:
     }
 
 
-async def test_subgraph(is_async: bool) -> None:
+async def test_subgraph(is_async: bool, saver: Any) -> None:
     tracker = Tracker({"draft": [FORBIDDEN, OK], "title": [TIMEOUT, TIMEOUT, OK]})
-    thread = Thread(nested(tracker, is_async=is_async), is_async=is_async)
+    thread = Thread(nested(tracker, is_async=is_async, checkpointer=saver), is_async=is_async)
     out = await thread.invoke({"question": "q"})
     [interrupt] = surfaced(out)
     assert interrupt.value["step"] == "draft" and interrupt.value["path"].endswith("draft")
@@ -116,9 +146,9 @@ async def test_subgraph(is_async: bool) -> None:
     assert run_outcome(out) == "ok" and tracker.calls["draft"] == 2 and tracker.calls["after"] == 1
 
 
-async def test_send_into_subgraph(is_async: bool) -> None:
+async def test_send_into_subgraph(is_async: bool, saver: Any) -> None:
     tracker = Tracker({"work:c": [FORBIDDEN, OK], "work:a": [TIMEOUT, OK]})
-    thread = Thread(fan_out_subgraph(tracker, is_async=is_async), is_async=is_async)
+    thread = Thread(fan_out_subgraph(tracker, is_async=is_async, checkpointer=saver), is_async=is_async)
     out = await thread.invoke({"question": "q"})
     found = by_item(surfaced(out))
     assert sorted(found) == ["c"] and "HTTP 403" in _reason(found["c"])
