@@ -1,13 +1,64 @@
-"""Threshold calibration on held-out examples: the lowest threshold that meets a target."""
+"""Threshold calibration on held-out examples, with a finite-sample guarantee.
+
+`calibrate(scores, labels, max_silent_failure=alpha)` chooses a step's threshold so that its
+silent-failure rate (outputs accepted while wrong, as a share of all step executions) is at most
+`alpha` with probability at least `1 - delta` over the draw of the calibration set. The method is
+Learn then Test (Angelopoulos, Bates, Candès, Jordan and Lei, 2021) with fixed-sequence testing:
+the thresholds are tested from the highest down, each with an exact binomial test of
+"risk > alpha" (the p-value `P(Binomial(n, alpha) <= k)` for `k` silent failures among `n`
+examples, equivalently the Clopper-Pearson upper bound), and the lowest threshold before the
+first test that fails is returned; `silent_failure_bound` is its one-sided Clopper-Pearson bound.
+The previous rule (the lowest threshold whose *empirical* rate meets the target) stays available
+as `method="empirical"`; on a fresh sample it misses the target about half the time.
+
+An example is one step execution as the router sees it: a score, or the scores of its attempts
+(retries included) with a label for each. With attempts, a threshold's outcomes are exact: the
+first attempt at or above it is accepted (`pass` at the first, `retry_pass` later), none within
+`1 + max_retries` attempts escalates. With single scores, retries are assumed to be fresh draws.
+`calibrate_pipeline` splits one end-to-end budget across the steps of a pipeline.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["Calibration", "calibrate", "rates_at"]
+__all__ = [
+    "Calibration",
+    "PipelineCalibration",
+    "UncertifiableTargetError",
+    "binomial_upper_bound",
+    "calibrate",
+    "calibrate_pipeline",
+    "examples_needed",
+    "rates_at",
+]
+
+Method = Literal["ltt", "empirical"]
+
+
+class UncertifiableTargetError(ValueError):
+    """No threshold can be certified for the target on this many examples.
+
+    `examples_needed` estimates how many labelled examples would do (None: no threshold of this
+    evaluator reaches the target even empirically).
+
+    Example:
+        ```python
+        from reliable_graph.calibration import UncertifiableTargetError, calibrate
+
+        try:
+            calibrate([0.9, 0.8, 0.2], [True, True, False], max_silent_failure=0.01)
+        except UncertifiableTargetError as exc:
+            assert exc.examples_needed == 299 and "299" in str(exc)
+        ```
+    """
+
+    def __init__(self, message: str, *, examples_needed: int | None) -> None:
+        super().__init__(message)
+        self.examples_needed = examples_needed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -18,8 +69,9 @@ class Calibration:
         ```python
         from reliable_graph.calibration import calibrate
 
-        cal = calibrate([0.9, 0.8, 0.4, 0.3], [True, True, False, True], max_silent_failure=0.0)
-        assert cal.threshold == 0.8 and cal.pass_rate == 0.5
+        cal = calibrate([0.9, 0.8, 0.4, 0.3], [True, True, False, True], max_silent_failure=0.0,
+                        method="empirical")
+        assert cal.threshold == 0.8 and cal.pass_rate == 0.5 and cal.silent_failure_bound is None
         assert cal.to_dict()["n"] == 4
         ```
     """
@@ -27,29 +79,146 @@ class Calibration:
     threshold: float
     """Outputs scoring at or above it pass; one of the held-out scores."""
     silent_failure: float
-    """Share of ALL held-out examples accepted (score >= threshold) while labelled wrong."""
+    """Empirical share of the held-out step executions accepted while wrong."""
+    silent_failure_bound: float | None
+    """The `1 - delta` upper confidence bound (Clopper-Pearson) of the silent-failure rate at the
+    threshold: the guarantee (`method="ltt"`); None for `method="empirical"`."""
     precision: float
-    """Share of accepted examples labelled correct (1.0 when none is accepted)."""
+    """Share of accepted outputs labelled correct (1.0 when none is accepted)."""
     pass_rate: float
-    """Share of examples accepted at the first attempt."""
+    """Share accepted at the first attempt."""
     retry_rate: float
-    """Share of examples rejected at the first attempt and retried (0 when `max_retries` is 0)."""
+    """Share rejected at the first attempt and retried (0 when `max_retries` is 0)."""
     escalation_rate: float
-    """Expected share escalated to a human: the reject rate ** (1 + max_retries), assuming
-    independent attempts (a retry is a fresh draw, as after a re-fetch)."""
+    """Share escalated to a human. With attempts given, measured; with single scores, the reject
+    rate ** (1 + max_retries) (retries as fresh draws)."""
     n: int
-    """The number of held-out examples."""
+    """The number of held-out examples (step executions)."""
     max_retries: int
     """The retries per step the rates assume."""
     target: str
     """The target the threshold was chosen for, e.g. `"silent_failure <= 0.01"`."""
+    method: str
+    """`ltt` (Learn then Test, fixed-sequence, exact binomial) or `empirical`."""
+    delta: float | None
+    """The guarantee's failure probability (`method="ltt"`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict of this calibration."""
         return asdict(self)
 
 
-def _check(scores: Sequence[Any], labels: Sequence[Any]) -> tuple[list[float], list[bool]]:
+# -- the exact binomial tail ------------------------------------------------------------------
+
+
+def _log_pmf(i: int, n: int, p: float) -> float:
+    if p <= 0.0:
+        return 0.0 if i == 0 else -math.inf
+    if p >= 1.0:
+        return 0.0 if i == n else -math.inf
+    return math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p)
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """`P(Binomial(n, p) <= k)`, exact (log-space sum)."""
+    if k < 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    logs = [_log_pmf(i, n, p) for i in range(k + 1)]
+    top = max(logs)
+    if top == -math.inf:
+        return 0.0
+    return min(1.0, math.exp(top) * math.fsum(math.exp(v - top) for v in logs))
+
+
+def binomial_upper_bound(k: int, n: int, delta: float) -> float:
+    """The one-sided `1 - delta` Clopper-Pearson upper bound of a rate seen `k` times in `n`.
+
+    Example:
+        ```python
+        from reliable_graph.calibration import binomial_upper_bound
+
+        assert abs(binomial_upper_bound(0, 299, 0.05) - 0.00997) < 1e-4  # the "rule of three"
+        assert binomial_upper_bound(5, 1000, 0.05) > 0.005
+        ```
+    """
+    if n <= 0 or k >= n:
+        return 1.0
+    lo, hi = k / n, 1.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if binomial_cdf(k, n, mid) > delta:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def examples_needed(alpha: float, delta: float, rate: float = 0.0) -> int | None:
+    """How many examples certify `alpha` when the true silent-failure rate is `rate` (None: never).
+
+    Example:
+        ```python
+        from reliable_graph.calibration import examples_needed
+
+        assert examples_needed(0.01, 0.05) == 299  # even with no silent failure at all
+        assert examples_needed(0.01, 0.05, rate=0.005) > 1000
+        assert examples_needed(0.01, 0.05, rate=0.02) is None
+        ```
+    """
+    if rate >= alpha:
+        return None
+
+    def ok(n: int) -> bool:
+        return binomial_cdf(math.floor(rate * n), n, alpha) <= delta
+
+    hi = 1
+    while not ok(hi):
+        hi *= 2
+        if hi > 10**8:
+            return None
+    lo = hi // 2
+    while lo + 1 < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+# -- inputs ----------------------------------------------------------------------------------
+
+
+def _score_value(v: Any, where: str) -> float:
+    from reliable_graph.evaluators.base import Score  # the evaluators package re-exports this module
+
+    value = v.value if isinstance(v, Score) else v
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not 0 <= value <= 1:
+        msg = f"score {where} is {value!r}: every score must be a number in [0, 1]"
+        raise ValueError(msg)
+    return float(value)
+
+
+def _label(v: Any, where: str) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    msg = f"label {where} is {v!r}: labels must be True/False (or 1/0), True for a correct output"
+    raise ValueError(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class _Examples:
+    attempts: list[list[tuple[float, bool]]]
+    """Per example, its attempts (score, correct)."""
+    sequences: bool
+    """Attempts were given (else one score per example)."""
+
+
+def _check(scores: Sequence[Any], labels: Sequence[Any]) -> _Examples:
     if isinstance(scores, (str, bytes)) or isinstance(labels, (str, bytes)):
         msg = "scores and labels must be sequences, not strings"
         raise TypeError(msg)
@@ -60,34 +229,29 @@ def _check(scores: Sequence[Any], labels: Sequence[Any]) -> tuple[list[float], l
     if not values:
         msg = "calibration needs held-out examples: the labelled set is empty"
         raise ValueError(msg)
-    # Imported here, not at the top: `reliable_graph.evaluators` re-exports this module, so a
-    # module-level import would be circular whenever this module is imported first.
-    from reliable_graph.evaluators.base import Score
-
-    checked: list[float] = []
-    for i, s in enumerate(values):
-        v = s.value if isinstance(s, Score) else s
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or not 0.0 <= v <= 1.0:
-            msg = f"score #{i} is {v!r}: every score must be a number in [0, 1]"
-            raise ValueError(msg)
-        checked.append(float(v))
-    bools: list[bool] = []
-    for i, label in enumerate(truths):
-        if isinstance(label, bool):
-            bools.append(label)
-        elif isinstance(label, int) and label in (0, 1):
-            bools.append(bool(label))
+    sequences = any(isinstance(v, (list, tuple)) for v in values)
+    out: list[list[tuple[float, bool]]] = []
+    for i, (v, t) in enumerate(zip(values, truths, strict=True)):
+        if sequences:
+            if not isinstance(v, (list, tuple)) or not isinstance(t, (list, tuple)) or len(v) != len(t) or not v:
+                msg = (
+                    f"example #{i}: with attempts, every example is a non-empty list of scores with a list "
+                    "of as many labels"
+                )
+                raise ValueError(msg)
+            pairs = enumerate(zip(v, t, strict=True))
+            out.append([(_score_value(s, f"#{i}.{j}"), _label(b, f"#{i}.{j}")) for j, (s, b) in pairs])
         else:
-            msg = f"label #{i} is {label!r}: labels must be True/False (or 1/0), True for a correct output"
-            raise ValueError(msg)
-    if all(bools) or not any(bools):
-        kind = "correct" if bools[0] else "wrong"
+            out.append([(_score_value(v, f"#{i}"), _label(t, f"#{i}"))])
+    flat = [b for ex in out for _, b in ex]
+    if all(flat) or not any(flat):
+        kind = "correct" if flat[0] else "wrong"
         msg = (
-            f"all {len(bools)} held-out examples are labelled {kind}: calibration needs both correct and "
+            f"all {len(flat)} held-out examples are labelled {kind}: calibration needs both correct and "
             "wrong examples to tell them apart"
         )
         raise ValueError(msg)
-    return checked, bools
+    return _Examples(out, sequences)
 
 
 def _check_retries(max_retries: Any) -> int:
@@ -97,34 +261,92 @@ def _check_retries(max_retries: Any) -> int:
     return max_retries
 
 
-def _rates(threshold: float, accepted: int, accepted_wrong: int, n: int, max_retries: int, target: str) -> Calibration:
-    reject = (n - accepted) / n
+def _unit(value: Any, what: str, *, open_low: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        msg = f"{what} must be a number in [0, 1], got {value!r}"
+        raise ValueError(msg)
+    if not (0.0 < value <= 1.0 if open_low else 0.0 <= value <= 1.0):
+        msg = f"{what} must be a number in {'(0, 1]' if open_low else '[0, 1]'}, got {value!r}"
+        raise ValueError(msg)
+    return float(value)
+
+
+# -- outcomes at every threshold, in one sweep --------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Point:
+    threshold: float
+    first: int
+    """Accepted at the first attempt."""
+    later: int
+    """Accepted at a retry."""
+    wrong: int
+    """Accepted while wrong."""
+
+
+def _sweep(examples: _Examples, max_retries: int) -> list[_Point]:
+    """The outcome counts at each distinct score, from the highest threshold down."""
+    usable = [ex[: 1 + max_retries] if examples.sequences else ex for ex in examples.attempts]
+    events = sorted(((s, i, j) for i, ex in enumerate(usable) for j, (s, _) in enumerate(ex)), reverse=True)
+    accepted_at: list[int | None] = [None] * len(usable)
+    first = later = wrong = 0
+    points: list[_Point] = []
+    k = 0
+    while k < len(events):
+        threshold = events[k][0]
+        while k < len(events) and events[k][0] == threshold:
+            _, i, j = events[k]
+            k += 1
+            current = accepted_at[i]
+            if current is not None and current <= j:
+                continue
+            if current is not None:  # an earlier attempt now qualifies: it is accepted instead
+                first -= current == 0
+                later -= current > 0
+                wrong -= not usable[i][current][1]
+            accepted_at[i] = j
+            first += j == 0
+            later += j > 0
+            wrong += not usable[i][j][1]
+        points.append(_Point(threshold, first, later, wrong))
+    return points
+
+
+def _calibration(
+    point: _Point, n: int, examples: _Examples, max_retries: int, target: str, method: str, delta: float | None
+) -> Calibration:
+    accepted = point.first + point.later
+    if examples.sequences:
+        retry_rate = (n - point.first) / n if max_retries > 0 else 0.0
+        escalation = (n - accepted) / n
+    else:
+        reject = (n - accepted) / n
+        retry_rate = reject if max_retries > 0 else 0.0
+        escalation = reject ** (1 + max_retries)
     return Calibration(
-        threshold=threshold,
-        silent_failure=accepted_wrong / n,
-        precision=(accepted - accepted_wrong) / accepted if accepted else 1.0,
-        pass_rate=accepted / n,
-        retry_rate=reject if max_retries > 0 else 0.0,
-        escalation_rate=reject ** (1 + max_retries),
+        threshold=point.threshold,
+        silent_failure=point.wrong / n,
+        silent_failure_bound=None if delta is None else binomial_upper_bound(point.wrong, n, delta),
+        precision=(accepted - point.wrong) / accepted if accepted else 1.0,
+        pass_rate=point.first / n,
+        retry_rate=retry_rate,
+        escalation_rate=escalation,
         n=n,
         max_retries=max_retries,
         target=target,
+        method=method,
+        delta=delta,
     )
 
 
-def rates_at(scores: Sequence[Any], labels: Sequence[Any], threshold: float, *, max_retries: int = 1) -> Calibration:
+def rates_at(
+    scores: Sequence[Any], labels: Sequence[Any], threshold: float, *, max_retries: int = 1, delta: float | None = None
+) -> Calibration:
     """The silent-failure, precision, pass, retry and escalation rates of a given threshold.
 
-    Use it to check a threshold on an evaluation set other than the one it was calibrated on.
-
-    Args:
-        scores: The evaluator's scores (floats in [0, 1] or `Score`s), one per example.
-        labels: True when the example's output is correct, one per example.
-        threshold: The threshold to measure, in [0, 1].
-        max_retries: Retries per step before escalating.
-
-    Raises:
-        ValueError: as `calibrate`, or a threshold outside [0, 1].
+    Use it to check a threshold on an evaluation set other than the one it was calibrated on;
+    with `delta`, `silent_failure_bound` is the rate's `1 - delta` upper bound.
 
     Example:
         ```python
@@ -132,16 +354,23 @@ def rates_at(scores: Sequence[Any], labels: Sequence[Any], threshold: float, *, 
 
         r = rates_at([0.9, 0.6, 0.2, 0.7], [True, False, False, True], 0.65)
         assert r.silent_failure == 0.0 and r.pass_rate == 0.5 and r.escalation_rate == 0.25
+        seq = rates_at([[0.5, 0.9], [0.8]], [[False, True], [True]], 0.7)  # retries as the router saw them
+        assert seq.pass_rate == 0.5 and seq.retry_rate == 0.5 and seq.escalation_rate == 0.0
         ```
     """
-    values, truths = _check(scores, labels)
+    examples = _check(scores, labels)
     retries = _check_retries(max_retries)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-        msg = f"threshold must be a number in [0, 1], got {threshold!r}"
-        raise ValueError(msg)
-    accepted = [t for v, t in zip(values, truths, strict=True) if v >= threshold]
-    wrong = sum(1 for t in accepted if not t)
-    return _rates(float(threshold), len(accepted), wrong, len(values), retries, f"threshold = {threshold:g}")
+    value = _unit(threshold, "threshold")
+    if delta is not None:
+        delta = _unit(delta, "delta", open_low=True)
+    point = _Point(1.1, 0, 0, 0)
+    for p in _sweep(examples, retries):
+        if p.threshold < value:
+            break
+        point = p
+    point = _Point(value, point.first, point.later, point.wrong)
+    method = "ltt" if delta is not None else "empirical"
+    return _calibration(point, len(examples.attempts), examples, retries, f"threshold = {value:g}", method, delta)
 
 
 def calibrate(
@@ -151,78 +380,214 @@ def calibrate(
     max_silent_failure: float | None = None,
     min_precision: float | None = None,
     max_retries: int = 1,
+    delta: float = 0.05,
+    method: Method | None = None,
 ) -> Calibration:
     """The lowest threshold that meets a target on held-out examples, and the rates at it.
 
-    Give exactly one target. `max_silent_failure` bounds the share of ALL examples that are
-    accepted (score >= threshold) while wrong; `min_precision` bounds the share of accepted
-    examples that are correct. The lowest threshold meeting the target passes the most outputs,
-    hence escalates the fewest. The threshold is one of the held-out scores. Escalation assumes
-    independent attempts: the reject rate ** (1 + max_retries).
+    With `max_silent_failure=alpha` (and the default `method="ltt"`), the threshold's
+    silent-failure rate is at most `alpha` with probability at least `1 - delta` over the draw of
+    the calibration set: Learn then Test with fixed-sequence testing over the thresholds (from
+    the highest down) and exact binomial p-values; see the module's doc. With
+    `method="empirical"` it is the lowest threshold whose empirical rate meets the target (no
+    guarantee). `min_precision` (the share of accepted outputs that are correct) is empirical only.
 
     Args:
-        scores: The evaluator's scores (floats in [0, 1] or `Score`s), one per example.
-        labels: True when the example's output is correct (1/0 accepted), one per example.
-        max_silent_failure: The highest acceptable silent-failure rate, in [0, 1].
-        min_precision: The lowest acceptable precision of accepted outputs, in [0, 1].
+        scores: Per example, the evaluator's score (a float in [0, 1] or a `Score`), or the scores
+            of its attempts as the router saw them, retries included.
+        labels: True when the output is correct (1/0 accepted); a list per example with attempts.
+        max_silent_failure: The target silent-failure rate `alpha`, in [0, 1].
+        min_precision: The lowest acceptable precision of accepted outputs (empirical).
         max_retries: Retries per step before escalating (the library's default is 1).
+        delta: The guarantee's failure probability, in (0, 1].
+        method: `ltt` (the default for `max_silent_failure`) or `empirical`.
 
     Returns:
-        The threshold with its silent-failure rate, precision and pass / retry / escalation rates.
+        The threshold with its empirical silent-failure rate, its bound, precision and pass /
+        retry / escalation rates.
 
     Raises:
+        UncertifiableTargetError: no threshold is certified on this many examples (its message
+            and `examples_needed` say how many would do).
         ValueError: empty or single-class labels, a length mismatch, a score outside [0, 1] or
-            NaN, not exactly one target, or no threshold meeting the target.
+            NaN, not exactly one target, or (empirical) no threshold meeting the target.
 
     Example:
         ```python
+        import random
         from reliable_graph.calibration import calibrate
 
-        scores = [0.95, 0.9, 0.85, 0.7, 0.6, 0.4, 0.3, 0.2]
-        labels = [True, True, True, False, True, False, False, True]
-        cal = calibrate(scores, labels, max_silent_failure=0.0)
-        assert cal.threshold == 0.85 and cal.pass_rate == 3 / 8
-        assert calibrate(scores, labels, min_precision=0.75).threshold == 0.6
+        rng = random.Random(0)
+        labels = [rng.random() < 0.9 for _ in range(2000)]
+        scores = [rng.betavariate(9, 1.5) if ok else rng.betavariate(2, 4) for ok in labels]
+        cal = calibrate(scores, labels, max_silent_failure=0.01, delta=0.05)
+        assert cal.silent_failure_bound <= 0.01 and cal.silent_failure < cal.silent_failure_bound
+        loose = calibrate(scores, labels, max_silent_failure=0.01, method="empirical")
+        assert loose.threshold <= cal.threshold  # the guarantee costs a stricter threshold
         ```
     """
-    values, truths = _check(scores, labels)
+    examples = _check(scores, labels)
     retries = _check_retries(max_retries)
     targets = {"max_silent_failure": max_silent_failure, "min_precision": min_precision}
     given = {k: v for k, v in targets.items() if v is not None}
     if len(given) != 1:
         msg = "calibrate needs exactly one target: max_silent_failure=... or min_precision=..."
         raise ValueError(msg)
-    ((kind, goal),) = given.items()
-    if isinstance(goal, bool) or not isinstance(goal, (int, float)) or not 0.0 <= goal <= 1.0:
-        msg = f"{kind} must be a number in [0, 1], got {goal!r}"
+    ((kind, goal_value),) = given.items()
+    goal = _unit(goal_value, kind)
+    if method is None:
+        method = "ltt" if kind == "max_silent_failure" else "empirical"
+    if method not in ("ltt", "empirical"):
+        msg = f"method must be 'ltt' or 'empirical', got {method!r}"
         raise ValueError(msg)
+    if method == "ltt" and kind != "max_silent_failure":
+        msg = "the guarantee (method='ltt') is for max_silent_failure; use method='empirical' with min_precision"
+        raise ValueError(msg)
+    risk_delta = _unit(delta, "delta", open_low=True)
+    n = len(examples.attempts)
+    points = _sweep(examples, retries)
+    if method == "ltt":
+        target = f"silent_failure <= {goal:g} with probability >= {1 - risk_delta:g}"
+        chosen: _Point | None = None
+        for point in points:  # fixed sequence: from the highest threshold down, stop at the first failure
+            if binomial_cdf(point.wrong, n, goal) > risk_delta:
+                break
+            chosen = point
+        if chosen is None:
+            best = min(point.wrong for point in points) / n
+            needed = examples_needed(goal, risk_delta, best)
+            more = (
+                f"about {needed} examples would certify it if the evaluator's best rate stays {best:.4g}"
+                if needed is not None
+                else f"the evaluator's lowest silent-failure rate here is {best:.4g}, above the target"
+            )
+            msg = (
+                f"cannot certify silent_failure <= {goal:g} with probability {1 - risk_delta:g} on {n} examples: "
+                f"{more}; label more examples, relax the target or delta, or use method='empirical' (no guarantee)"
+            )
+            raise UncertifiableTargetError(msg, examples_needed=needed)
+        return _calibration(chosen, n, examples, retries, target, "ltt", risk_delta)
     target = f"silent_failure <= {goal:g}" if kind == "max_silent_failure" else f"precision >= {goal:g}"
-    n = len(values)
-    # Sweep the distinct scores from the highest down: accepted counts only grow.
-    pairs = sorted(zip(values, truths, strict=True), reverse=True)
-    candidates: list[Calibration] = []
-    accepted = wrong = 0
-    i = 0
-    while i < n:
-        threshold = pairs[i][0]
-        while i < n and pairs[i][0] == threshold:
-            accepted += 1
-            wrong += not pairs[i][1]
-            i += 1
-        candidates.append(_rates(threshold, accepted, wrong, n, retries, target))
+    candidates = [_calibration(p, n, examples, retries, target, "empirical", None) for p in points]
     eps = 1e-12
     if kind == "max_silent_failure":
         meeting = [c for c in candidates if c.silent_failure <= goal + eps]
-        best = min(candidates, key=lambda c: c.silent_failure)
-        achieved = f"the lowest silent-failure rate is {best.silent_failure:.4g}"
+        best_c = min(candidates, key=lambda c: c.silent_failure)
+        achieved = f"the lowest silent-failure rate is {best_c.silent_failure:.4g}"
     else:
         meeting = [c for c in candidates if c.precision >= goal - eps]
-        best = max(candidates, key=lambda c: c.precision)
-        achieved = f"the highest precision is {best.precision:.4g}"
+        best_c = max(candidates, key=lambda c: c.precision)
+        achieved = f"the highest precision is {best_c.precision:.4g}"
     if not meeting:
         msg = (
             f"no threshold meets {target} on these {n} held-out examples: {achieved}, at threshold "
-            f"{best.threshold:g}; relax the target, improve the evaluator, or label more examples"
+            f"{best_c.threshold:g}; relax the target, improve the evaluator, or label more examples"
         )
         raise ValueError(msg)
     return min(meeting, key=lambda c: c.threshold)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PipelineCalibration:
+    """Per-step calibrations that together meet one end-to-end silent-failure target.
+
+    Built by `calibrate_pipeline`.
+
+    Example:
+        ```python
+        from reliable_graph.calibration import PipelineCalibration, rates_at
+
+        step = rates_at([0.9, 0.2, 0.8], [True, False, True], 0.5, delta=0.05)
+        cal = PipelineCalibration(steps={"a": step, "b": step}, max_silent_failure=0.5, delta=0.05,
+                                  split="equal", silent_failure_bound=2 * step.silent_failure_bound)
+        assert cal.thresholds() == {"a": 0.5, "b": 0.5} and cal.to_dict()["split"] == "equal"
+        ```
+    """
+
+    steps: dict[str, Calibration]
+    """The calibration of each step, at its share of the budget."""
+    max_silent_failure: float
+    """The run's target: the share of runs accepting at least one wrong output."""
+    delta: float
+    """The probability that the guarantee fails, for all the steps together."""
+    split: str
+    """How the budget was split."""
+    silent_failure_bound: float
+    """The run's bound: the sum of the steps' bounds (a union bound)."""
+
+    def thresholds(self) -> dict[str, float]:
+        """Each step's threshold."""
+        return {name: c.threshold for name, c in self.steps.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        return {
+            "steps": {name: c.to_dict() for name, c in self.steps.items()},
+            "max_silent_failure": self.max_silent_failure,
+            "delta": self.delta,
+            "split": self.split,
+            "silent_failure_bound": self.silent_failure_bound,
+        }
+
+
+def calibrate_pipeline(
+    data: Mapping[str, tuple[Sequence[Any], Sequence[Any]]],
+    *,
+    max_silent_failure: float,
+    max_retries: int = 1,
+    delta: float = 0.05,
+) -> PipelineCalibration:
+    """Calibrate every step of a pipeline so that the run's silent-failure rate meets one target.
+
+    A run fails silently when any of its steps accepts a wrong output, so by the union bound the
+    run's rate is at most the sum of the steps' rates. The budget is split equally: each of the
+    `S` steps is calibrated to `max_silent_failure / S` with failure probability `delta / S`, so
+    that all the steps' guarantees hold together with probability at least `1 - delta`, and with
+    them the run's.
+
+    Args:
+        data: Step name -> (scores, labels), as `calibrate` takes them (attempts allowed).
+        max_silent_failure: The end-to-end target.
+        max_retries: Retries per step.
+        delta: The failure probability of the whole guarantee.
+
+    Example:
+        ```python
+        import random
+        from reliable_graph.calibration import calibrate_pipeline
+
+        rng = random.Random(1)
+
+        def step_data(n: int) -> tuple[list[float], list[bool]]:
+            labels = [rng.random() < 0.9 for _ in range(n)]
+            return [rng.betavariate(9, 1.5) if ok else rng.betavariate(2, 4) for ok in labels], labels
+
+        cal = calibrate_pipeline({f"step_{i}": step_data(4000) for i in range(3)}, max_silent_failure=0.03)
+        assert cal.silent_failure_bound <= 0.03 and len(cal.thresholds()) == 3
+        ```
+    """
+    if not isinstance(data, Mapping) or not data:
+        msg = "calibrate_pipeline needs a mapping of step name -> (scores, labels)"
+        raise ValueError(msg)
+    alpha = _unit(max_silent_failure, "max_silent_failure")
+    risk_delta = _unit(delta, "delta", open_low=True)
+    s = len(data)
+    steps: dict[str, Calibration] = {}
+    for name, pair in data.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            msg = f"step {name!r}: give (scores, labels)"
+            raise ValueError(msg)
+        try:
+            steps[name] = calibrate(
+                pair[0], pair[1], max_silent_failure=alpha / s, max_retries=max_retries, delta=risk_delta / s
+            )
+        except UncertifiableTargetError as exc:
+            msg = f"step {name!r}: {exc}"
+            raise UncertifiableTargetError(msg, examples_needed=exc.examples_needed) from None
+    bound = math.fsum(c.silent_failure_bound or 0.0 for c in steps.values())
+    split = (
+        f"equal: each of {s} steps gets silent_failure <= {alpha / s:.4g} at delta {risk_delta / s:.4g} (union bound)"
+    )
+    return PipelineCalibration(
+        steps=steps, max_silent_failure=alpha, delta=risk_delta, split=split, silent_failure_bound=bound
+    )

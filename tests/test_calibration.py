@@ -11,7 +11,7 @@ LABELS = [True, True, True, False, True, False, False, True]
 
 
 def test_calibration_silent_failure_target_lowest_threshold() -> None:
-    cal = calibrate(SCORES, LABELS, max_silent_failure=0.125)
+    cal = calibrate(SCORES, LABELS, max_silent_failure=0.125, method="empirical")
     # t=0.6 accepts 5 with one wrong (1/8); t=0.4 accepts a second wrong (2/8).
     assert cal.threshold == 0.6 and cal.silent_failure == 0.125
     assert cal.pass_rate == 5 / 8 and cal.retry_rate == 3 / 8
@@ -31,8 +31,8 @@ def test_calibration_silent_failure_is_share_of_all_examples() -> None:
 
 
 def test_calibration_max_retries_changes_escalation() -> None:
-    none = calibrate(SCORES, LABELS, max_silent_failure=0.0, max_retries=0)
-    two = calibrate(SCORES, LABELS, max_silent_failure=0.0, max_retries=2)
+    none = calibrate(SCORES, LABELS, max_silent_failure=0.0, max_retries=0, method="empirical")
+    two = calibrate(SCORES, LABELS, max_silent_failure=0.0, max_retries=2, method="empirical")
     assert none.threshold == two.threshold == 0.85
     assert none.retry_rate == 0.0 and none.escalation_rate == pytest.approx(5 / 8)
     assert two.escalation_rate == pytest.approx((5 / 8) ** 3)
@@ -40,13 +40,13 @@ def test_calibration_max_retries_changes_escalation() -> None:
 
 def test_calibration_accepts_scores_and_int_labels() -> None:
     scores = [Score(value=v, reason="r", evaluator="e") for v in SCORES]
-    cal = calibrate(scores, [int(x) for x in LABELS], max_silent_failure=0.0)
+    cal = calibrate(scores, [int(x) for x in LABELS], max_silent_failure=0.0, method="empirical")
     assert cal.threshold == 0.85 and isinstance(cal, Calibration)
     assert cal.to_dict()["threshold"] == 0.85
 
 
 def test_calibration_ties_share_a_threshold() -> None:
-    cal = calibrate([0.5, 0.5, 0.5, 0.9], [True, False, True, True], max_silent_failure=0.0)
+    cal = calibrate([0.5, 0.5, 0.5, 0.9], [True, False, True, True], max_silent_failure=0.0, method="empirical")
     assert cal.threshold == 0.9 and cal.pass_rate == 0.25
 
 
@@ -54,10 +54,13 @@ def test_calibration_meets_target_on_large_set() -> None:
     rng = random.Random(3)
     labels = [rng.random() < 0.9 for _ in range(5000)]
     scores = [rng.betavariate(9, 1.5) if ok else rng.betavariate(2, 4) for ok in labels]
-    cal = calibrate(scores, labels, max_silent_failure=0.01)
+    cal = calibrate(scores, labels, max_silent_failure=0.01, method="empirical")
     assert cal.silent_failure <= 0.01
     below = max(s for s in scores if s < cal.threshold)
     assert rates_at(scores, labels, below).silent_failure > 0.01  # the lowest such threshold
+    guaranteed = calibrate(scores, labels, max_silent_failure=0.01)
+    assert guaranteed.method == "ltt" and guaranteed.threshold > cal.threshold
+    assert guaranteed.silent_failure_bound is not None and guaranteed.silent_failure_bound <= 0.01
 
 
 @pytest.mark.parametrize(
@@ -82,7 +85,7 @@ def test_calibration_bad_input_is_clear_error(scores: list[object], labels: list
 
 def test_calibration_no_threshold_meets_target() -> None:
     with pytest.raises(ValueError, match=r"no threshold meets silent_failure <= 0 .*lowest silent-failure rate is 0.5"):
-        calibrate([0.9, 0.1], [False, True], max_silent_failure=0.0)
+        calibrate([0.9, 0.1], [False, True], max_silent_failure=0.0, method="empirical")
     with pytest.raises(ValueError, match="highest precision is 0.6667, at threshold 0.1"):
         calibrate([0.9, 0.9, 0.1], [False, True, True], min_precision=0.9)
 

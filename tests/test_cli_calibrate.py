@@ -32,9 +32,24 @@ def write(tmp_path: Path, lines: list[Any], name: str = "held_out.jsonl") -> str
 
 def test_cli_calibrate_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, EXAMPLES)
-    assert run(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01", "--json") == 0
+    assert (
+        run(
+            path,
+            "--evaluator",
+            "lexical_relevance",
+            "--target-silent-failure",
+            "0.01",
+            "--method",
+            "empirical",
+            "--json",
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out == {
+        "silent_failure_bound": None,
+        "method": "empirical",
+        "delta": None,
         "evaluator": "lexical_relevance",
         "file": path,
         "threshold": 1.0,
@@ -53,7 +68,7 @@ def test_cli_calibrate_table_and_precision(tmp_path: Path, capsys: pytest.Captur
     path = write(tmp_path, EXAMPLES)
     assert run(path, "--evaluator", "lexical_relevance", "--target-precision", "0.9") == 0
     out = capsys.readouterr().out
-    row = next(line for line in out.splitlines() if "threshold" in line)
+    row = next(line for line in out.splitlines() if line.startswith("│ threshold"))
     assert "1.0000" in row and "precision >= 0.9" in out and "lexical_relevance" in out
 
 
@@ -70,7 +85,7 @@ def test_cli_calibrate_import_path_factory(
     monkeypatch.syspath_prepend(str(tmp_path))
     path = write(tmp_path, EXAMPLES)
     for spec in ["my_evals:make", "my_evals:INSTANCE"]:
-        assert run(path, "--evaluator", spec, "--target-silent-failure", "0", "--json") == 0
+        assert run(path, "--evaluator", spec, "--target-silent-failure", "0", "--method", "empirical", "--json") == 0
         assert json.loads(capsys.readouterr().out)["threshold"] == 1.0
     sys.modules.pop("my_evals", None)
 
@@ -111,7 +126,7 @@ def test_cli_calibrate_bad_set_is_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: list[Any], error: str
 ) -> None:
     path = write(tmp_path, lines)
-    assert run(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0") == 2
+    assert run(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0", "--method", "empirical") == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}: ") and error in err
 
@@ -171,3 +186,34 @@ def test_cli_calibrate_needs_exactly_one_target(capsys: pytest.CaptureFixture[st
 def test_cli_calibrate_negative_max_retries(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("f.jsonl", "--evaluator", "lexical_relevance", "--target-precision", "0.9", "--max-retries", "-1") == 2
     assert "'--max-retries': must be at least 0, got -1" in capsys.readouterr().err
+
+
+def test_cli_calibrate_guarantee_needs_enough_examples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, EXAMPLES)
+    assert run(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01") == 2
+    err = capsys.readouterr().err
+    assert "cannot certify silent_failure <= 0.01 with probability 0.95 on 4 examples" in err
+    assert "about 299 examples" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_calibrate_guarantee_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, EXAMPLES * 200)
+    assert run(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01", "--delta", "0.1") == 0
+    out = capsys.readouterr().out
+    assert "Learn then Test" in out and "with probability 90%" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--method", "bayes"], "--method must be ltt or empirical"),
+        (["--delta", "0"], "--delta must be above 0"),
+        (["--delta", "1.5"], "--delta"),
+    ],
+)
+def test_cli_calibrate_method_and_delta_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], error: str
+) -> None:
+    path = write(tmp_path, EXAMPLES)
+    assert run(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01", *args) == 2
+    assert error in capsys.readouterr().err

@@ -164,18 +164,30 @@ def _figures(cal: Calibration, evaluator: str, path: str) -> dict[str, Any]:
     return {"evaluator": evaluator, "file": path, **cal.to_dict()}
 
 
+_METHODS = {
+    "ltt": "Learn then Test, fixed-sequence, exact binomial (Clopper-Pearson)",
+    "empirical": "empirical: the lowest threshold whose held-out rate meets the target",
+}
+
+
 def _table(figures: dict[str, Any]) -> Table:
     f = figures
     rows = [
         ("evaluator", f["evaluator"]),
         ("examples", f"{f['n']} ({f['file']})"),
         ("target", f["target"]),
+        ("method", _METHODS[f["method"]]),
         ("threshold", f"{f['threshold']:.4f}"),
         ("silent failure", f"{f['silent_failure']:.2%} of all examples accepted while wrong"),
+        *(
+            [("guaranteed", f"at most {f['silent_failure_bound']:.2%} with probability {1 - f['delta']:.0%}")]
+            if f["silent_failure_bound"] is not None
+            else [("guaranteed", "nothing (the empirical rule: a fresh sample misses the target about half the time)")]
+        ),
         ("precision", f"{f['precision']:.2%} of accepted outputs correct"),
         ("pass rate", f"{f['pass_rate']:.2%} at the first attempt"),
         ("retry rate", f"{f['retry_rate']:.2%}"),
-        ("escalation rate", f"{f['escalation_rate']:.2%} (max_retries={f['max_retries']}, independent attempts)"),
+        ("escalation rate", f"{f['escalation_rate']:.2%} (max_retries={f['max_retries']}, retries as fresh draws)"),
     ]
     table = Table(show_header=False, title="calibration", title_justify="left")
     table.add_column(no_wrap=True, style="bold")
@@ -220,6 +232,22 @@ def calibrate_command(
     max_retries: Annotated[
         int, typer.Option("--max-retries", callback=at_least(0), help="Retries per step before escalating.")
     ] = 1,
+    delta: Annotated[
+        float,
+        typer.Option(
+            "--delta",
+            metavar="PROB",
+            callback=unit_interval,
+            help="The guarantee holds with probability 1 - delta over the draw of the examples.",
+        ),
+    ] = 0.05,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help="ltt (a guarantee; the default for --target-silent-failure) or empirical (no guarantee).",
+        ),
+    ] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
 ) -> None:
     """Run `reliable-graph calibrate` (typer passes the parsed options).
@@ -245,7 +273,7 @@ def calibrate_command(
                 for x in lines:
                     print(json.dumps(x), file=f)
             assert main(["calibrate", path, "--evaluator", "lexical_relevance",
-                         "--target-silent-failure", "0", "--json"]) == 0
+                         "--target-silent-failure", "0", "--method", "empirical", "--json"]) == 0
         data = json.loads(out.getvalue())
         assert data["threshold"] == 1.0 and data["silent_failure"] == 0.0 and data["n"] == 2
         assert data["escalation_rate"] == 0.25 and data["evaluator"] == "lexical_relevance"
@@ -257,6 +285,12 @@ def calibrate_command(
     if target_silent_failure is not None and target_precision is not None:
         msg = "--target-silent-failure and --target-precision cannot be combined: give one target"
         raise CliError(msg, ctx=ctx)
+    if method not in ("", "ltt", "empirical"):
+        raise CliError(f"--method must be ltt or empirical, got {method!r}", ctx=ctx)
+    if delta <= 0:
+        raise CliError("--delta must be above 0: a guarantee that holds with probability 1 is no bound", ctx=ctx)
+    if method == "ltt" and target_precision is not None:
+        raise CliError("--method ltt gives a guarantee for --target-silent-failure only", ctx=ctx)
     scorer = _resolve(evaluator)
     examples = [_example(file, number, line) for number, line in enumerate(_lines(file), start=1)]
     name = str(getattr(scorer, "name", evaluator))
@@ -273,6 +307,8 @@ def calibrate_command(
             max_silent_failure=target_silent_failure,
             min_precision=target_precision,
             max_retries=max_retries,
+            delta=delta,
+            method=None if not method else method,  # type: ignore[arg-type]
         )
     except ValueError as exc:
         msg = f"{file}: {exc}"
