@@ -10,6 +10,7 @@ without escalation", the sum of true successes and silent failures. Threads with
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -24,7 +25,9 @@ from reliable_graph.state import RELIABILITY_KEY, merge_reliability
 __all__ = [
     "REFERENCE_RATES",
     "Report",
+    "SilentFailureEstimate",
     "StepStats",
+    "clopper_pearson",
     "areliability_report",
     "format_report",
     "reliability_report",
@@ -36,6 +39,59 @@ OUTCOMES = ("pass", "retry_pass", "escalate", "approved", "edited", "terminated"
 STATUSES = ("completed", "escalated", "dismissed", "terminated", "failed", "incomplete")
 REFERENCE_RATES = (0.85, 0.90, 0.95, 0.99)
 """Per-step reliabilities of the chart's reference curves."""
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The two-sided Clopper-Pearson interval of a rate seen `k` times in `n`.
+
+    Example:
+        ```python
+        from reliable_graph.report import clopper_pearson
+
+        low, high = clopper_pearson(2, 100)
+        assert low < 0.02 < high and abs(high - 0.0704) < 1e-3
+        ```
+    """
+    from reliable_graph.calibration import binomial_upper_bound
+
+    if n <= 0:
+        return 0.0, 1.0
+    tail = (1 - confidence) / 2
+    high = binomial_upper_bound(k, n, tail)
+    low = 0.0 if k == 0 else 1 - binomial_upper_bound(n - k, n, tail)
+    return low, high
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SilentFailureEstimate:
+    """An estimated silent-failure rate with its interval, from reviewers' audit labels.
+
+    Example:
+        ```python
+        from reliable_graph.report import SilentFailureEstimate
+
+        est = SilentFailureEstimate(rate=0.01, low=0.002, high=0.03, labelled=100, wrong=1, passed=900,
+                                    executions=1000, confidence=0.95)
+        assert est.low <= est.rate <= est.high
+        ```
+    """
+
+    rate: float
+    """The estimate: the share of executions that passed while wrong."""
+    low: float
+    """The interval's lower end."""
+    high: float
+    """Its upper end."""
+    labelled: int
+    """Audits labelled."""
+    wrong: int
+    """Of which labelled wrong (edited or terminated)."""
+    passed: int
+    """Executions that passed (the audits' population)."""
+    executions: int
+    """Finished executions (the rate's denominator)."""
+    confidence: float
+    """The interval's confidence level."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +166,12 @@ class Report:
     """Threads without a reliable-graph record (plain LangGraph runs): not counted above."""
     source: str = ""
     """What was read (e.g. the database's path)."""
+    completed_after_review: int = 0
+    """Completed threads in which a reviewer decided at least one step (counted in `completed`)."""
+    task_runs: dict[str, list[bool]] = field(default_factory=dict)
+    """With `task_key`: per task (the key's value), whether each of its runs succeeded without a human."""
+    audits: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per step, the inbox's audit labels (`EscalationInbox.audit_labels()`), when given."""
 
     def _fraction(self, n: int) -> float:
         return n / self.threads if self.threads else 0.0
@@ -118,6 +180,80 @@ class Report:
     def observed_e2e_success(self) -> float:
         """Share of threads completed without escalation (true successes plus silent failures)."""
         return self._fraction(self.statuses.get("completed", 0))
+
+    @property
+    def success_without_human(self) -> float:
+        """Share of threads completed with no reviewer's decision (true successes plus silent failures)."""
+        return self._fraction(self.statuses.get("completed", 0) - self.completed_after_review)
+
+    @property
+    def success_after_review(self) -> float:
+        """Share of threads completed after a reviewer decided at least one step."""
+        return self._fraction(self.completed_after_review)
+
+    def pass_k(self) -> dict[int, float]:
+        """pass^k: the chance that all k runs of the same task succeed without a human, for each k.
+
+        The unbiased estimate over tasks that ran at least k times: mean of C(c, k) / C(n, k)
+        for a task with c successes in n runs (as in tau-bench). Needs `task_key`.
+        """
+        runs = [v for v in self.task_runs.values() if v]
+        if not runs:
+            return {}
+        out: dict[int, float] = {}
+        for k in range(1, max(len(v) for v in runs) + 1):
+            eligible = [v for v in runs if len(v) >= k]
+            if len(eligible) < 1:
+                break
+            out[k] = sum(math.comb(sum(v), k) / math.comb(len(v), k) for v in eligible) / len(eligible)
+        return out
+
+    def silent_failures(self, confidence: float = 0.95) -> dict[str, SilentFailureEstimate]:
+        """Estimated silent-failure rates from the audits, per step and for the run (key `""`).
+
+        A step's rate is the share of its finished executions that passed while wrong: the pass
+        share (measured on every execution) times the share of audited passing outputs labelled
+        wrong (Clopper-Pearson interval at `confidence`). The run's rate assumes steps fail
+        independently: `1 - prod(1 - rate)`, its interval from the steps' intervals at
+        `1 - (1 - confidence) / steps` each (Bonferroni), so that it holds at `confidence`.
+        """
+        found: dict[str, SilentFailureEstimate] = {}
+        steps = [s for s in self.steps if self.audits.get(s.name, {}).get("labelled")]
+        if not steps:
+            return found
+        level = 1 - (1 - confidence) / len(steps)
+        lows, highs, rates = [], [], []
+        for s in steps:
+            labels = self.audits[s.name]
+            passed = s.outcomes.get("pass", 0) + s.outcomes.get("retry_pass", 0)
+            share = passed / s.finished if s.finished else 0.0
+            n, k = labels["labelled"], labels["wrong"]
+            low, high = clopper_pearson(k, n, confidence)
+            found[s.name] = SilentFailureEstimate(
+                rate=share * k / n,
+                low=share * low,
+                high=share * high,
+                labelled=n,
+                wrong=k,
+                passed=passed,
+                executions=s.finished,
+                confidence=confidence,
+            )
+            lo_b, hi_b = clopper_pearson(k, n, level)
+            rates.append(share * k / n)
+            lows.append(share * lo_b)
+            highs.append(share * hi_b)
+        found[""] = SilentFailureEstimate(
+            rate=1 - math.prod(1 - r for r in rates),
+            low=1 - math.prod(1 - r for r in lows),
+            high=1 - math.prod(1 - r for r in highs),
+            labelled=sum(f.labelled for f in found.values()),
+            wrong=sum(f.wrong for f in found.values()),
+            passed=0,
+            executions=self.threads,
+            confidence=confidence,
+        )
+        return found
 
     @property
     def escalated(self) -> float:
@@ -154,17 +290,25 @@ class Report:
             "per_step_rate": self.per_step_rate,
             "escalated": self.escalated,
             "retry_pass": self.retry_pass,
+            "success_without_human": self.success_without_human,
+            "success_after_review": self.success_after_review,
+            "pass_k": {str(k): v for k, v in self.pass_k().items()},
+            "silent_failure_estimates": {(name or "run"): asdict(est) for name, est in self.silent_failures().items()},
             "steps": {s.name: s.to_dict() for s in self.steps},
             "note": (
                 "observed_e2e_success counts threads completed without escalation; silent failures "
-                "(wrong outputs that passed every check) are invisible to any report and are included"
+                "(wrong outputs that passed every check) are invisible in checkpoints and are included; "
+                "audits (audit_rate=...) estimate them"
             ),
         }
 
 
 class _Accumulator:
-    def __init__(self, expected_steps: int | None) -> None:
+    def __init__(self, expected_steps: int | None, task_key: str | None = None) -> None:
         self.expected_steps = expected_steps
+        self.task_key = task_key
+        self.tasks: dict[str, list[bool]] = {}
+        self.reviewed = 0
         self.threads = 0
         self.other = 0
         self.statuses: dict[str, int] = {}
@@ -212,6 +356,11 @@ class _Accumulator:
         else:
             status = "completed"
         self.statuses[status] = self.statuses.get(status, 0) + 1
+        human = any(rec.get("decision") for rec in tasks.values())
+        self.reviewed += status == "completed" and human
+        if self.task_key is not None and self.task_key in values:
+            key = repr(values[self.task_key])
+            self.tasks.setdefault(key, []).append(status == "completed" and not human)
 
     def report(self, source: str) -> Report:
         return Report(
@@ -221,6 +370,8 @@ class _Accumulator:
             retry_pass_threads=self.retry_pass,
             steps=[StepStats(name=name, **stats) for name, stats in self.steps.items()],
             source=source,
+            completed_after_review=self.reviewed,
+            task_runs={k: v for k, v in self.tasks.items()},
         )
 
 
@@ -275,7 +426,12 @@ def _check_expected(expected_steps: int | None) -> None:
 
 
 def reliability_report(
-    checkpointer: BaseCheckpointSaver[Any], *, expected_steps: int | None = None, source: str = ""
+    checkpointer: BaseCheckpointSaver[Any],
+    *,
+    expected_steps: int | None = None,
+    source: str = "",
+    task_key: str | None = None,
+    audits: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Report:
     """Compute the report across every thread of `checkpointer` (latest root checkpoint each).
 
@@ -285,6 +441,10 @@ def reliability_report(
             `completed` (the checkpoints alone cannot tell a finished run from one stopped
             between steps).
         source: A label for the report (e.g. the database's path).
+        task_key: A state key naming the task a thread ran (e.g. `"question"`): threads with the
+            same value are repeated runs of one task, for `pass^k`.
+        audits: The inbox's audit labels (`EscalationInbox.audit_labels()`), to estimate silent
+            failures (`Report.silent_failures()`).
 
     Returns:
         The `Report`.
@@ -306,17 +466,22 @@ def reliability_report(
         ```
     """
     _check_expected(expected_steps)
-    acc = _Accumulator(expected_steps)
+    acc = _Accumulator(expected_steps, task_key)
     threads = _Threads()
     for item in checkpointer.list(None):
         threads.add(item)
     for values, errored, waiting in threads.values():
         acc.add(values, errored=errored, waiting=waiting)
-    return acc.report(source)
+    return dataclasses.replace(acc.report(source), audits={k: dict(v) for k, v in (audits or {}).items()})
 
 
 async def areliability_report(
-    checkpointer: BaseCheckpointSaver[Any], *, expected_steps: int | None = None, source: str = ""
+    checkpointer: BaseCheckpointSaver[Any],
+    *,
+    expected_steps: int | None = None,
+    source: str = "",
+    task_key: str | None = None,
+    audits: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Report:
     """Async twin of `reliability_report`, for async checkpointers (`AsyncSqliteSaver`...).
 
@@ -331,13 +496,13 @@ async def areliability_report(
         ```
     """
     _check_expected(expected_steps)
-    acc = _Accumulator(expected_steps)
+    acc = _Accumulator(expected_steps, task_key)
     threads = _Threads()
     async for item in checkpointer.alist(None):
         threads.add(item)
     for values, errored, waiting in threads.values():
         acc.add(values, errored=errored, waiting=waiting)
-    return acc.report(source)
+    return dataclasses.replace(acc.report(source), audits={k: dict(v) for k, v in (audits or {}).items()})
 
 
 def _pct(value: float | None) -> str:
@@ -369,12 +534,32 @@ def format_report(report: Report) -> str:
         "",
         f"threads: {report.threads} reliable-graph ({statuses})",
         f"observed end-to-end success (completed without escalation): {_pct(report.observed_e2e_success)}",
+        f"  of which without any human decision:                       {_pct(report.success_without_human)}",
+        f"  after a reviewer decided a step:                           {_pct(report.success_after_review)}",
         f"predicted by multiplying per-step rates:                     {_pct(report.predicted_e2e_success)}",
         f"per-step rate (geometric mean):                              {_pct(report.per_step_rate)}",
         f"escalated (pending review): {_pct(report.escalated)}; threads with a retry_pass: {_pct(report.retry_pass)}",
-        "silent failures (wrong outputs that passed every check) cannot be seen in checkpoints;",
-        "they are inside the observed success.",
     ]
+    estimates = report.silent_failures()
+    if estimates:
+        lines.append("silent failures estimated from audits (passed while wrong, 95% interval):")
+        for name, est in estimates.items():
+            label = name or "the run (steps independent)"
+            lines.append(
+                f"  {label:<28} {est.rate:.2%} [{est.low:.2%}, {est.high:.2%}] from {est.labelled} labelled audits"
+                f" ({est.wrong} wrong)"
+            )
+    else:
+        lines += [
+            "silent failures (wrong outputs that passed every check) cannot be seen in checkpoints;",
+            "they are inside the observed success (audit_rate=... on the steps lets reviewers estimate them).",
+        ]
+    pass_k = report.pass_k()
+    if pass_k:
+        lines.append(
+            "pass^k (all k runs of a task succeed without a human): "
+            + ", ".join(f"k={k} {v:.1%}" for k, v in pass_k.items())
+        )
     if report.other_threads:
         lines.append(
             f"note: {report.other_threads} thread(s) without a reliable-graph record (plain LangGraph) were ignored."

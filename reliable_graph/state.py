@@ -106,6 +106,8 @@ class StepRecord(TypedDict):
     """Re-fetches made for it."""
     gate: NotRequired[dict[str, Any]]
     """The context gate's last verdict and re-fetch count."""
+    audit: NotRequired[str]
+    """The id of the audit item its passing output was sent to reviewers as (`audit_rate`)."""
     fetch_error: NotRequired[str]
     """A retrieval that failed for good (a permanent error, or retries spent): the gate escalates."""
     escalation: NotRequired[str]

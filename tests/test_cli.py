@@ -453,7 +453,7 @@ def test_cli_calibrate_accepts_a_bom_and_trailing_blank_lines(tmp_path: Path) ->
     text = "\ufeff" + "".join(json.dumps(x) + "\r\n" for x in EXAMPLES) + "\n  \n\n"
     bom = tmp_path / "bom.jsonl"
     bom.write_bytes(text.encode("utf-8"))
-    args = ("--evaluator", "lexical_relevance", "--target-silent-failure", "0.01", "--json")
+    args = ("--evaluator", "lexical_relevance", "--target-silent-failure", "0.01", "--method", "empirical", "--json")
     code, out, err = cli("calibrate", str(bom), *args)
     assert code == 0 and err == ""
     got = one_json_object(out)
@@ -478,9 +478,12 @@ def test_cli_calibrate_json_prints_every_figure_of_the_table(tmp_path: Path) -> 
         "precision": f"{data['precision']:.2%} of accepted outputs correct",
         "pass rate": f"{data['pass_rate']:.2%} at the first attempt",
         "retry rate": f"{data['retry_rate']:.2%}",
-        "escalation rate": f"{data['escalation_rate']:.2%} (max_retries={data['max_retries']}, independent attempts)",
+        "escalation rate": f"{data['escalation_rate']:.2%} (max_retries={data['max_retries']}, retries as fresh draws)",
+        "method": "empirical: the lowest threshold whose held-out rate meets the target",
+        "guaranteed": "nothing (the empirical rule: a fresh sample misses the target about half the time)",
     }
-    assert len(data) == 11  # every key is in one row above
+    assert data["method"] == "empirical" and data["silent_failure_bound"] is None and data["delta"] is None
+    assert len(data) == 14  # every key is in one row above (method, bound and delta in two)
 
 
 def test_cli_calibrate_shows_progress_while_scoring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,8 +109,8 @@ def test_reliable_pipeline_escalates_permanent_model_fault_at_once() -> None:
 
 
 def test_reliable_pipeline_permanent_retrieval_fault_escalates_at_once() -> None:
-    params = ScenarioParams(steps=1, fault_rate=1e-9, permanent_fault_rate=1.0)
-    graph, connectors, clock = _reliable(params)
+    chaos = Chaos(FaultProfile(faults={"permanent": 1.0}), seed=0)
+    graph, connectors, clock = _reliable(ScenarioParams(steps=1), chaos=chaos)
     out = graph.invoke({"run": 0, "question": "q"}, {"configurable": {"thread_id": "r"}})
     escalation = out["__interrupt__"][0].value
     # The first fetch failed for good: the gate escalates at once, naming the error (no re-fetch).

@@ -55,7 +55,7 @@ def _table(report: dict[str, Any]) -> None:
         ("completed", "completed"),
         ("lost (unhandled or never completed)", "lost"),
         ("unhandled exceptions", "unhandled"),
-        ("SIGKILLs", "kills"),
+        ("SIGKILLs that interrupted a run", "kills"),
         ("killed runs resumed and completed", "resumed"),
         ("completed steps re-executed after a kill", "steps_reexecuted"),
         ("scored attempts (logical model calls)", "logical_attempts"),

@@ -11,6 +11,7 @@ import typer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from rich.table import Table
 
+from reliable_graph import EscalationInbox
 from reliable_graph.cli._common import CliError, at_least, echo, existing_parent, redact, stdout_console
 from reliable_graph.report import Report, reliability_report, write_chart
 
@@ -54,7 +55,19 @@ def _check_chart(value: str | None) -> str | None:
     return value
 
 
-def _read_sqlite(path: Path, steps: int | None) -> Report:
+def _audits_sqlite(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """The inbox's audit labels kept in the same file, if the inbox was used there."""
+    if (
+        conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='reliable_graph_inbox'").fetchone()
+        is None
+    ):
+        return {}
+    from langgraph.store.sqlite import SqliteStore
+
+    return EscalationInbox(SqliteStore(conn)).audit_labels()
+
+
+def _read_sqlite(path: Path, steps: int | None, task_key: str | None = None) -> Report:
     def bad(why: str) -> CliError:
         return CliError(f"--db {path}: {why}")
 
@@ -66,24 +79,34 @@ def _read_sqlite(path: Path, steps: int | None) -> Report:
         table = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='checkpoints'").fetchone()
         if table is None:
             raise bad("not a LangGraph SQLite checkpoint database (no 'checkpoints' table)")
-        return reliability_report(SqliteSaver(conn), expected_steps=steps, source=str(path))
+        return reliability_report(
+            SqliteSaver(conn), expected_steps=steps, source=str(path), task_key=task_key, audits=_audits_sqlite(conn)
+        )
     except sqlite3.DatabaseError as exc:
         raise bad(f"not a SQLite database ({exc})") from exc
     finally:
         conn.close()
 
 
-def _read_postgres(url: str, steps: int | None) -> Report:
+def _read_postgres(url: str, steps: int | None, task_key: str | None = None) -> Report:
     shown = redact(url)
     try:
         import psycopg
         from langgraph.checkpoint.postgres import PostgresSaver
+        from psycopg.rows import dict_row
     except ImportError as exc:
         msg = f"--db {shown}: reading Postgres needs langgraph-checkpoint-postgres: {_INSTALL_POSTGRES}"
         raise CliError(msg) from exc
     try:
         with PostgresSaver.from_conn_string(url) as saver:
-            return reliability_report(saver, expected_steps=steps, source=shown)
+            audits: dict[str, dict[str, int]] = {}
+            with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:  # the inbox's audit labels
+                row = conn.execute("SELECT to_regclass('reliable_graph_inbox') IS NOT NULL AS present").fetchone()
+                if row and row["present"]:
+                    from langgraph.store.postgres import PostgresStore
+
+                    audits = EscalationInbox(PostgresStore(conn)).audit_labels()
+            return reliability_report(saver, expected_steps=steps, source=shown, task_key=task_key, audits=audits)
     except psycopg.errors.UndefinedTable as exc:
         msg = f"--db {shown}: not a LangGraph checkpoint database (no 'checkpoints' table)"
         raise CliError(msg) from exc
@@ -125,6 +148,8 @@ def _summary_table(report: Report, data: dict[str, Any]) -> Table:
         table.add_row(f"  {status}", str(count))
     table.add_row("threads without one (plain LangGraph, ignored)", str(report.other_threads))
     table.add_row("observed end-to-end success (completed without escalation)", _pct(report.observed_e2e_success))
+    table.add_row("  of which without any human decision", _pct(report.success_without_human))
+    table.add_row("  after a reviewer decided a step", _pct(report.success_after_review))
     table.add_row("predicted by multiplying per-step rates", _pct(report.predicted_e2e_success))
     table.add_row("per-step rate (geometric mean)", _pct(report.per_step_rate))
     table.add_row("escalated (pending review)", _pct(report.escalated))
@@ -139,8 +164,28 @@ def _print(report: Report) -> None:
     echo()
     console.print(_summary_table(report, data))
     echo()
-    echo("silent failures (wrong outputs that passed every check) cannot be seen in checkpoints;")
-    echo("they are inside the observed success.")
+    estimates = report.silent_failures()
+    if estimates:
+        table = Table(title="silent failures estimated from audits (passed while wrong)", title_justify="left")
+        for name in ("step", "estimate", "95% interval", "audits labelled", "labelled wrong"):
+            table.add_column(name, justify="left" if name == "step" else "right", no_wrap=True)
+        for name, est in estimates.items():
+            label = name or "the run (steps independent)"
+            table.add_row(
+                label, f"{est.rate:.2%}", f"[{est.low:.2%}, {est.high:.2%}]", str(est.labelled), str(est.wrong)
+            )
+        console.print(table)
+    else:
+        echo("silent failures (wrong outputs that passed every check) cannot be seen in checkpoints;")
+        echo(
+            "they are inside the observed success: give the steps audit_rate=... and label the audits to estimate them."
+        )
+    pass_k = report.pass_k()
+    if pass_k:
+        echo(
+            "pass^k (all k runs of a task succeed without a human): "
+            + ", ".join(f"k={k} {v:.1%}" for k, v in pass_k.items())
+        )
     if report.other_threads:
         echo(f"note: {report.other_threads} thread(s) without a reliable-graph record (plain LangGraph) were ignored.")
 
@@ -171,6 +216,14 @@ def report_command(
             "--steps", callback=at_least(1), help="Expected steps per run: threads with fewer are incomplete."
         ),
     ] = None,
+    task_key: Annotated[
+        str | None,
+        typer.Option(
+            "--task-key",
+            metavar="KEY",
+            help="A state key naming each thread's task: repeated runs of a task give pass^k.",
+        ),
+    ] = None,
 ) -> None:
     """Run `reliable-graph report` (typer passes the parsed options).
 
@@ -190,7 +243,10 @@ def report_command(
         assert data["threads"] == 3 and data["other_threads"] == 3
         ```
     """
-    report = _read_postgres(db, steps) if _is_postgres(db) else _read_sqlite(Path(db), steps)
+    if _is_postgres(db):
+        report = _read_postgres(db, steps, task_key)
+    else:
+        report = _read_sqlite(Path(db), steps, task_key)
     if report.threads == 0:
         others = f" ({report.other_threads} thread(s) without one)" if report.other_threads else ""
         msg = f"--db {report.source}: no thread with a reliable-graph record{others}: nothing to report"

@@ -83,7 +83,8 @@ class Ledger:
             "created_at TEXT, deadline TEXT, status TEXT NOT NULL, assignee TEXT, lease_until TEXT, "
             "decision TEXT, resolved_by TEXT, resolved_at TEXT)"
         )
-        for column, kind in (("threshold", "DOUBLE PRECISION"), ("reason", "TEXT")):  # added after the first release
+        added = (("threshold", "DOUBLE PRECISION"), ("reason", "TEXT"), ("kind", "TEXT"))  # after the first release
+        for column, kind in added:
             if self.kind == "postgres":
                 self._exec(f"ALTER TABLE reliable_graph_inbox ADD COLUMN IF NOT EXISTS {column} {kind}")
             elif column not in {r[1] for r in self._exec("PRAGMA table_info(reliable_graph_inbox)")}:
@@ -113,6 +114,7 @@ class Ledger:
         "resolved_at",
         "threshold",
         "reason",
+        "kind",
     )
 
     def insert(self, item: Mapping[str, Any]) -> bool:
@@ -126,6 +128,7 @@ class Ledger:
             "status": "pending",
             "threshold": item.get("threshold"),
             "reason": item.get("reason"),
+            "kind": "audit" if item.get("kind") == "audit" else "escalation",
         }
         if self.kind == "memory":
             with self.lock:
@@ -201,6 +204,7 @@ class Ledger:
         thread_id: str | None = None,
         assignee: str | None = None,
         older_than: str | None = None,
+        kind: str | None = None,
         order: str = "created",
         limit: int = 10_000,
         offset: int = 0,
@@ -216,6 +220,7 @@ class Ledger:
                 and (thread_id is None or r["thread_id"] == thread_id)
                 and (assignee is None or r["assignee"] == assignee)
                 and (older_than is None or (r["created_at"] or "") <= older_than)
+                and (kind is None or (r.get("kind") or "escalation") == kind)
             ]
             key = "confidence" if order == "confidence" else "created_at"
             rows.sort(key=lambda r: (r[key] is None, r[key], r["escalation_id"]))
@@ -231,6 +236,9 @@ class Ledger:
         if older_than is not None:
             where.append("created_at <= ?")
             params.append(older_than)
+        if kind is not None:
+            where.append("COALESCE(kind, 'escalation') = ?")
+            params.append(kind)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         column = "confidence" if order == "confidence" else "created_at"
         rows = self._exec(

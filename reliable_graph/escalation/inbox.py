@@ -142,6 +142,7 @@ def mark_applied(escalation_id: str) -> None:
 def _index_value(escalation: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": str(escalation["id"]),
+        "kind": "audit" if escalation.get("kind") == "audit" else "escalation",
         "thread_id": escalation.get("thread_id"),
         "step": escalation.get("step"),
         "path": escalation.get("path"),
@@ -255,6 +256,8 @@ class InboxItem:
     """The decision applied."""
     escalation: dict[str, Any] = field(default_factory=dict)
     """The whole escalation (what `show` displays)."""
+    kind: str = "escalation"
+    """`escalation` (a run waits on it) or `audit` (a passing output to label; nothing waits)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -408,11 +411,18 @@ class EscalationInbox:
         thread_id: str | None = None,
         assignee: str | None = None,
         older_than: timedelta | None = None,
+        kind: Literal["escalation", "audit"] | None = None,
         order: Literal["oldest", "confidence"] = "oldest",
         limit: int = 50,
         offset: int = 0,
     ) -> list[InboxItem]:
-        """One page of escalations, filtered and sorted (oldest first, or lowest confidence first)."""
+        """One page of items, filtered and sorted (oldest first, or lowest confidence first).
+
+        `kind`: `escalation` (a run waits on it), `audit` (a passing output to label), or None for both.
+        """
+        if kind not in (None, "escalation", "audit"):
+            msg = f"kind must be 'escalation', 'audit' or None, got {kind!r}"
+            raise ValueError(msg)
         if order not in ("oldest", "confidence"):
             msg = f"order must be 'oldest' or 'confidence', got {order!r}"
             raise ValueError(msg)
@@ -429,6 +439,7 @@ class EscalationInbox:
             thread_id=thread_id,
             assignee=assignee,
             older_than=cutoff,
+            kind=kind,
             order="confidence" if order == "confidence" else "created",
             limit=limit,
             offset=offset,
@@ -483,6 +494,7 @@ class EscalationInbox:
             resolved_at=row.get("resolved_at"),
             decision=_public(json.loads(decision) if isinstance(decision, str) else decision),
             escalation=dict(value.get("escalation") or {}) if with_escalation else {},
+            kind=row.get("kind") or "escalation",
         )
 
     # -- claims ------------------------------------------------------------------------------
@@ -535,8 +547,11 @@ class EscalationInbox:
     def resolve(self, escalation_id: str, answer: Any, *, reviewer: str, reason: str | None = None) -> Any:
         """Validate `answer`, win the escalation (compare-and-set), apply it to its thread, exactly once.
 
+        On an audit item the answer is a label (approve: right; edit or terminate: wrong),
+        recorded exactly once; no thread is resumed.
+
         Returns:
-            What the graph's `invoke` returned on the thread.
+            What the graph's `invoke` returned on the thread (None for an audit).
 
         Raises:
             InvalidAnswerError: the answer breaks a rule (nothing changed).
@@ -553,6 +568,8 @@ class EscalationInbox:
         body = decision.model_dump(mode="json", exclude_unset=True)
         if reason and "reason" not in body:
             body["reason"] = reason
+        if item.kind == "audit":
+            return self._label(item, body, reviewer=reviewer)
         body["ticket"] = uuid.uuid4().hex  # lets the node tell this answer from a direct one
         now = _now().isoformat()
         won = self.ledger.transition(
@@ -567,6 +584,50 @@ class EscalationInbox:
         row = self.ledger.get(escalation_id)
         assert row is not None
         return self._finish(row, actor=reviewer, strict=True)
+
+    def _label(self, item: InboxItem, body: dict[str, Any], *, reviewer: str) -> None:
+        """Record a reviewer's label on an audit, exactly once (nothing to resume: the run went on)."""
+        now = _now().isoformat()
+        changes = {"status": "resolved", "decision": json.dumps(body), "resolved_by": reviewer, "resolved_at": now}
+        if not self.ledger.transition(item.id, statuses=["pending"], now=now, changes=changes, claimant=reviewer):
+            raise self._refused(item.id)
+        label = "correct" if body["action"] == "approve" else "wrong"
+        before = item.escalation.get("output")
+        after = body.get("output") if body["action"] == "edit" else before
+        self.ledger.log(
+            item.id,
+            reviewer,
+            "resolve",
+            {"decision": body, "reason": body.get("reason"), "before": before, "after": after, "label": label},
+        )
+        self._mirror(item.id, "resolved")
+
+    def audit_labels(self) -> dict[str, dict[str, int]]:
+        """Per step, the audits labelled so far: `{"labelled": n, "wrong": k, "pending": m}`.
+
+        A label is `wrong` when the reviewer edited or terminated the audited output.
+
+        Example:
+            ```python
+            from langgraph.store.memory import InMemoryStore
+            from reliable_graph import EscalationInbox
+
+            assert EscalationInbox(InMemoryStore()).audit_labels() == {}
+            ```
+        """
+        if self.ledger.kind == "memory":
+            self.sync()
+        found: dict[str, dict[str, int]] = {}
+        for row in self.ledger.select(status=None, kind="audit"):
+            stats = found.setdefault(str(row.get("step") or ""), {"labelled": 0, "wrong": 0, "pending": 0})
+            raw = row.get("decision")
+            decision = json.loads(raw) if isinstance(raw, str) else raw
+            if row["status"] == "resolved" and isinstance(decision, dict):
+                stats["labelled"] += 1
+                stats["wrong"] += decision.get("action") != "approve"
+            else:
+                stats["pending"] += 1
+        return found
 
     def _finish(self, row: Mapping[str, Any], *, actor: str, strict: bool = False) -> Any:
         """Apply a won resolution to its thread (again, safely, after a crash) and mark it resolved.
@@ -629,7 +690,7 @@ class EscalationInbox:
             return []
         self.sync()
         moment = (now or _now()).isoformat()
-        rows = self.ledger.select(status=["pending", "claimed"])
+        rows = self.ledger.select(status=["pending", "claimed"], kind="escalation")  # audits never expire
         expired = []
         for row in rows:
             due = row.get("deadline") or (

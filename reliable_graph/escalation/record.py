@@ -58,8 +58,9 @@ class Escalation(BaseModel):
     """The task's record key (one step may run as many tasks)."""
     path: str
     """The step's place in nested graphs (`research/draft`)."""
-    kind: Literal["output", "gate"] = "output"
-    """What failed: the step's output, or the context gate before it."""
+    kind: Literal["output", "gate", "audit"] = "output"
+    """What failed: the step's output, or the context gate before it; `audit`: a passing output
+    sampled for reviewers to label (nothing waits on it)."""
     round: int = 1
     """1 for a first escalation; n for the n-th escalation of this task after reviewers' answers."""
     confidence: float = Field(ge=0.0, le=1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,8 @@ class OutputScoring:
         input_keys: Sequence[str] | None,
         raise_errors: bool,
         what: str,
+        audit_rate: float = 0.0,
+        audit_seed: int = 0,
     ) -> None:
         self.evaluator = check_evaluators(evaluator, what=f"{what}(evaluator=...)")[0]
         self.threshold = check_threshold(threshold, what=f"{what}(threshold=...)")
@@ -66,6 +69,21 @@ class OutputScoring:
         self.input_keys = tuple(input_keys) if input_keys is not None else (query_key,)
         self.explicit_inputs = input_keys is not None
         self.raise_errors = raise_errors
+        if isinstance(audit_rate, bool) or not isinstance(audit_rate, (int, float)) or not 0 <= audit_rate <= 1:
+            msg = f"{what}(audit_rate=...) must be a number in [0, 1], got {audit_rate!r}"
+            raise ValueError(msg)
+        if isinstance(audit_seed, bool) or not isinstance(audit_seed, int):
+            msg = f"{what}(audit_seed=...) must be an integer, got {audit_seed!r}"
+            raise TypeError(msg)
+        self.audit_rate = float(audit_rate)
+        self.audit_seed = audit_seed
+
+    def audited(self, ctx: TaskContext, rev: int) -> bool:
+        """Whether this passing output goes to reviewers for an audit: a seeded draw per task and revision."""
+        if self.audit_rate <= 0.0:
+            return False
+        draw = hashlib.sha256(f"{self.audit_seed}|{ctx.thread_id}|{ctx.ref.key}|{rev}".encode()).digest()
+        return int.from_bytes(draw[:8], "big") / 2**64 < self.audit_rate
 
     def attempt(self, ctx: TaskContext) -> Attempt:
         """Number this attempt from the task's record: a new task starts at 1."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -260,6 +261,34 @@ def _raised_escalations(result: Any) -> list[dict[str, Any]]:
     return found
 
 
+_audits: ContextVar[list[dict[str, Any]] | None] = ContextVar("reliable_graph_audits", default=None)
+"""The audits a running node raised, indexed once it returns (`EscalatingNode`)."""
+
+AUDIT_DECISIONS = ["approve", "edit", "terminate"]
+"""A reviewer labels an audited output: approve (it is right), edit (wrong: the right output), terminate (wrong)."""
+
+
+def raise_audit(ctx: TaskContext, escalation: dict[str, Any], rate: float) -> str:
+    """Turn a built `Escalation` of a passing output into an audit item, queue it for the inbox; its id."""
+    audit = {
+        **escalation,
+        "id": f"audit-{escalation['id']}",
+        "kind": "audit",
+        "allowed_decisions": list(AUDIT_DECISIONS),
+        "reason": f"a passing output sampled for audit (audit_rate={rate:g}); nothing waits on this label",
+    }
+    audit["description"] = (
+        f"Audit of step {escalation['path']!r}: its output passed with a score of {escalation['confidence']:.2f} "
+        f"(threshold {escalation['threshold']:.2f}). Is it right? approve = right; edit = wrong (give the right "
+        "output); terminate = wrong. The run went on: this label only measures silent failures."
+    )
+    pending = _audits.get()
+    if pending is not None:
+        pending.append(Escalation.model_validate(audit).model_dump(mode="json"))
+    emit({"type": "audit", "step": ctx.ref.step, "task": ctx.ref.key, "audit": audit["id"]})
+    return str(audit["id"])
+
+
 class EscalatingNode(ReliableNode):
     """A node that may escalate: with a store, each escalation it raises is indexed for the inbox.
 
@@ -269,18 +298,28 @@ class EscalatingNode(ReliableNode):
     """
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        """Run the node synchronously (and index what it escalated)."""
-        result = super().invoke(input, config, **kwargs)
-        escalations = _raised_escalations(result)
+        """Run the node synchronously (and index what it escalated or sent for audit)."""
+        token = _audits.set([])
+        try:
+            result = super().invoke(input, config, **kwargs)
+            audits = _audits.get() or []
+        finally:
+            _audits.reset(token)
+        escalations = _raised_escalations(result) + audits
         if escalations and (store := current_store()) is not None:
             for escalation in escalations:
                 index_escalation(store, escalation)
         return result
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        """Run the node asynchronously (and index what it escalated)."""
-        result = await super().ainvoke(input, config, **kwargs)
-        escalations = _raised_escalations(result)
+        """Run the node asynchronously (and index what it escalated or sent for audit)."""
+        token = _audits.set([])
+        try:
+            result = await super().ainvoke(input, config, **kwargs)
+            audits = _audits.get() or []
+        finally:
+            _audits.reset(token)
+        escalations = _raised_escalations(result) + audits
         if escalations and (store := current_store()) is not None:
             for escalation in escalations:
                 await aindex_escalation(store, escalation)

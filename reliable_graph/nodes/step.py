@@ -26,6 +26,7 @@ from reliable_graph.nodes._task import (
     continue_with,
     escalate,
     open_task,
+    raise_audit,
     with_context,
     with_key,
 )
@@ -74,6 +75,8 @@ class ReliableStep(EscalatingNode):
         enrich: Callable[[str, Sequence[str], Sequence[str]], str],
         escalate_on: tuple[type[BaseException], ...],
         retry: ConnectorRetry | None,
+        audit_rate: float = 0.0,
+        audit_seed: int = 0,
     ) -> None:
         if not callable(fn):
             msg = f"reliable_step needs a step function state -> dict, got {type(fn).__name__}"
@@ -95,6 +98,8 @@ class ReliableStep(EscalatingNode):
             input_keys=input_keys,
             raise_errors=raise_errors,
             what="reliable_step",
+            audit_rate=audit_rate,
+            audit_seed=audit_seed,
         )
         if pass_to is None or escalate_to is None:
             msg = f"reliable_step {node_name!r} needs pass_to and escalate_to (END is fine for pass_to)"
@@ -200,6 +205,8 @@ class ReliableStep(EscalatingNode):
             new[key] = refetched
             record["refetches"] = int(record.get("refetches", 0)) + 1
         if scored.verdict == "pass":
+            if self.scoring.audited(ctx, int(record.get("rev", 0))):
+                record["audit"] = self._audit(ctx, working, update, record, score)
             return Command(goto=self.pass_to, update={**new, **update, RELIABILITY_KEY: with_key(ctx.ref, record)})
         if scored.verdict == "retry":
             if ctx.ref.push:
@@ -235,6 +242,23 @@ class ReliableStep(EscalatingNode):
             return None
         verdict = classify_error(exc)
         return Score.failing(self.name, reason, error=verdict.error, error_kind=verdict.kind, status=verdict.status)
+
+    def _audit(self, ctx: TaskContext, working: Any, update: dict[str, Any], record: Any, score: Score) -> str:
+        """Send this passing output to reviewers as an audit item (nothing waits on it)."""
+        key = self.scoring.context_key
+        escalation = build_escalation(
+            dataclasses.replace(ctx, state=working),
+            kind="audit",
+            score=score,
+            threshold=self.scoring.threshold,
+            attempts=shown_attempts(record, self.scoring.threshold),
+            output=update[self.scoring.output_key],
+            update={},
+            context=update.get(key, read_optional(working, key)),
+            input_keys=self.scoring.input_keys,
+            rev=int(record.get("rev", 0)) + 1,
+        )
+        return raise_audit(ctx, escalation, self.scoring.audit_rate)
 
     def _raised(self, ctx: TaskContext, attempt: Attempt, working: Any, refetched: Any, score: Score) -> Any:
         """Escalate at once on an error retrying cannot (or could not) fix, naming it."""
@@ -354,6 +378,8 @@ def reliable_step(
     enrich: Callable[[str, Sequence[str], Sequence[str]], str] = enrich_query,
     escalate_on: tuple[type[BaseException], ...] = (),
     retry: ConnectorRetry | None = DEFAULT_RETRY,
+    audit_rate: float = 0.0,
+    audit_seed: int = 0,
 ) -> ReliableStep:
     """Wrap a step function in the whole reliability pattern, as one LangGraph node.
 
@@ -395,6 +421,11 @@ def reliable_step(
             0.1 s up to 10 s. `None` switches retrying off: transient errors then propagate to
             whoever retries (LangGraph's `RetryPolicy`, a Temporal activity). Errors the
             classifier does not know (a `KeyError` in `fn`) always propagate: they are bugs.
+        audit_rate: The share of passing outputs sent to the inbox as `audit` items (a seeded
+            draw per task): reviewers label them (approve: right; edit or terminate: wrong) and
+            `reliable-graph report` estimates silent failures from the labels. Nothing waits
+            on an audit; it needs a store (`compile(store=...)`).
+        audit_seed: Seeds the audit draws.
 
     Returns:
         The node, to pass to `StateGraph.add_node`.
@@ -448,4 +479,6 @@ def reliable_step(
         enrich=enrich,
         escalate_on=escalate_on,
         retry=retry,
+        audit_rate=audit_rate,
+        audit_seed=audit_seed,
     )

@@ -233,6 +233,14 @@ def _review(graph: Any, config: RunnableConfig, action: str) -> None:
         answer_escalations(graph, config, answers)
 
 
+def _short_traceback(exc: BaseException, limit: int = 4000) -> str:
+    """The traceback, its head line and its last `limit` characters (LangGraph's frames are many)."""
+    text = "".join(traceback.format_exception(exc))
+    if len(text) <= limit:
+        return text
+    return "Traceback (most recent call last):\n  ...\n" + text[-limit:]
+
+
 def _counts_delta(chaos: Chaos, last: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     now = chaos.counts()
     delta: dict[str, dict[str, Any]] = {}
@@ -289,7 +297,7 @@ def worker(job: dict[str, Any]) -> int:
                 error = {
                     "type": type(exc).__name__,
                     "message": str(exc)[:500],
-                    "traceback": "".join(traceback.format_exception(exc))[-4000:],
+                    "traceback": _short_traceback(exc),
                 }
             emit(
                 {
@@ -364,7 +372,8 @@ def run_chaos(
         progress: Called as `progress(done, runs)` after each finished run.
 
     Returns:
-        A JSON-ready report: `runs`, `completed`, `lost`, `unhandled`, `kills`, `resumed`,
+        A JSON-ready report: `runs`, `completed`, `lost`, `unhandled`, `kills` (SIGKILLs that
+        interrupted a run; `kills_between_runs` landed after a run's last event), `resumed`,
         `steps_reexecuted`, `outcomes` (per task), `run_outcomes`, `retries` (count and time
         waited per fault type), `connector_calls` (calls and faults per connector),
         `logical_attempts` (the steps' scored attempts: model calls as the pattern counts them),
@@ -446,6 +455,7 @@ class _Parent:
         self.retries: dict[str, dict[str, float]] = {}
         self.calls: dict[str, dict[str, Any]] = {}
         self.kills = 0
+        self.kills_between_runs = 0
         self.killed_runs: set[int] = set()
         self.never: list[int] = []
         self.worker_errors: list[str] = []
@@ -552,11 +562,13 @@ class _Parent:
             stderr = self.stderr.read()
             self.stderr.close()
             resume = []
-            if killed:
+            if killed and in_flight is not None:  # resume the killed thread in a new process
                 self.kills += 1
-                if in_flight is not None:  # resume the killed thread in a new process
-                    self.killed_runs.add(in_flight)
-                    resume = [in_flight]
+                self.killed_runs.add(in_flight)
+                resume = [in_flight]
+            elif killed:  # the kill landed after the run's last event: nothing was interrupted
+                self.kills_between_runs += 1
+                carry = 1  # so kill the next run early instead
             elif deadline_timer.fired and in_flight is not None:
                 self.never.append(in_flight)
             elif proc.returncode != 0:
@@ -595,6 +607,7 @@ class _Parent:
             "unhandled": unhandled,
             "never_completed": len(self.never) + max(0, self.runs - len(self.done) - len(self.never)),
             "kills": self.kills,
+            "kills_between_runs": self.kills_between_runs,
             "resumed": resumed,
             "steps_reexecuted": sum(reexecuted.values()),
             "reexecuted_by_node": reexecuted,
