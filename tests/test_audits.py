@@ -193,3 +193,30 @@ def test_audit_rate_is_checked() -> None:
             audit_rate=0.1,
             audit_seed="x",
         )  # type: ignore[arg-type]
+
+
+def test_the_confidence_router_audits_too() -> None:
+    from reliable_graph import ConfidenceRouter
+
+    builder = StateGraph(State)
+    builder.add_node("draft", lambda s: {"output": "an answer"})
+    builder.add_node(
+        ConfidenceRouter(
+            Predicate(fn=bool, name="any"),
+            name="check",
+            step="draft",
+            threshold=0.5,
+            pass_to=END,
+            retry_to="draft",
+            escalate_to="human_escalation",
+            audit_rate=1.0,
+        )
+    )
+    builder.add_node(HumanEscalation())
+    builder.add_edge(START, "draft")
+    builder.add_edge("draft", "check")
+    store = InMemoryStore()
+    graph = builder.compile(checkpointer=InMemorySaver(), store=store)
+    out = graph.invoke({"question": "q"}, {"configurable": {"thread_id": "r"}})
+    [item] = EscalationInbox(store, graph=graph).list(kind="audit")
+    assert task_records(out)["draft"]["audit"] == item.id and item.step == "draft"

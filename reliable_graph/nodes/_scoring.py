@@ -10,7 +10,7 @@ from typing import Any
 from reliable_graph._node import check_count, check_evaluators, check_threshold
 from reliable_graph._state_access import as_mapping, read_optional
 from reliable_graph.evaluators.base import EvalInput, Score, arun_evaluator, run_evaluator
-from reliable_graph.nodes._task import TaskContext, compact
+from reliable_graph.nodes._task import TaskContext, build_escalation, compact, raise_audit
 from reliable_graph.state import AttemptRecord, Verdict, emit, stream_writer
 
 __all__ = ["Attempt", "OutputScoring", "Scored", "shown_attempts"]
@@ -84,6 +84,22 @@ class OutputScoring:
             return False
         draw = hashlib.sha256(f"{self.audit_seed}|{ctx.thread_id}|{ctx.ref.key}|{rev}".encode()).digest()
         return int.from_bytes(draw[:8], "big") / 2**64 < self.audit_rate
+
+    def audit(self, ctx: TaskContext, record: Any, score: Score, output: Any, context: Any) -> str:
+        """Send a passing output to reviewers as an audit item (nothing waits on it); its id."""
+        escalation = build_escalation(
+            ctx,
+            kind="audit",
+            score=score,
+            threshold=self.threshold,
+            attempts=shown_attempts(record, self.threshold),
+            output=output,
+            update={},
+            context=context,
+            input_keys=self.input_keys,
+            rev=int(record.get("rev", 0)) + 1,
+        )
+        return raise_audit(ctx, escalation, self.audit_rate)
 
     def attempt(self, ctx: TaskContext) -> Attempt:
         """Number this attempt from the task's record: a new task starts at 1."""

@@ -70,6 +70,9 @@ class ConfidenceRouter(EscalatingNode):
         escalate_to: Target for an escalation (a `HumanEscalation` node).
         rerun_to: Target when a reviewer asks to re-run the step (default: `retry_to`).
         raise_errors: Re-raise an exception from the evaluator instead of scoring it 0.
+        audit_rate: The share of passing outputs sent to the inbox as `audit` items (see
+            `reliable_step`); needs a store.
+        audit_seed: Seeds the audit draws.
 
     Example:
         ```python
@@ -111,6 +114,8 @@ class ConfidenceRouter(EscalatingNode):
         escalate_to: str | None = None,
         rerun_to: str | None = None,
         raise_errors: bool = False,
+        audit_rate: float = 0.0,
+        audit_seed: int = 0,
     ) -> None:
         super().__init__(name)
         self.step: str = step or name
@@ -124,6 +129,8 @@ class ConfidenceRouter(EscalatingNode):
             input_keys=input_keys,
             raise_errors=raise_errors,
             what="ConfidenceRouter",
+            audit_rate=audit_rate,
+            audit_seed=audit_seed,
         )
         self.routes = check_routes({"pass_to": pass_to, "retry_to": retry_to, "escalate_to": escalate_to}, node=name)
         self.rerun_to = rerun_to or retry_to or self.step
@@ -167,6 +174,8 @@ class ConfidenceRouter(EscalatingNode):
         scored = self.scoring.judge(ctx, attempt, score, node=self.name)
         record = scored.record
         if scored.verdict == "pass":
+            if self.scoring.audited(ctx, int(record.get("rev", 0))):
+                record["audit"] = self.scoring.audit(ctx, record, score, output, context)
             return self._goto(ctx, "pass_to", {RELIABILITY_KEY: with_key(ctx.ref, record)})
         if scored.verdict == "retry":
             return self._goto(ctx, "retry_to", {RELIABILITY_KEY: with_key(ctx.ref, record)})

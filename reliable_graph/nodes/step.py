@@ -26,7 +26,6 @@ from reliable_graph.nodes._task import (
     continue_with,
     escalate,
     open_task,
-    raise_audit,
     with_context,
     with_key,
 )
@@ -206,7 +205,10 @@ class ReliableStep(EscalatingNode):
             record["refetches"] = int(record.get("refetches", 0)) + 1
         if scored.verdict == "pass":
             if self.scoring.audited(ctx, int(record.get("rev", 0))):
-                record["audit"] = self._audit(ctx, working, update, record, score)
+                context = update.get(self.scoring.context_key, read_optional(working, self.scoring.context_key))
+                record["audit"] = self.scoring.audit(
+                    dataclasses.replace(ctx, state=working), record, score, update[self.scoring.output_key], context
+                )
             return Command(goto=self.pass_to, update={**new, **update, RELIABILITY_KEY: with_key(ctx.ref, record)})
         if scored.verdict == "retry":
             if ctx.ref.push:
@@ -242,23 +244,6 @@ class ReliableStep(EscalatingNode):
             return None
         verdict = classify_error(exc)
         return Score.failing(self.name, reason, error=verdict.error, error_kind=verdict.kind, status=verdict.status)
-
-    def _audit(self, ctx: TaskContext, working: Any, update: dict[str, Any], record: Any, score: Score) -> str:
-        """Send this passing output to reviewers as an audit item (nothing waits on it)."""
-        key = self.scoring.context_key
-        escalation = build_escalation(
-            dataclasses.replace(ctx, state=working),
-            kind="audit",
-            score=score,
-            threshold=self.scoring.threshold,
-            attempts=shown_attempts(record, self.scoring.threshold),
-            output=update[self.scoring.output_key],
-            update={},
-            context=update.get(key, read_optional(working, key)),
-            input_keys=self.scoring.input_keys,
-            rev=int(record.get("rev", 0)) + 1,
-        )
-        return raise_audit(ctx, escalation, self.scoring.audit_rate)
 
     def _raised(self, ctx: TaskContext, attempt: Attempt, working: Any, refetched: Any, score: Score) -> Any:
         """Escalate at once on an error retrying cannot (or could not) fix, naming it."""
