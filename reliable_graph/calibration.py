@@ -20,6 +20,7 @@ first attempt at or above it is accepted (`pass` at the first, `retry_pass` late
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -530,26 +531,67 @@ class PipelineCalibration:
         }
 
 
+def _joint_sweep(steps: list[_Examples], max_retries: int) -> tuple[int, list[tuple[float, int]]]:
+    """Runs silent at each shared threshold, from the highest down: (runs, [(threshold, silent runs)])."""
+    n = len(steps[0].attempts)
+    events = []
+    for s, ex in enumerate(steps):
+        for i, attempts in enumerate(ex.attempts):
+            for j, (score, _) in enumerate(attempts[: 1 + max_retries]):
+                events.append((score, s, i, j))
+    events.sort(reverse=True)
+    accepted: list[list[int | None]] = [[None] * n for _ in steps]
+    wrong_steps = [0] * n  # per run, the steps accepting a wrong output
+    silent = 0
+    points: list[tuple[float, int]] = []
+    k = 0
+    while k < len(events):
+        threshold = events[k][0]
+        while k < len(events) and events[k][0] == threshold:
+            _, s, i, j = events[k]
+            k += 1
+            current = accepted[s][i]
+            if current is not None and current <= j:
+                continue
+            before = wrong_steps[i]
+            if current is not None:
+                wrong_steps[i] -= not steps[s].attempts[i][current][1]
+            accepted[s][i] = j
+            wrong_steps[i] += not steps[s].attempts[i][j][1]
+            silent += (wrong_steps[i] > 0) - (before > 0)
+        points.append((threshold, silent))
+    return n, points
+
+
 def calibrate_pipeline(
     data: Mapping[str, tuple[Sequence[Any], Sequence[Any]]],
     *,
     max_silent_failure: float,
     max_retries: int = 1,
     delta: float = 0.05,
+    split: Literal["union", "joint"] = "union",
 ) -> PipelineCalibration:
     """Calibrate every step of a pipeline so that the run's silent-failure rate meets one target.
 
-    A run fails silently when any of its steps accepts a wrong output, so by the union bound the
-    run's rate is at most the sum of the steps' rates. The budget is split equally: each of the
-    `S` steps is calibrated to `max_silent_failure / S` with failure probability `delta / S`, so
-    that all the steps' guarantees hold together with probability at least `1 - delta`, and with
-    them the run's.
+    A run fails silently when any of its steps accepts a wrong output. Two ways to split the
+    budget:
+
+    - `split="union"`: each of the `S` steps is calibrated on its own examples to
+      `max_silent_failure / S` with failure probability `delta / S`; all the steps' guarantees
+      hold together with probability at least `1 - delta`, and by the union bound the run's
+      rate is at most the sum. Steps get their own thresholds; the split is conservative.
+    - `split="joint"`: one threshold shared by every step, tested on whole runs: example `i`
+      of every step is the same run (equal lengths, aligned), a run counts as a silent failure
+      when any step accepts a wrong output (even if a later step escalates), and Learn then
+      Test certifies the run-level rate directly at `max_silent_failure` and `delta`, with no
+      union bound to pay.
 
     Args:
         data: Step name -> (scores, labels), as `calibrate` takes them (attempts allowed).
         max_silent_failure: The end-to-end target.
         max_retries: Retries per step.
         delta: The failure probability of the whole guarantee.
+        split: `union` or `joint`.
 
     Example:
         ```python
@@ -562,32 +604,75 @@ def calibrate_pipeline(
             labels = [rng.random() < 0.9 for _ in range(n)]
             return [rng.betavariate(9, 1.5) if ok else rng.betavariate(2, 4) for ok in labels], labels
 
-        cal = calibrate_pipeline({f"step_{i}": step_data(4000) for i in range(3)}, max_silent_failure=0.03)
-        assert cal.silent_failure_bound <= 0.03 and len(cal.thresholds()) == 3
+        data = {f"step_{i}": step_data(4000) for i in range(3)}
+        union = calibrate_pipeline(data, max_silent_failure=0.03)
+        assert union.silent_failure_bound <= 0.03 and len(set(union.thresholds().values())) == 3
+        joint = calibrate_pipeline(data, max_silent_failure=0.03, split="joint")
+        assert joint.silent_failure_bound <= 0.03 and len(set(joint.thresholds().values())) == 1
         ```
     """
     if not isinstance(data, Mapping) or not data:
         msg = "calibrate_pipeline needs a mapping of step name -> (scores, labels)"
         raise ValueError(msg)
+    if split not in ("union", "joint"):
+        msg = f"split must be 'union' or 'joint', got {split!r}"
+        raise ValueError(msg)
     alpha = _unit(max_silent_failure, "max_silent_failure")
     risk_delta = _unit(delta, "delta", open_low=True)
+    retries = _check_retries(max_retries)
     s = len(data)
-    steps: dict[str, Calibration] = {}
     for name, pair in data.items():
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             msg = f"step {name!r}: give (scores, labels)"
             raise ValueError(msg)
+    if split == "joint":
+        return _joint(data, alpha, risk_delta, retries)
+    steps: dict[str, Calibration] = {}
+    for name, pair in data.items():
         try:
             steps[name] = calibrate(
-                pair[0], pair[1], max_silent_failure=alpha / s, max_retries=max_retries, delta=risk_delta / s
+                pair[0], pair[1], max_silent_failure=alpha / s, max_retries=retries, delta=risk_delta / s
             )
         except UncertifiableTargetError as exc:
             msg = f"step {name!r}: {exc}"
             raise UncertifiableTargetError(msg, examples_needed=exc.examples_needed) from None
     bound = math.fsum(c.silent_failure_bound or 0.0 for c in steps.values())
-    split = (
-        f"equal: each of {s} steps gets silent_failure <= {alpha / s:.4g} at delta {risk_delta / s:.4g} (union bound)"
-    )
+    how = f"union: each of {s} steps gets silent_failure <= {alpha / s:.4g} at delta {risk_delta / s:.4g}"
     return PipelineCalibration(
-        steps=steps, max_silent_failure=alpha, delta=risk_delta, split=split, silent_failure_bound=bound
+        steps=steps, max_silent_failure=alpha, delta=risk_delta, split=how, silent_failure_bound=bound
+    )
+
+
+def _joint(
+    data: Mapping[str, tuple[Sequence[Any], Sequence[Any]]], alpha: float, risk_delta: float, retries: int
+) -> PipelineCalibration:
+    checked = {name: _check(pair[0], pair[1]) for name, pair in data.items()}
+    lengths = {len(ex.attempts) for ex in checked.values()}
+    if len(lengths) != 1:
+        msg = f"split='joint' needs one example per run in every step (aligned): got lengths {sorted(lengths)}"
+        raise ValueError(msg)
+    n, points = _joint_sweep(list(checked.values()), retries)
+    chosen: tuple[float, int] | None = None
+    for point in points:
+        if binomial_cdf(point[1], n, alpha) > risk_delta:
+            break
+        chosen = point
+    if chosen is None:
+        best = min(k for _, k in points) / n
+        needed = examples_needed(alpha, risk_delta, best)
+        msg = (
+            f"cannot certify a run silent-failure rate <= {alpha:g} with probability {1 - risk_delta:g} on {n} runs"
+            + (f": about {needed} runs would do" if needed is not None else ": no shared threshold gets there")
+        )
+        raise UncertifiableTargetError(msg, examples_needed=needed)
+    threshold, silent = chosen
+    bound = binomial_upper_bound(silent, n, risk_delta)
+    target = f"run silent_failure <= {alpha:g} with probability >= {1 - risk_delta:g} (one shared threshold)"
+    steps = {}
+    for name, pair in data.items():
+        at = rates_at(pair[0], pair[1], threshold, max_retries=retries)
+        steps[name] = dataclasses.replace(at, target=target, method="ltt", delta=risk_delta, silent_failure_bound=None)
+    how = f"joint: one threshold shared by the {len(data)} steps, certified on {n} whole runs (no union bound)"
+    return PipelineCalibration(
+        steps=steps, max_silent_failure=alpha, delta=risk_delta, split=how, silent_failure_bound=bound
     )

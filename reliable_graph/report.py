@@ -212,17 +212,17 @@ class Report:
         """Estimated silent-failure rates from the audits, per step and for the run (key `""`).
 
         A step's rate is the share of its finished executions that passed while wrong: the pass
-        share (measured on every execution) times the share of audited passing outputs labelled
-        wrong (Clopper-Pearson interval at `confidence`). The run's rate assumes steps fail
-        independently: `1 - prod(1 - rate)`, its interval from the steps' intervals at
-        `1 - (1 - confidence) / steps` each (Bonferroni), so that it holds at `confidence`.
+        share (measured on every execution) times the share of its audited passing outputs
+        labelled wrong, with a Clopper-Pearson interval at `confidence`. The run's figure is the
+        expected number of wrong outputs that passed, per run (at least the share of runs with
+        one, and close to it when they are rare): the passing executions per run times the
+        share of all audits labelled wrong. Audits sample every passing execution at the same
+        rate, so the pooled share is unbiased whatever the steps.
         """
         found: dict[str, SilentFailureEstimate] = {}
         steps = [s for s in self.steps if self.audits.get(s.name, {}).get("labelled")]
         if not steps:
             return found
-        level = 1 - (1 - confidence) / len(steps)
-        lows, highs, rates = [], [], []
         for s in steps:
             labels = self.audits[s.name]
             passed = s.outcomes.get("pass", 0) + s.outcomes.get("retry_pass", 0)
@@ -239,17 +239,18 @@ class Report:
                 executions=s.finished,
                 confidence=confidence,
             )
-            lo_b, hi_b = clopper_pearson(k, n, level)
-            rates.append(share * k / n)
-            lows.append(share * lo_b)
-            highs.append(share * hi_b)
+        passed = sum(s.outcomes.get("pass", 0) + s.outcomes.get("retry_pass", 0) for s in self.steps)
+        n = sum(int(self.audits.get(s.name, {}).get("labelled", 0)) for s in self.steps)
+        k = sum(int(self.audits.get(s.name, {}).get("wrong", 0)) for s in self.steps)
+        per_run = passed / self.threads if self.threads else 0.0
+        low, high = clopper_pearson(k, n, confidence)
         found[""] = SilentFailureEstimate(
-            rate=1 - math.prod(1 - r for r in rates),
-            low=1 - math.prod(1 - r for r in lows),
-            high=1 - math.prod(1 - r for r in highs),
-            labelled=sum(f.labelled for f in found.values()),
-            wrong=sum(f.wrong for f in found.values()),
-            passed=0,
+            rate=per_run * k / n,
+            low=per_run * low,
+            high=per_run * high,
+            labelled=n,
+            wrong=k,
+            passed=passed,
             executions=self.threads,
             confidence=confidence,
         )
@@ -544,7 +545,7 @@ def format_report(report: Report) -> str:
     if estimates:
         lines.append("silent failures estimated from audits (passed while wrong, 95% interval):")
         for name, est in estimates.items():
-            label = name or "the run (steps independent)"
+            label = name or "per run (wrong outputs passed)"
             lines.append(
                 f"  {label:<28} {est.rate:.2%} [{est.low:.2%}, {est.high:.2%}] from {est.labelled} labelled audits"
                 f" ({est.wrong} wrong)"

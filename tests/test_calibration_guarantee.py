@@ -105,7 +105,7 @@ def test_pipeline_budget_splits_alpha_and_delta() -> None:
     cal = calibrate_pipeline(data, max_silent_failure=0.04, delta=0.1)
     assert set(cal.steps) == set(data) and cal.silent_failure_bound <= 0.04
     assert all(c.delta == pytest.approx(0.025) and "0.01" in c.target for c in cal.steps.values())
-    assert "union bound" in cal.split and cal.to_dict()["steps"]["s0"]["method"] == "ltt"
+    assert cal.split.startswith("union") and cal.to_dict()["steps"]["s0"]["method"] == "ltt"
     with pytest.raises(UncertifiableTargetError, match="step 's0'"):
         calibrate_pipeline({"s0": _draw(rng, 100)}, max_silent_failure=0.001)
     with pytest.raises(ValueError, match="mapping"):
@@ -142,3 +142,21 @@ def test_junk_input_is_rejected_cleanly(scores: list[Any], labels: list[Any], al
     except (ValueError, TypeError):
         return
     assert 0.0 <= cal.threshold <= 1.0 and cal.silent_failure_bound is not None
+
+
+def test_joint_split_certifies_the_run_without_a_union_bound() -> None:
+    rng = random.Random(12)
+    data = {f"s{i}": _draw(rng, 6000) for i in range(3)}
+    joint = calibrate_pipeline(data, max_silent_failure=0.05, split="joint", max_retries=0)
+    union = calibrate_pipeline(data, max_silent_failure=0.05, split="union", max_retries=0)
+    assert joint.silent_failure_bound <= 0.05 and joint.split.startswith("joint")
+    # one threshold, no union bound to pay: lower than the strictest union threshold
+    (shared,) = set(joint.thresholds().values())
+    assert shared <= max(union.thresholds().values())
+    # the run-level rate the joint split certifies, measured directly on the same runs
+    silent = sum(any(data[s][0][i] >= shared and not data[s][1][i] for s in data) for i in range(6000)) / 6000
+    assert silent <= joint.silent_failure_bound
+    with pytest.raises(ValueError, match="aligned"):
+        calibrate_pipeline({"a": _draw(rng, 100), "b": _draw(rng, 90)}, max_silent_failure=0.5, split="joint")
+    with pytest.raises(ValueError, match="split must be"):
+        calibrate_pipeline(data, max_silent_failure=0.05, split="half")  # type: ignore[arg-type]

@@ -170,7 +170,7 @@ def _print(report: Report) -> None:
         for name in ("step", "estimate", "95% interval", "audits labelled", "labelled wrong"):
             table.add_column(name, justify="left" if name == "step" else "right", no_wrap=True)
         for name, est in estimates.items():
-            label = name or "the run (steps independent)"
+            label = name or "per run (wrong outputs passed)"
             table.add_row(
                 label, f"{est.rate:.2%}", f"[{est.low:.2%}, {est.high:.2%}]", str(est.labelled), str(est.wrong)
             )
