@@ -10,8 +10,10 @@
   every output the validator passes ("always calling the expensive evaluator"). The cascade
   runs the validator and the gate's relevance signal (already computed, free) first and calls
   the judge only when the output is unflagged and the relevance is inside the band. Router
-  thresholds and the band are calibrated on held-out runs 1000-1999 for a silent-failure target
-  with `calibrate`; figures are measured on runs 0-999. Escalation precision is the share of
+  thresholds and the band are calibrated on held-out runs 1000-5999 for a silent-failure target
+  with `calibrate(method="empirical")` (the operating points) and with `calibrate_cascade` (the
+  certified frontier: every band's threshold carries the guarantee); figures are measured on
+  runs 0-999. Escalation precision is the share of
   rejected outputs (verdict retry/escalate) that are wrong; silent failure is the share of all
   outputs accepted while wrong.
 
@@ -43,13 +45,13 @@ from reliable_graph import (
     ReliabilityState,
     Score,
 )
-from reliable_graph.calibration import calibrate, rates_at
+from reliable_graph.calibration import UncertifiableTargetError, calibrate, calibrate_cascade, rates_at
 from reliable_graph.demo import ScenarioParams, SimulatedWorld
 from reliable_graph.evaluators.cascade import Cascade
 from reliable_graph.evaluators.embedding import EmbeddingRelevance
 
 WORLD_SEED = 7
-CALIBRATION_RUNS = range(1000, 2000)
+CALIBRATION_RUNS = range(1000, 6000)
 EVALUATION_RUNS = range(0, 1000)
 GATE_THRESHOLD = 0.5  # the demo's DemoThresholds.gate
 GATE_REFETCHES = 2  # the demo's DemoThresholds.max_refetches
@@ -268,19 +270,67 @@ def calibrated_point(target: float, calibration: Workload, evaluation: Workload)
     """
     judge = CountingJudge()
     base_scores, _ = _run(AllOf(evaluators=[VALIDATOR, judge]), judge, calibration)
-    threshold = calibrate(base_scores, calibration.labels, max_silent_failure=target).threshold
+    threshold = calibrate(base_scores, calibration.labels, max_silent_failure=target, method="empirical").threshold
     chosen = (threshold, 1.0)  # high = 1.0 judges every unflagged output, like the baseline
     for high in sorted(BAND_HIGHS):
         cascade = Cascade(cheap=[VALIDATOR, RELEVANCE], expensive=judge, band=(CASCADE_LOW, high))
         scores, _ = _run(cascade, judge, calibration)
         try:
-            cascade_threshold = calibrate(scores, calibration.labels, max_silent_failure=target).threshold
+            cascade_threshold = calibrate(
+                scores, calibration.labels, max_silent_failure=target, method="empirical"
+            ).threshold
         except ValueError:
             continue
         if cascade_threshold <= high:  # a cheap pass (score >= high) also passes the router
             chosen = (cascade_threshold, high)
             break
-    return operating_point(f"calibrated: silent failure <= {target:g}", threshold, *chosen, evaluation)
+    return operating_point(f"empirical: silent failure <= {target:g}", threshold, *chosen, evaluation)
+
+
+def cascade_frontier(target: float, calibration: Workload, evaluation: Workload) -> dict[str, Any]:
+    """The cascade's band and threshold for the budget (`calibrate_cascade`, certified), and the frontier.
+
+    Every band (upper edge 0.5 .. 1.0) gets a Learn-then-Test threshold on the calibration runs
+    (Bonferroni over the bands); each is then measured on the evaluation runs: judge calls saved
+    against always judging, and silent failure.
+    """
+    judge = CountingJudge()
+    cheap = [min(VALIDATOR.evaluate(x).value, RELEVANCE.evaluate(x).value) for x in calibration.samples]
+    expensive = [judge.evaluate(x).value for x in calibration.samples]
+    try:
+        cal = calibrate_cascade(
+            cheap, expensive, calibration.labels, max_silent_failure=target, low=CASCADE_LOW, highs=BAND_HIGHS
+        )
+    except UncertifiableTargetError as exc:
+        return {"error": str(exc)}
+    _, base_calls = _run(AllOf(evaluators=[VALIDATOR, judge]), judge, evaluation)
+    frontier = []
+    chosen: dict[str, Any] = {}
+    for point in cal.frontier:
+        row: dict[str, Any] = {"band_high": point["high"], "threshold": point["threshold"]}
+        if point["threshold"] is not None and CASCADE_LOW <= point["threshold"] <= point["high"]:
+            cascade = Cascade(cheap=[VALIDATOR, RELEVANCE], expensive=judge, band=(CASCADE_LOW, point["high"]))
+            scores, calls = _run(cascade, judge, evaluation)
+            measured = rates_at(scores, evaluation.labels, point["threshold"], max_retries=0)
+            row.update(
+                threshold=round(point["threshold"], 4),
+                certified_bound=round(point["bound"], 5),
+                judge_calls_saved=round(1 - calls / base_calls, 4),
+                silent_failure=round(measured.silent_failure, 5),
+                reject_rate=round(1 - measured.pass_rate, 4),
+            )
+            if point["high"] == cal.band[1]:
+                chosen = row
+        frontier.append(row)
+    return {
+        "cascade_budget": target,
+        "cascade_band_at_budget": list(cal.band),
+        "cascade_threshold_at_budget": round(cal.threshold, 4),
+        "cascade_reduction_at_budget": chosen.get("judge_calls_saved"),
+        "cascade_silent_failure_at_budget": chosen.get("silent_failure"),
+        "cascade_certified_bound_at_budget": round(cal.silent_failure_bound, 5),
+        "cascade_frontier": frontier,
+    }
 
 
 def cascade_figures(target: float) -> dict[str, Any]:
@@ -296,7 +346,8 @@ def cascade_figures(target: float) -> dict[str, Any]:
         DEMO_JUDGE_THRESHOLD,
         evaluation,
     )
-    return {"headline": headline, "points": [headline, *others, demo], "params": params}
+    frontier = cascade_frontier(target, calibration, evaluation)
+    return {"headline": headline, "points": [headline, *others, demo], "params": params, "frontier": frontier}
 
 
 def main() -> None:
@@ -334,10 +385,15 @@ def main() -> None:
         "cascade_band": head["band"],
         "cascade_target_silent_failure": args.target_silent_failure,
         "cascade_operating_points": cascade["points"],
+        **cascade["frontier"],
         "goals_met": {
             "lexical_gate_ms_20_chunks <= 5": lexical_ms <= 5,
             "embedding_calls_per_gate == 1": calls == 1,
             "cascade_reduction >= 0.70 at >= escalation precision": reduction_ok,
+            "cascade_reduction_at_budget >= 0.35 within the budget": (
+                (cascade["frontier"].get("cascade_reduction_at_budget") or 0) >= 0.35
+                and (cascade["frontier"].get("cascade_silent_failure_at_budget") or 1) <= args.target_silent_failure
+            ),
         },
         "scenario": cascade["params"].describe(),
         "world_seed": WORLD_SEED,
@@ -370,6 +426,24 @@ def main() -> None:
             f"{p['escalation_precision_always']:>9.3f}/{p['escalation_precision_cascade']:<6.3f}"
             f"{p['silent_failure_always']:>9.4f}/{p['silent_failure_cascade']:<6.4f}"
         )
+    front = cascade["frontier"]
+    if "cascade_frontier" in front:
+        print(
+            f"\nthe cascade at a certified budget of {args.target_silent_failure:g} (calibrate_cascade; bands tested "
+            "together): judge calls saved against silent failure, on the evaluation runs"
+        )
+        print(f"  {'band high':>10}{'threshold':>11}{'bound':>9}{'saved':>8}{'silent':>9}{'reject':>8}")
+        for r in front["cascade_frontier"]:
+            if "judge_calls_saved" not in r:
+                print(f"  {r['band_high']:>10.2f}{'not certified within the band':>45}")
+                continue
+            mark = "  <- chosen" if r["band_high"] == front["cascade_band_at_budget"][1] else ""
+            print(
+                f"  {r['band_high']:>10.2f}{r['threshold']:>11.3f}{r['certified_bound']:>9.4f}"
+                f"{r['judge_calls_saved']:>8.1%}{r['silent_failure']:>9.4f}{r['reject_rate']:>8.1%}{mark}"
+            )
+    else:
+        print(f"\ncascade at the budget: {front.get('error')}")
     print("\ngoals:")
     for goal, met in result["goals_met"].items():
         print(f"  {'met ' if met else 'NOT met'}  {goal}")

@@ -27,11 +27,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "CascadeCalibration",
     "Calibration",
     "PipelineCalibration",
     "UncertifiableTargetError",
     "binomial_upper_bound",
     "calibrate",
+    "calibrate_cascade",
     "calibrate_pipeline",
     "examples_needed",
     "rates_at",
@@ -675,4 +677,141 @@ def _joint(
     how = f"joint: one threshold shared by the {len(data)} steps, certified on {n} whole runs (no union bound)"
     return PipelineCalibration(
         steps=steps, max_silent_failure=alpha, delta=risk_delta, split=how, silent_failure_bound=bound
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CascadeCalibration:
+    """A `Cascade`'s band and router threshold for a silent-failure budget, and the frontier.
+
+    Built by `calibrate_cascade`.
+
+    Example:
+        ```python
+        from reliable_graph.calibration import CascadeCalibration
+
+        cal = CascadeCalibration(band=(0.05, 0.8), threshold=0.7, expensive_share=0.4, silent_failure=0.004,
+                                 silent_failure_bound=0.009, max_silent_failure=0.01, delta=0.05, frontier=[])
+        assert cal.expensive_call_reduction == 0.6
+        ```
+    """
+
+    band: tuple[float, float]
+    """The chosen band: the expensive evaluator runs when `low <= cheap score < high`."""
+    threshold: float
+    """The router's threshold for the cascade's score."""
+    expensive_share: float
+    """Share of the calibration examples on which the expensive evaluator ran."""
+    silent_failure: float
+    """Empirical silent-failure rate on the calibration examples."""
+    silent_failure_bound: float
+    """Its certified upper bound (all bands tested together: Bonferroni)."""
+    max_silent_failure: float
+    """The budget."""
+    delta: float
+    """The guarantee's failure probability, for all the bands together."""
+    frontier: list[dict[str, Any]]
+    """Per candidate band: `high`, `threshold` (None: not certified), `expensive_share`,
+    `silent_failure`, `bound`."""
+
+    @property
+    def expensive_call_reduction(self) -> float:
+        """The share of expensive calls saved against always calling it."""
+        return round(1 - self.expensive_share, 12)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        return {**asdict(self), "band": list(self.band), "expensive_call_reduction": self.expensive_call_reduction}
+
+
+def calibrate_cascade(
+    cheap_scores: Sequence[float],
+    expensive_scores: Sequence[float],
+    labels: Sequence[Any],
+    *,
+    max_silent_failure: float,
+    low: float = 0.05,
+    highs: Sequence[float] | None = None,
+    delta: float = 0.05,
+) -> CascadeCalibration:
+    """Choose a `Cascade`'s band and its router's threshold for a silent-failure budget.
+
+    Run the cheap evaluators (their lowest score) and the expensive one on every held-out
+    example once; each candidate band `(low, high)` then gives the cascade's score offline
+    (cheap below `low` or at/above `high`, else expensive). Every band gets a Learn then Test
+    threshold at `delta / len(highs)` (Bonferroni over the bands, so that whichever band is
+    chosen, its guarantee holds with probability `1 - delta`), kept only if `low <= threshold
+    <= high` (a cheap decision then agrees with the router). The band chosen runs the expensive
+    evaluator least. `frontier` lists every band: expensive calls against silent failure.
+
+    Args:
+        cheap_scores: Per example, the cheap evaluators' lowest score.
+        expensive_scores: Per example, the expensive evaluator's score.
+        labels: True when the output is correct.
+        max_silent_failure: The budget.
+        low: The band's lower edge (a cheap score below it fails without the expensive call).
+        highs: Candidate upper edges (default 0.5, 0.55, ..., 1.0; 1.0 always calls it).
+        delta: The guarantee's failure probability.
+
+    Raises:
+        UncertifiableTargetError: no band gets a certified threshold.
+
+    Example:
+        ```python
+        import random
+        from reliable_graph.calibration import calibrate_cascade
+
+        rng = random.Random(3)
+        labels = [rng.random() < 0.9 for _ in range(20000)]
+        expensive = [rng.betavariate(9, 1.5) if ok else rng.betavariate(2, 4) for ok in labels]
+        cheap = [min(1.0, max(0.0, e + rng.uniform(-0.1, 0.1))) if rng.random() < 0.9 else 0.0 for e in expensive]
+        cal = calibrate_cascade(cheap, expensive, labels, max_silent_failure=0.02)
+        assert cal.silent_failure_bound <= 0.02 and cal.band[0] <= cal.threshold <= cal.band[1]
+        assert 0 < cal.expensive_share < 1 and len(cal.frontier) == 11
+        ```
+    """
+    alpha = _unit(max_silent_failure, "max_silent_failure")
+    risk_delta = _unit(delta, "delta", open_low=True)
+    low_edge = _unit(low, "low")
+    candidates = [round(0.5 + 0.05 * i, 2) for i in range(11)] if highs is None else list(highs)
+    if not candidates or any(not (low_edge <= _unit(h, "each high") <= 1.0) for h in candidates):
+        msg = f"highs must be non-empty, each in [low, 1], got {highs!r}"
+        raise ValueError(msg)
+    cheap = [_score_value(v, f"cheap #{i}") for i, v in enumerate(cheap_scores)]
+    expensive = [_score_value(v, f"expensive #{i}") for i, v in enumerate(expensive_scores)]
+    if not (len(cheap) == len(expensive) == len(labels)):
+        msg = (
+            "one cheap score, one expensive score and one label per example: "
+            f"got {len(cheap)}, {len(expensive)}, {len(labels)}"
+        )
+        raise ValueError(msg)
+    each = risk_delta / len(candidates)
+    frontier: list[dict[str, Any]] = []
+    best: tuple[float, float, Calibration] | None = None
+    for high in sorted(candidates):
+        scores = [c if (c < low_edge or c >= high) else e for c, e in zip(cheap, expensive, strict=True)]
+        share = sum(1 for c in cheap if low_edge <= c < high) / len(cheap)
+        point: dict[str, Any] = {"high": high, "expensive_share": share, "threshold": None}
+        try:
+            cal = calibrate(scores, labels, max_silent_failure=alpha, max_retries=0, delta=each)
+        except UncertifiableTargetError:
+            frontier.append(point)
+            continue
+        point.update(threshold=cal.threshold, silent_failure=cal.silent_failure, bound=cal.silent_failure_bound)
+        frontier.append(point)
+        if low_edge <= cal.threshold <= high and (best is None or share < best[1]):
+            best = (high, share, cal)
+    if best is None:
+        msg = f"no band gets a threshold certified for silent_failure <= {alpha:g} on {len(cheap)} examples"
+        raise UncertifiableTargetError(msg, examples_needed=examples_needed(alpha, each))
+    high, share, cal = best
+    return CascadeCalibration(
+        band=(low_edge, high),
+        threshold=cal.threshold,
+        expensive_share=share,
+        silent_failure=cal.silent_failure,
+        silent_failure_bound=float(cal.silent_failure_bound or 0.0),
+        max_silent_failure=alpha,
+        delta=risk_delta,
+        frontier=frontier,
     )
