@@ -25,7 +25,7 @@ from reliable_graph.cli._common import (
     stdout_console,
     unit_interval,
 )
-from reliable_graph.demo import DemoThresholds, ScenarioParams, run_demo, run_model_demo
+from reliable_graph.demo import ScenarioParams, calibrated_thresholds, run_demo, run_model_demo
 
 __all__ = ["demo_command"]
 
@@ -131,10 +131,14 @@ def _table(report: dict[str, Any], runs: int, seed: int) -> Table:
 
 
 def _simulated(*, runs: int, seed: int, db: str, params: ScenarioParams, as_json: bool) -> None:
-    thresholds = DemoThresholds()
+    with progress() as bar:
+        bar.add_task("calibrating the thresholds on held-out runs 100000-104999", total=None)
+        thresholds, how = calibrated_thresholds(params, seed)
     if not as_json:
         echo(f"scenario: {json.dumps(params.describe())}")
-        echo(f"thresholds (fixed before the run): {', '.join(f'{k}={v}' for k, v in asdict(thresholds).items())}")
+        shown = ", ".join(f"{k}={v}" for k, v in asdict(thresholds).items())
+        echo(f"thresholds, calibrated before the run on held-out runs {how['calibration_runs']}: {shown}")
+        echo(f"  judge: {how['judge_target']} (bound {how['judge_bound']:.4f}); gate: {how['gate_target']}")
         echo(f"checkpoints: SQLite file {db} (durability='sync')")
     transcript = _Transcript()
     with progress() as bar:
@@ -143,7 +147,7 @@ def _simulated(*, runs: int, seed: int, db: str, params: ScenarioParams, as_json
             seed=seed,
             db=Path(db),
             params=params,
-            thresholds=thresholds,
+            thresholds=None,  # calibrated (the same thresholds as above: the calibration is cached)
             as_json=False,  # the progress lines come only with the table; the JSON is printed below
             show_escalation=not as_json,
             out=transcript,

@@ -6,6 +6,7 @@ then shows one pending escalation and resumes it with a reviewer's decision.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import sys
@@ -50,6 +51,7 @@ __all__ = [
     "SimulatedConnectors",
     "build_bare_pipeline",
     "build_reliable_pipeline",
+    "calibrated_thresholds",
     "research_input",
     "research_pipeline",
     "run_demo",
@@ -93,6 +95,107 @@ class DemoThresholds:
     """Retries with re-fetched context before escalating."""
     max_refetches: int = 2
     """Gate re-fetches before escalating."""
+
+
+CALIBRATION_RUNS = range(100_000, 105_000)
+"""The runs the demo's thresholds are calibrated on: disjoint from any evaluation run (0, 1, ...)."""
+
+
+def router_view(
+    world: SimulatedWorld, run: int, step: int, *, gate: float, max_refetches: int, max_retries: int
+) -> tuple[list[float], list[bool], list[tuple[float, bool]]]:
+    """One step of one run as the pipeline's gate and router see it, from the world's draws.
+
+    Returns the attempts' router scores and labels (every retry on re-fetched context, as if each
+    attempt were rejected: a threshold then picks the first it accepts), and the gate's
+    (relevance, good context) per fetch. A step whose gate escalates has no attempts.
+    """
+    fetches: list[tuple[float, bool]] = []
+    fetch = 0
+    while True:
+        chunk = world.retrieve(run=run, step=step, fetch=fetch)[0]["metadata"]
+        fetches.append((float(chunk["relevance"]), bool(chunk["good"])))
+        if chunk["relevance"] >= gate:
+            break
+        if fetch >= max_refetches:
+            return [], [], fetches
+        fetch += 1
+    scores, labels = [], []
+    context = world.retrieve(run=run, step=step, fetch=fetch)
+    for attempt in range(1, 2 + max_retries):
+        if attempt > 1:
+            fetch += 1
+            context = world.retrieve(run=run, step=step, fetch=fetch)
+        sim = world.generate(run=run, step=step, attempt=attempt, context=context)["_sim"]
+        scores.append(0.0 if sim["validator_flag"] else float(sim["judge_score"]))
+        labels.append(bool(sim["correct"]))
+    return scores, labels, fetches
+
+
+@functools.lru_cache(maxsize=16)
+def calibrated_thresholds(
+    params: ScenarioParams,
+    seed: int,
+    *,
+    runs: range = CALIBRATION_RUNS,
+    max_silent_failure: float = 0.01,
+    gate_max_bad_context: float = 0.02,
+    delta: float = 0.05,
+    max_retries: int = 2,
+    max_refetches: int = 2,
+) -> tuple[DemoThresholds, dict[str, Any]]:
+    """The demo's thresholds, from the library's calibration on held-out runs of the world.
+
+    The gate: `calibrate` on the relevance of first fetches labelled by context quality, so that
+    at most `gate_max_bad_context` of fetches pass while look-alike. The step: `calibrate_pipeline`
+    with the joint split on whole runs as the router sees them (retries included), so that the
+    run's silent-failure rate is at most `max_silent_failure` with probability `1 - delta`.
+
+    Example:
+        ```python
+        from reliable_graph.demo import ScenarioParams
+        from reliable_graph.demo.pipeline import calibrated_thresholds
+
+        t, how = calibrated_thresholds(ScenarioParams(steps=3), seed=7, runs=range(100_000, 102_000))
+        assert 0 < t.gate < 1 and 0 < t.judge < 1 and how["judge_bound"] <= 0.01
+        ```
+    """
+    from reliable_graph.calibration import calibrate, calibrate_pipeline
+
+    world = SimulatedWorld(params, seed=seed)
+    relevance, good = [], []
+    for run in runs:
+        for step in range(1, params.steps + 1):
+            meta = world.retrieve(run=run, step=step, fetch=0)[0]["metadata"]
+            relevance.append(float(meta["relevance"]))
+            good.append(bool(meta["good"]))
+    gate = calibrate(relevance, good, max_silent_failure=gate_max_bad_context, max_retries=max_refetches, delta=delta)
+    data: dict[str, tuple[list[list[float]], list[list[bool]]]] = {}
+    for step in range(1, params.steps + 1):
+        scores, labels = [], []
+        for run in runs:
+            s, lab, _ = router_view(
+                world, run, step, gate=gate.threshold, max_refetches=max_refetches, max_retries=max_retries
+            )
+            scores.append(s or [0.0])
+            labels.append(lab or [True])  # the gate escalated: nothing the router could accept
+        data[step_name(step)] = (scores, labels)
+    judge = calibrate_pipeline(
+        data, max_silent_failure=max_silent_failure, max_retries=max_retries, delta=delta, split="joint"
+    )
+    threshold = next(iter(judge.thresholds().values()))
+    thresholds = DemoThresholds(
+        gate=round(gate.threshold, 4), judge=round(threshold, 4), max_retries=max_retries, max_refetches=max_refetches
+    )
+    how = {
+        "calibration_runs": [runs.start, runs.stop - 1],
+        "gate_target": f"look-alike context passing <= {gate_max_bad_context:g} of first fetches",
+        "gate_bound": gate.silent_failure_bound,
+        "judge_target": f"run silent failure <= {max_silent_failure:g} with probability >= {1 - delta:g}",
+        "judge_bound": judge.silent_failure_bound,
+        "split": judge.split,
+    }
+    return thresholds, how
 
 
 def step_name(i: int) -> str:
@@ -577,7 +680,9 @@ def run_demo(
         msg = f"runs must be at least 1, got {runs}"
         raise ValueError(msg)
     params = params or ScenarioParams()
-    thresholds = thresholds or DemoThresholds()
+    calibration: dict[str, Any] = {"fixed": True}
+    if thresholds is None:
+        thresholds, calibration = calibrated_thresholds(params, seed)
     out = out or sys.stdout
     err = err or sys.stderr
     for suffix in ("", "-wal", "-shm"):
@@ -585,7 +690,7 @@ def run_demo(
     with sqlite_saver(db) as saver:
         if not as_json:
             out.write(f"scenario: {json.dumps(params.describe())}\n")
-            out.write(f"thresholds (fixed before the run): {thresholds}\n")
+            out.write(f"thresholds (calibrated before the run): {_asdict(thresholds)} {json.dumps(calibration)}\n")
             out.write(f"checkpoints: SQLite file {db} (durability='sync')\n")
         results = {
             mode: run_mode(
@@ -603,7 +708,13 @@ def run_demo(
             mode: {k: v for k, v in res.items() if k not in ("escalated_threads", "failed_errors")}
             for mode, res in results.items()
         }
-        report = {**public, "scenario": params.describe(), "thresholds": _asdict(thresholds), "seed": seed}
+        report = {
+            **public,
+            "scenario": params.describe(),
+            "thresholds": _asdict(thresholds),
+            "calibration": calibration,
+            "seed": seed,
+        }
         if as_json:
             out.write(json.dumps(report) + "\n")
             return report
