@@ -9,8 +9,10 @@ Modes:
                 retries on re-fetched context, human escalation; connector retries (tenacity,
                 8 attempts, Retry-After honoured) summed on a virtual clock (reported as
                 connector_wait_s_per_run); permanent faults escalate. Its gate and judge
-                thresholds are chosen by reliable_graph's calibrate() on held-out runs
-                (run ids 100000+, disjoint from the evaluation runs 0..runs-1).
+                thresholds come from the library's calibration on held-out runs (run ids
+                100000+, disjoint from the evaluation runs 0..runs-1): the judge certified for
+                a run silent-failure rate <= 1% with probability 0.95, on whole runs as the
+                router sees them, retries included (calibrate_pipeline, joint split).
 
 Rows: per-step raw reliability 85/90/95/99% at 10 and 20 steps with f=0, and p=0.90, 10 steps,
 f=0.3. p=0.90 is SCENARIO.md's context-dependent world (0.85 x 0.95 + 0.15 x 0.62); the others
@@ -35,7 +37,6 @@ from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 
-from reliable_graph.calibration import calibrate
 from reliable_graph.demo import (
     DEFAULT_CONNECTOR_RETRY,
     DEFAULT_RETRY_POLICY,
@@ -43,6 +44,7 @@ from reliable_graph.demo import (
     ScenarioParams,
     SimulatedConnectors,
     SimulatedWorld,
+    calibrated_thresholds,
     summarize_run,
 )
 from reliable_graph.demo.pipeline import build_pipeline
@@ -66,40 +68,31 @@ def scenario(p: float, steps: int, f: float) -> ScenarioParams:
 
 
 def calibrate_thresholds(params: ScenarioParams, seed: int, runs: int) -> dict[str, Any]:
-    """Gate and judge thresholds from held-out runs (ids CALIBRATION_RUN_OFFSET + k)."""
-    world = SimulatedWorld(params, seed=seed)
-    relevance: list[float] = []
-    good: list[bool] = []
-    for k in range(runs):
-        run = CALIBRATION_RUN_OFFSET + k
-        for step in range(1, params.steps + 1):
-            chunk = world.retrieve(run=run, step=step, fetch=0)[0]["metadata"]
-            relevance.append(chunk["relevance"])
-            good.append(chunk["good"])
-    gate = calibrate(relevance, good, max_silent_failure=GATE_TARGET, max_retries=MAX_REFETCHES)
-    # The step's labelled outputs, as the step sees them: behind the calibrated gate.
-    scores: list[float] = []
-    labels: list[bool] = []
-    for k in range(runs):
-        run = CALIBRATION_RUN_OFFSET + k
-        for step in range(1, params.steps + 1):
-            context = world.retrieve(run=run, step=step, fetch=0)
-            fetch = 0
-            while context[0]["metadata"]["relevance"] < gate.threshold and fetch < MAX_REFETCHES:
-                fetch += 1
-                context = world.retrieve(run=run, step=step, fetch=fetch)
-            sim = world.generate(run=run, step=step, attempt=1, context=context)["_sim"]
-            scores.append(0.0 if sim["validator_flag"] else sim["judge_score"])
-            labels.append(sim["correct"])
-    judge = calibrate(scores, labels, max_silent_failure=RUN_SILENT_TARGET / params.steps, max_retries=MAX_RETRIES)
+    """Gate and judge thresholds from held-out runs (ids CALIBRATION_RUN_OFFSET + k), by the library.
+
+    `calibrated_thresholds`: the gate with `calibrate` on first fetches; the judge with
+    `calibrate_pipeline(split="joint")` on whole runs as the router sees them, retries included,
+    certified for a run silent-failure rate of at most 1% with probability 0.95.
+    """
+    held_out = range(CALIBRATION_RUN_OFFSET, CALIBRATION_RUN_OFFSET + runs)
+    t, how = calibrated_thresholds(
+        params,
+        seed,
+        runs=held_out,
+        max_silent_failure=RUN_SILENT_TARGET,
+        gate_max_bad_context=GATE_TARGET,
+        max_retries=MAX_RETRIES,
+        max_refetches=MAX_REFETCHES,
+    )
     return {
-        "gate": gate.threshold,
-        "judge": judge.threshold,
+        "gate": t.gate,
+        "judge": t.judge,
         "max_retries": MAX_RETRIES,
         "max_refetches": MAX_REFETCHES,
-        "calibration_samples": len(scores),
-        "gate_target": gate.target,
-        "judge_target": judge.target,
+        "calibration_runs": [held_out.start, held_out.stop - 1],
+        "gate_target": how["gate_target"],
+        "judge_target": how["judge_target"],
+        "judge_bound": how["judge_bound"],
     }
 
 
@@ -182,6 +175,7 @@ def row(
     }
     if th is not None:
         out["thresholds"] = th
+    out["scenario"] = scenario(p, steps, f).describe()
     return out
 
 
@@ -189,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2000, help="evaluation runs per row (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated world (default 0)")
-    parser.add_argument("--calibration-runs", type=int, default=2000, help="held-out runs for calibration")
+    parser.add_argument("--calibration-runs", type=int, default=5000, help="held-out runs for calibration")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON list")
     parser.add_argument("--quick", action="store_true", help="only the 10-step rows at p=0.90 (f=0 and f=0.3)")
@@ -246,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     for (p, steps, f), th in thresholds.items():
         print(
             f"  p={p:.2f} steps={steps} f={f}: gate {th['gate']:.3f} ({th['gate_target']}), "
-            f"judge {th['judge']:.3f} ({th['judge_target']}), {th['calibration_samples']} samples"
+            f"judge {th['judge']:.3f} ({th['judge_target']}; bound {th['judge_bound']:.4f})"
         )
     header = (
         f"{'mode':<13}{'p':>5}{'steps':>6}{'f':>5}{'e2e success':>13}{'silent':>8}{'escalated':>10}"
