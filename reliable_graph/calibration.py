@@ -35,6 +35,7 @@ __all__ = [
     "calibrate",
     "calibrate_cascade",
     "calibrate_pipeline",
+    "calibrate_weighted",
     "examples_needed",
     "rates_at",
 ]
@@ -814,4 +815,94 @@ def calibrate_cascade(
         max_silent_failure=alpha,
         delta=risk_delta,
         frontier=frontier,
+    )
+
+
+def calibrate_weighted(
+    scores: Sequence[float],
+    labels: Sequence[Any],
+    weights: Sequence[float],
+    *,
+    max_silent_failure: float,
+    delta: float = 0.05,
+) -> Calibration:
+    """The lowest threshold whose weighted silent-failure rate meets the target (labels from reviews).
+
+    For labels that are not a uniform sample: each example stands for `weight` scored outputs
+    (an audit drawn at rate `r` among passing outputs weighs `1 / r`; an escalation, labelled
+    whenever it happens, weighs 1), so the weighted rate estimates the production rate at any
+    threshold (inverse-probability weighting). `silent_failure_bound` is an approximate
+    Clopper-Pearson bound on the effective sample size `(sum w)^2 / sum w^2`; the threshold is
+    the lowest whose bound meets the target (fixed sequence from the top), or, when none does,
+    the UncertifiableTargetError says how many effective examples it would take.
+
+    Example:
+        ```python
+        from reliable_graph.calibration import calibrate_weighted
+
+        # 2000 audits at rate 0.1 (weight 10) of outputs that passed at 0.75; 300 escalations below it
+        scores = [0.75 + 0.0001 * i for i in range(2000)] + [0.3 + 0.001 * i for i in range(300)]
+        labels = [i % 500 != 0 for i in range(2000)] + [i % 2 == 0 for i in range(300)]
+        weights = [10.0] * 2000 + [1.0] * 300
+        cal = calibrate_weighted(scores, labels, weights, max_silent_failure=0.01)
+        assert cal.silent_failure_bound <= 0.01 and 0.3 < cal.threshold < 0.75  # escalations were often right
+        ```
+    """
+    alpha = _unit(max_silent_failure, "max_silent_failure")
+    risk_delta = _unit(delta, "delta", open_low=True)
+    values = [_score_value(v, f"#{i}") for i, v in enumerate(scores)]
+    truths = [_label(v, f"#{i}") for i, v in enumerate(labels)]
+    ws = []
+    for i, w in enumerate(weights):
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+            msg = f"weight #{i} is {w!r}: weights must be positive numbers"
+            raise ValueError(msg)
+        ws.append(float(w))
+    if not (len(values) == len(truths) == len(ws)) or not values:
+        msg = f"one score, label and weight per example, at least one: got {len(values)}, {len(truths)}, {len(ws)}"
+        raise ValueError(msg)
+    total = math.fsum(ws)
+    n_eff = total**2 / math.fsum(w * w for w in ws)
+    order = sorted(range(len(values)), key=lambda i: -values[i])
+    wrong_w = 0.0
+    accepted_w = 0.0
+    chosen: tuple[float, float, float] | None = None
+    i = 0
+    best_rate = math.inf
+    while i < len(order):
+        threshold = values[order[i]]
+        while i < len(order) and values[order[i]] == threshold:
+            j = order[i]
+            accepted_w += ws[j]
+            wrong_w += ws[j] * (not truths[j])
+            i += 1
+        rate = wrong_w / total
+        best_rate = min(best_rate, rate)
+        k_eff = math.floor(rate * n_eff)
+        bound = binomial_upper_bound(k_eff, max(1, round(n_eff)), risk_delta)
+        if bound > alpha:
+            break
+        chosen = (threshold, rate, bound)
+        chosen_accepted = accepted_w
+    if chosen is None:
+        needed = examples_needed(alpha, risk_delta, best_rate if math.isfinite(best_rate) else 0.0)
+        msg = f"cannot meet silent_failure <= {alpha:g} from these reviews (effective sample size {n_eff:.0f})" + (
+            f": about {needed} effective examples would do" if needed else ""
+        )
+        raise UncertifiableTargetError(msg, examples_needed=needed)
+    threshold, rate, bound = chosen
+    accepted_share = chosen_accepted / total
+    return Calibration(
+        threshold=threshold,
+        silent_failure=rate,
+        silent_failure_bound=bound,
+        precision=1 - rate / accepted_share if accepted_share else 1.0,
+        pass_rate=accepted_share,
+        retry_rate=0.0,
+        escalation_rate=1 - accepted_share,
+        n=len(values),
+        max_retries=0,
+        target=f"silent_failure <= {alpha:g} (weighted reviews, approximate bound at {1 - risk_delta:g})",
+        method="weighted",
+        delta=risk_delta,
     )

@@ -220,3 +220,58 @@ def test_the_confidence_router_audits_too() -> None:
     out = graph.invoke({"question": "q"}, {"configurable": {"thread_id": "r"}})
     [item] = EscalationInbox(store, graph=graph).list(kind="audit")
     assert task_records(out)["draft"]["audit"] == item.id and item.step == "draft"
+
+
+def test_calibrate_from_reviews(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "runs.sqlite"
+    conn, store_conn, store = _on_file(db)
+    rng = random.Random(3)
+
+    def draft(state: State) -> dict[str, Any]:
+        return {"output": f"{rng.random():.3f}"}  # the output is its own score
+
+    builder = StateGraph(State)
+    builder.add_node(
+        reliable_step(
+            draft,
+            name="draft",
+            threshold=0.5,
+            max_retries=0,
+            pass_to=END,
+            audit_rate=0.25,
+            audit_seed=2,
+            evaluator=Predicate(fn=lambda o: float(o), name="score"),
+        )
+    )
+    builder.add_node(HumanEscalation())
+    builder.add_edge(START, "draft")
+    graph = builder.compile(checkpointer=SqliteSaver(conn), store=store)
+    for n in range(400):
+        graph.invoke({"question": f"q{n}"}, {"configurable": {"thread_id": f"t{n}"}})
+    inbox = EscalationInbox(store, graph=graph)
+    audits, escalations = inbox.list(kind="audit", limit=1000), inbox.list(kind="escalation", limit=1000)
+    assert audits and escalations
+    for item in audits:  # outputs that passed are right, but for a few just above the threshold
+        inbox.resolve(item.id, {"action": "terminate" if item.confidence < 0.55 else "approve"}, reviewer="ana")
+    for item in escalations:  # escalated outputs scoring above 0.3 were right after all
+        wrong = item.confidence < 0.3
+        inbox.resolve(item.id, {"action": "terminate" if wrong else "approve"}, reviewer="bo")
+    conn.close()
+    store_conn.close()
+    assert main(["calibrate", "--from-reviews", "--db", str(db), "--target-silent-failure", "0.05", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    step = data["steps"]["draft"]
+    assert step["audits"] == len(audits) and step["escalations"] == len(escalations)
+    assert step["method"] == "weighted" and step["silent_failure_bound"] <= 0.05
+    assert 0.3 <= step["threshold"] < 0.55  # the reviews say the threshold can come down into escalated ground
+    assert main(["calibrate", "--from-reviews", "--db", str(db), "--target-silent-failure", "0.05"]) == 0
+    assert "thresholds from reviews" in capsys.readouterr().out
+    for args, error in (
+        (["--from-reviews", "--target-silent-failure", "0.05"], "needs --db"),
+        (["--from-reviews", "--db", str(db)], "needs --target-silent-failure"),
+        (["--from-reviews", "--db", str(tmp_path / "none.sqlite"), "--target-silent-failure", "0.1"], "no such file"),
+        ([str(db), "--from-reviews", "--db", str(db), "--target-silent-failure", "0.1"], "give no FILE"),
+        (["--target-silent-failure", "0.1"], "give the labelled FILE"),
+    ):
+        assert main(["calibrate", *args]) == 2
+        assert error in capsys.readouterr().err

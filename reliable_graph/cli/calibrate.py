@@ -12,6 +12,8 @@ import importlib
 import json
 import math
 import os
+import re
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +22,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from reliable_graph import EvalInput, InvalidScoreError, LexicalRelevance, Score, as_chunks, run_evaluator
-from reliable_graph.calibration import Calibration, calibrate
+from reliable_graph import (
+    EscalationInbox,
+    EvalInput,
+    InvalidScoreError,
+    LexicalRelevance,
+    Score,
+    as_chunks,
+    run_evaluator,
+)
+from reliable_graph.calibration import Calibration, calibrate, calibrate_weighted
 from reliable_graph.cli._common import CliError, at_least, echo, progress, stdout_console, unit_interval
 
 __all__ = ["BUILTIN_EVALUATORS", "calibrate_command"]
@@ -199,9 +209,11 @@ def _table(figures: dict[str, Any]) -> Table:
 
 def calibrate_command(
     ctx: typer.Context,
-    file: Annotated[str, typer.Argument(metavar="FILE", help="JSON Lines of question, contexts, output, label.")],
+    file: Annotated[
+        str | None, typer.Argument(metavar="FILE", help="JSON Lines of question, contexts, output, label.")
+    ] = None,
     evaluator: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--evaluator",
             metavar="SPEC",
@@ -210,7 +222,7 @@ def calibrate_command(
                 "an evaluator instance or a zero-argument factory."
             ),
         ),
-    ],
+    ] = None,
     target_silent_failure: Annotated[
         float | None,
         typer.Option(
@@ -249,6 +261,26 @@ def calibrate_command(
         ),
     ] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
+    from_reviews: Annotated[
+        bool,
+        typer.Option(
+            "--from-reviews",
+            help="Recalibrate each step from the inbox's labels (audits and escalation decisions) in --db.",
+        ),
+    ] = False,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", metavar="PATH|URL", help="With --from-reviews: the SQLite file or postgresql:// URL."),
+    ] = None,
+    audit_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--audit-rate",
+            metavar="RATE",
+            callback=unit_interval,
+            help="With --from-reviews: the steps' audit_rate, when the audits do not say it.",
+        ),
+    ] = None,
 ) -> None:
     """Run `reliable-graph calibrate` (typer passes the parsed options).
 
@@ -279,6 +311,11 @@ def calibrate_command(
         assert data["escalation_rate"] == 0.25 and data["evaluator"] == "lexical_relevance"
         ```
     """
+    if from_reviews:
+        _from_reviews(ctx, file, evaluator, db, target_silent_failure, delta, audit_rate, as_json)
+        return
+    if file is None or evaluator is None:
+        raise CliError("give the labelled FILE and --evaluator (or --from-reviews --db ...)", ctx=ctx)
     if target_silent_failure is None and target_precision is None:
         msg = "give a target: --target-silent-failure RATE or --target-precision RATE"
         raise CliError(msg, ctx=ctx)
@@ -318,3 +355,121 @@ def calibrate_command(
         echo(json.dumps(figures))
     else:
         stdout_console().print(_table(figures))
+
+
+_AUDIT_RATE = re.compile(r"audit_rate=([0-9.eE+-]+)")
+
+
+def _review_examples(inbox: Any, audit_rate: float | None) -> dict[str, tuple[list[float], list[bool], list[float]]]:
+    """Per step, the reviewed outputs: (score, label, weight); audits weigh 1 / their rate."""
+    found: dict[str, tuple[list[float], list[bool], list[float]]] = {}
+    offset = 0
+    while True:
+        page = inbox.list(status="resolved", limit=500, offset=offset)
+        if not page:
+            return found
+        offset += len(page)
+        for item in page:
+            action = (item.decision or {}).get("action")
+            if action not in ("approve", "edit", "terminate"):
+                continue  # retry and provide_context say nothing about the output
+            weight = 1.0
+            if item.kind == "audit":
+                match = _AUDIT_RATE.search(item.reason or "")
+                rate = float(match.group(1)) if match else audit_rate
+                if rate is None or not 0 < rate <= 1:
+                    msg = f"audit {item.id} does not say its audit_rate: give --audit-rate"
+                    raise CliError(msg)
+                weight = 1 / rate
+            scores, labels, weights = found.setdefault(item.step, ([], [], []))
+            scores.append(item.confidence)
+            labels.append(action == "approve")
+            weights.append(weight)
+
+
+def _open_inbox(db: str) -> tuple[Any, Callable[[], None]]:
+    if db.startswith(("postgresql://", "postgres://")):
+        try:
+            from langgraph.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise CliError(f"--db: reading Postgres needs the postgres extra ({exc})") from exc
+        manager = PostgresStore.from_conn_string(db)
+        store = manager.__enter__()
+
+        def done() -> None:
+            manager.__exit__(None, None, None)
+
+        return EscalationInbox(store), done
+    path = Path(db)
+    if not path.is_file():
+        raise CliError(f"--db {db}: no such file")
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    try:
+        table = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='reliable_graph_inbox'")
+        present = table.fetchone() is not None
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise CliError(f"--db {db}: not a SQLite database ({exc})") from exc
+    if not present:
+        conn.close()
+        raise CliError(f"--db {db}: no escalation inbox here (no reviewed escalations or audits to learn from)")
+    from langgraph.store.sqlite import SqliteStore
+
+    return EscalationInbox(SqliteStore(conn)), conn.close
+
+
+def _from_reviews(
+    ctx: typer.Context,
+    file: str | None,
+    evaluator: str | None,
+    db: str | None,
+    target: float | None,
+    delta: float,
+    audit_rate: float | None,
+    as_json: bool,
+) -> None:
+    if file is not None or evaluator is not None:
+        raise CliError("--from-reviews reads the inbox in --db: give no FILE and no --evaluator", ctx=ctx)
+    if db is None:
+        raise CliError("--from-reviews needs --db PATH|URL (where the inbox keeps the reviews)", ctx=ctx)
+    if target is None:
+        raise CliError("--from-reviews needs --target-silent-failure RATE", ctx=ctx)
+    inbox, close = _open_inbox(db)
+    try:
+        examples = _review_examples(inbox, audit_rate)
+    finally:
+        close()
+    if not examples:
+        raise CliError(f"--db {db}: no review labels yet (approve, edit or terminate decisions, or labelled audits)")
+    results: dict[str, Any] = {}
+    for step, (scores, labels, weights) in sorted(examples.items()):
+        audits = sum(1 for w in weights if w != 1.0)
+        entry: dict[str, Any] = {"labels": len(scores), "audits": audits, "escalations": len(scores) - audits}
+        try:
+            cal = calibrate_weighted(scores, labels, weights, max_silent_failure=target, delta=delta)
+            entry.update(cal.to_dict())
+        except ValueError as exc:
+            entry["error"] = str(exc)
+        results[step] = entry
+    if as_json:
+        echo(json.dumps({"db": db, "target": target, "delta": delta, "steps": results}))
+        return
+    table = Table(title=f"thresholds from reviews in {db} (silent failure <= {target:g})", title_justify="left")
+    for name in ("step", "labels", "audits", "escalations", "threshold", "silent failure", "bound", "pass rate"):
+        table.add_column(name, justify="left" if name == "step" else "right", no_wrap=True)
+    for step, e in results.items():
+        if "error" in e:
+            table.add_row(step, str(e["labels"]), str(e["audits"]), str(e["escalations"]), e["error"], "", "", "")
+            continue
+        table.add_row(
+            step,
+            str(e["labels"]),
+            str(e["audits"]),
+            str(e["escalations"]),
+            f"{e['threshold']:.4f}",
+            f"{e['silent_failure']:.2%}",
+            f"{e['silent_failure_bound']:.2%}",
+            f"{e['pass_rate']:.1%}",
+        )
+    stdout_console().print(table)
+    echo("audits weigh 1 / audit_rate (they sample the passing outputs), escalations 1 (every one is reviewed).")
