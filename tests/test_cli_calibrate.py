@@ -217,3 +217,16 @@ def test_cli_calibrate_method_and_delta_errors(
     path = write(tmp_path, EXAMPLES)
     assert run(path, "--evaluator", "lexical_relevance", "--target-silent-failure", "0.01", *args) == 2
     assert error in capsys.readouterr().err
+
+
+def test_cli_calibrate_pipeline_from_one_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = [{**x, "step": step} for step in ("retrieve", "answer") for x in EXAMPLES * 400]
+    path = write(tmp_path, lines)
+    args = ("--evaluator", "lexical_relevance", "--target-silent-failure", "0.02", "--pipeline")
+    assert run(path, *args, "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data["steps"]) == {"retrieve", "answer"} and data["split"].startswith("union")
+    assert data["silent_failure_bound"] <= 0.02 and all(s["delta"] == 0.025 for s in data["steps"].values())
+    assert run(path, *args) == 0 and "the run's bound" in capsys.readouterr().out
+    no_step = write(tmp_path, EXAMPLES * 10)
+    assert run(no_step, *args) == 2 and "needs a 'step' on every line" in capsys.readouterr().err

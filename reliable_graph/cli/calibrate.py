@@ -31,7 +31,7 @@ from reliable_graph import (
     as_chunks,
     run_evaluator,
 )
-from reliable_graph.calibration import Calibration, calibrate, calibrate_weighted
+from reliable_graph.calibration import Calibration, calibrate, calibrate_pipeline, calibrate_weighted
 from reliable_graph.cli._common import CliError, at_least, echo, progress, stdout_console, unit_interval
 
 __all__ = ["BUILTIN_EVALUATORS", "calibrate_command"]
@@ -272,6 +272,16 @@ def calibrate_command(
         str | None,
         typer.Option("--db", metavar="PATH|URL", help="With --from-reviews: the SQLite file or postgresql:// URL."),
     ] = None,
+    pipeline: Annotated[
+        bool,
+        typer.Option(
+            "--pipeline",
+            help=(
+                "--target-silent-failure is the whole run's: calibrate every step (the examples' step field) "
+                "for its share of the budget (union bound: target / steps each, delta / steps)."
+            ),
+        ),
+    ] = False,
     audit_rate: Annotated[
         float | None,
         typer.Option(
@@ -312,8 +322,10 @@ def calibrate_command(
         ```
     """
     if from_reviews:
-        _from_reviews(ctx, file, evaluator, db, target_silent_failure, delta, audit_rate, as_json)
+        _from_reviews(ctx, file, evaluator, db, target_silent_failure, delta, audit_rate, as_json, pipeline)
         return
+    if pipeline and target_silent_failure is None:
+        raise CliError("--pipeline needs --target-silent-failure RATE (the end-to-end target)", ctx=ctx)
     if file is None or evaluator is None:
         raise CliError("give the labelled FILE and --evaluator (or --from-reviews --db ...)", ctx=ctx)
     if target_silent_failure is None and target_precision is None:
@@ -337,6 +349,9 @@ def calibrate_command(
         for number, (sample, _) in enumerate(examples, start=1):
             scores.append(_score(scorer, sample, f"{file}:{number}"))
             bar.advance(task)
+    if pipeline:
+        _pipeline(examples, scores, file, target_silent_failure, max_retries, delta, as_json)
+        return
     try:
         cal = calibrate(
             scores,
@@ -427,6 +442,7 @@ def _from_reviews(
     delta: float,
     audit_rate: float | None,
     as_json: bool,
+    pipeline: bool = False,
 ) -> None:
     if file is not None or evaluator is not None:
         raise CliError("--from-reviews reads the inbox in --db: give no FILE and no --evaluator", ctx=ctx)
@@ -442,17 +458,20 @@ def _from_reviews(
     if not examples:
         raise CliError(f"--db {db}: no review labels yet (approve, edit or terminate decisions, or labelled audits)")
     results: dict[str, Any] = {}
+    per_step = target / len(examples) if pipeline else target
+    step_delta = delta / len(examples) if pipeline else delta
     for step, (scores, labels, weights) in sorted(examples.items()):
         audits = sum(1 for w in weights if w != 1.0)
         entry: dict[str, Any] = {"labels": len(scores), "audits": audits, "escalations": len(scores) - audits}
         try:
-            cal = calibrate_weighted(scores, labels, weights, max_silent_failure=target, delta=delta)
+            cal = calibrate_weighted(scores, labels, weights, max_silent_failure=per_step, delta=step_delta)
             entry.update(cal.to_dict())
         except ValueError as exc:
             entry["error"] = str(exc)
         results[step] = entry
     if as_json:
-        echo(json.dumps({"db": db, "target": target, "delta": delta, "steps": results}))
+        split = f"union: {per_step:g} per step at delta {step_delta:g}" if pipeline else None
+        echo(json.dumps({"db": db, "target": target, "delta": delta, "pipeline_split": split, "steps": results}))
         return
     table = Table(title=f"thresholds from reviews in {db} (silent failure <= {target:g})", title_justify="left")
     for name in ("step", "labels", "audits", "escalations", "threshold", "silent failure", "bound", "pass rate"):
@@ -473,3 +492,45 @@ def _from_reviews(
         )
     stdout_console().print(table)
     echo("audits weigh 1 / audit_rate (they sample the passing outputs), escalations 1 (every one is reviewed).")
+
+
+def _pipeline(
+    examples: list[tuple[EvalInput, bool]],
+    scores: list[float],
+    file: str,
+    target: float | None,
+    max_retries: int,
+    delta: float,
+    as_json: bool,
+) -> None:
+    """Per-step thresholds for one end-to-end target, the examples grouped by their `step`."""
+    assert target is not None
+    data: dict[str, tuple[list[float], list[bool]]] = {}
+    for number, ((sample, label), score) in enumerate(zip(examples, scores, strict=True), start=1):
+        if not sample.step:
+            raise CliError(f"{file}:{number}: --pipeline needs a 'step' on every line")
+        step_scores, step_labels = data.setdefault(sample.step, ([], []))
+        step_scores.append(score)
+        step_labels.append(label)
+    try:
+        cal = calibrate_pipeline(data, max_silent_failure=target, max_retries=max_retries, delta=delta)
+    except ValueError as exc:
+        raise CliError(f"{file}: {exc}") from exc
+    if as_json:
+        echo(json.dumps({"file": file, **cal.to_dict()}))
+        return
+    table = Table(title=f"pipeline: run silent failure <= {target:g} ({cal.split})", title_justify="left")
+    for name in ("step", "examples", "threshold", "silent failure", "bound", "pass rate", "escalation rate"):
+        table.add_column(name, justify="left" if name == "step" else "right", no_wrap=True)
+    for step, c in cal.steps.items():
+        table.add_row(
+            step,
+            str(c.n),
+            f"{c.threshold:.4f}",
+            f"{c.silent_failure:.2%}",
+            f"{(c.silent_failure_bound or 0):.2%}",
+            f"{c.pass_rate:.1%}",
+            f"{c.escalation_rate:.1%}",
+        )
+    stdout_console().print(table)
+    echo(f"the run's bound: {cal.silent_failure_bound:.2%} (the sum of the steps' bounds)")
