@@ -337,7 +337,7 @@ def test_cli_demo_progress_is_on_stderr_per_run(tmp_path: Path, monkeypatch: pyt
     assert updates.seen == {"bare LangGraph": [1, 2, 3, 4], "reliable-graph": [1, 2, 3, 4]}
     assert "bare LangGraph" in err and "reliable-graph" in err and "4/4" in err
     if as_json:
-        assert set(one_json_object(out)) == {"bare", "reliable", "scenario", "thresholds", "seed"}
+        assert set(one_json_object(out)) == {"bare", "reliable", "scenario", "thresholds", "calibration", "seed"}
     else:
         assert "end-to-end success" in out and "4/4" not in out
 
@@ -356,7 +356,11 @@ def test_cli_demo_table_shows_every_json_figure(tmp_path: Path) -> None:
     assert code == 0 and err == ""
     assert "┃" in table or "│" in table  # drawn by rich
     assert f"scenario: {json.dumps(data['scenario'])}" in table
-    assert "gate=0.5, judge=0.7, max_retries=2, max_refetches=2" in table and "DemoThresholds(" not in table
+    th = data["thresholds"]
+    shown = f"gate={th['gate']}, judge={th['judge']}, max_retries=2, max_refetches=2"
+    assert shown in table and "DemoThresholds(" not in table
+    assert "calibrated before the run on held-out runs [100000, 104999]" in table
+    assert data["calibration"]["judge_bound"] <= 0.01
     assert f"{data['bare']['runs']} runs per mode, seed {data['seed']}" in table
     rows = {line.split("│")[1].strip(): line for line in table.splitlines() if line.count("│") >= 3}
     labels = {

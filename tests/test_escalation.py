@@ -281,3 +281,11 @@ def test_escalation_payload_refuses_nan_and_infinity() -> None:
         with pytest.raises(EscalationSerializationError) as info:
             graph.invoke({"question": "q"}, config(f"nan-{value!r}"))
         assert info.value.field == "output"
+
+
+def test_a_lone_surrogate_in_an_edited_key_is_refused() -> None:
+    """A checkpointer stores '\ud800' as a replacement character: the answer would apply changed."""
+    from reliable_graph import InvalidAnswerError, parse_answer
+
+    with pytest.raises(InvalidAnswerError, match="lone surrogate"):
+        parse_answer({"action": "edit", "output": {"\ud800x": None}})

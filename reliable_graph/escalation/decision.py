@@ -158,7 +158,7 @@ def _canonical(value: Any, depth: int = 0) -> Any:
         if not all(isinstance(k, str) for k in value):
             msg = "object keys in an answer must be strings"
             raise InvalidAnswerError(msg)
-        return {k: _canonical(v, depth + 1) for k, v in value.items()}
+        return {_canonical(k, depth + 1): _canonical(v, depth + 1) for k, v in value.items()}
     if isinstance(value, str):
         try:
             value.encode("utf-8")
