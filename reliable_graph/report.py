@@ -223,37 +223,28 @@ class Report:
         steps = [s for s in self.steps if self.audits.get(s.name, {}).get("labelled")]
         if not steps:
             return found
-        for s in steps:
-            labels = self.audits[s.name]
-            passed = s.outcomes.get("pass", 0) + s.outcomes.get("retry_pass", 0)
-            share = passed / s.finished if s.finished else 0.0
-            n, k = labels["labelled"], labels["wrong"]
+        def estimate(k: int, n: int, passed: int, executions: int, per: int) -> SilentFailureEstimate:
+            scale = passed / per if per else 0.0
             low, high = clopper_pearson(k, n, confidence)
-            found[s.name] = SilentFailureEstimate(
-                rate=share * k / n,
-                low=share * low,
-                high=share * high,
+            return SilentFailureEstimate(
+                rate=scale * k / n,
+                low=scale * low,
+                high=scale * high,
                 labelled=n,
                 wrong=k,
                 passed=passed,
-                executions=s.finished,
+                executions=executions,
                 confidence=confidence,
             )
+
+        for s in steps:
+            labels = self.audits[s.name]
+            passed = s.outcomes.get("pass", 0) + s.outcomes.get("retry_pass", 0)
+            found[s.name] = estimate(labels["wrong"], labels["labelled"], passed, s.finished, s.finished)
         passed = sum(s.outcomes.get("pass", 0) + s.outcomes.get("retry_pass", 0) for s in self.steps)
         n = sum(int(self.audits.get(s.name, {}).get("labelled", 0)) for s in self.steps)
         k = sum(int(self.audits.get(s.name, {}).get("wrong", 0)) for s in self.steps)
-        per_run = passed / self.threads if self.threads else 0.0
-        low, high = clopper_pearson(k, n, confidence)
-        found[""] = SilentFailureEstimate(
-            rate=per_run * k / n,
-            low=per_run * low,
-            high=per_run * high,
-            labelled=n,
-            wrong=k,
-            passed=passed,
-            executions=self.threads,
-            confidence=confidence,
-        )
+        found[""] = estimate(k, n, passed, self.threads, self.threads)
         return found
 
     @property

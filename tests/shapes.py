@@ -12,12 +12,16 @@ import dataclasses
 import operator
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Command, Send
 from pydantic import BaseModel
@@ -561,6 +565,41 @@ def gate_fan_out_subgraph(tracker: Tracker, *, checkpointer: Any = None) -> Any:
     builder.add_edge("per_item", "collect")
     builder.add_edge("collect", END)
     return builder.compile(checkpointer=checkpointer or InMemorySaver())
+
+
+# -- checkpointers ------------------------------------------------------------------------------
+
+POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+"""The CI's PostgreSQL (trust auth on 127.0.0.1:5432, database `test`)."""
+
+
+@asynccontextmanager
+async def checkpointer(kind: str, path: Path, *, is_async: bool) -> AsyncIterator[Any]:
+    """An in-memory, SQLite-file or PostgreSQL checkpointer, sync or async, set up and closed after."""
+    if kind == "memory":
+        yield InMemorySaver()
+    elif kind == "sqlite":
+        if is_async:
+            async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+                yield saver
+        else:
+            with SqliteSaver.from_conn_string(str(path)) as saver:
+                yield saver
+    elif kind == "postgres":
+        from langgraph.checkpoint.postgres import PostgresSaver
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        if is_async:
+            async with AsyncPostgresSaver.from_conn_string(POSTGRES_DSN) as saver:
+                await saver.setup()
+                yield saver
+        else:
+            with PostgresSaver.from_conn_string(POSTGRES_DSN) as saver:
+                saver.setup()
+                yield saver
+    else:
+        msg = f"unknown checkpointer kind {kind!r}"
+        raise ValueError(msg)
 
 
 # -- driving a thread --------------------------------------------------------------------------

@@ -9,11 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 pytest.register_assert_rewrite("shapes")
 
@@ -27,6 +22,7 @@ from shapes import (  # noqa: E402
     Tracker,
     by_item,
     by_step,
+    checkpointer,
     decision,
     fan_out,
     fan_out_subgraph,
@@ -37,8 +33,6 @@ from shapes import (  # noqa: E402
 )
 
 from reliable_graph import run_outcome, step_outcomes, task_records  # noqa: E402
-
-DSN = "postgresql://postgres@127.0.0.1:5432/test"
 from reliable_graph.resilience import observe_retries  # noqa: E402
 
 
@@ -50,23 +44,8 @@ def is_async(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def saver(request: pytest.FixtureRequest, tmp_path: Path, is_async: bool) -> AsyncIterator[Any]:
     """Where the state persists: in memory, a real SQLite file, or the CI's PostgreSQL."""
-    if request.param == "memory":
-        yield InMemorySaver()
-    elif request.param == "sqlite":
-        if is_async:
-            async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as checkpointer:
-                yield checkpointer
-        else:
-            with SqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as checkpointer:
-                yield checkpointer
-    elif is_async:
-        async with AsyncPostgresSaver.from_conn_string(DSN) as checkpointer:
-            await checkpointer.setup()
-            yield checkpointer
-    else:
-        with PostgresSaver.from_conn_string(DSN) as checkpointer:
-            checkpointer.setup()
-            yield checkpointer
+    async with checkpointer(request.param, tmp_path / "c.sqlite", is_async=is_async) as chosen:
+        yield chosen
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,6 @@ import pytest
 
 pytest.register_assert_rewrite("shapes")
 
-from langgraph.checkpoint.postgres import PostgresSaver  # noqa: E402
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # noqa: E402
 from shapes import (  # noqa: E402
     BAD,
     ITEMS,
@@ -22,6 +20,7 @@ from shapes import (  # noqa: E402
     Thread,
     Tracker,
     by_step,
+    checkpointer,
     decision,
     fan_out,
     fan_out_subgraph,
@@ -36,7 +35,6 @@ from shapes import (  # noqa: E402
 
 from reliable_graph import run_outcome, step_outcomes  # noqa: E402
 
-DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -45,16 +43,10 @@ def is_async(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture
-async def saver(is_async: bool) -> AsyncIterator[Any]:
+async def saver(is_async: bool, tmp_path: Any) -> AsyncIterator[Any]:
     """PostgresSaver (sync runs) or AsyncPostgresSaver (async runs), tables set up."""
-    if is_async:
-        async with AsyncPostgresSaver.from_conn_string(DSN) as checkpointer:
-            await checkpointer.setup()
-            yield checkpointer
-        return
-    with PostgresSaver.from_conn_string(DSN) as checkpointer:
-        checkpointer.setup()
-        yield checkpointer
+    async with checkpointer("postgres", tmp_path, is_async=is_async) as chosen:
+        yield chosen
 
 
 @pytest.mark.parametrize("how", ["one_at_a_time", "all_at_once"])
