@@ -223,6 +223,7 @@ class Report:
         steps = [s for s in self.steps if self.audits.get(s.name, {}).get("labelled")]
         if not steps:
             return found
+
         def estimate(k: int, n: int, passed: int, executions: int, per: int) -> SilentFailureEstimate:
             scale = passed / per if per else 0.0
             low, high = clopper_pearson(k, n, confidence)

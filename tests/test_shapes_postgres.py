@@ -36,7 +36,6 @@ from shapes import (  # noqa: E402
 from reliable_graph import run_outcome, step_outcomes  # noqa: E402
 
 
-
 @pytest.fixture(params=["sync", "async"])
 def is_async(request: pytest.FixtureRequest) -> bool:
     return bool(request.param == "async")
