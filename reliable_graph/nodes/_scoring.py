@@ -7,13 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reliable_graph._messages import is_messages, query_of, scorable
 from reliable_graph._node import check_count, check_evaluators, check_threshold
 from reliable_graph._state_access import as_mapping, read_optional
 from reliable_graph.evaluators.base import EvalInput, Score, arun_evaluator, run_evaluator
 from reliable_graph.nodes._task import TaskContext, build_escalation, compact, raise_audit
 from reliable_graph.state import AttemptRecord, Verdict, emit, stream_writer
 
-__all__ = ["Attempt", "OutputScoring", "Scored", "shown_attempts"]
+__all__ = ["MESSAGES_KEY", "Attempt", "OutputScoring", "Scored", "shown_attempts"]
+
+MESSAGES_KEY = "messages"
+"""Where a chat graph keeps its conversation (`MessagesState`)."""
 
 
 @dataclass(slots=True)  # not frozen: built on every step, and a frozen init costs a setattr per field
@@ -111,12 +115,21 @@ class OutputScoring:
         return Attempt(number, 1 + self.max_retries, False)
 
     def sample(self, state: Any, output: Any, context: Any, step: str) -> EvalInput:
-        """The evaluator's input for `output`."""
+        """The evaluator's input for `output`.
+
+        Chat graphs: an output that is a message list (or a message) is scored as the last AI
+        message's text; a query that is a message list is its last human message; with no query
+        in the state, the last human message of `messages` is the query.
+        """
         query = read_optional(state, self.query_key)
+        if is_messages(query):
+            query = query_of(query)
+        elif query is None:
+            query = query_of(read_optional(state, MESSAGES_KEY))
         return EvalInput(
             query=None if query is None else str(query),
             contexts=list(context or []),
-            output=output,
+            output=scorable(output),
             step=step,
             state=as_mapping(state) if state is not None else {},
         )

@@ -13,6 +13,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
 from reliable_graph._compat import current_checkpoint_id
+from reliable_graph._messages import conversation as conversation_of
+from reliable_graph._messages import scorable
 from reliable_graph._node import ReliableNode, TaskRef, jsonable_or_repr, strict_json, task_ref
 from reliable_graph._state_access import read_optional
 from reliable_graph.escalation.decision import Decision
@@ -198,6 +200,14 @@ def describe(esc: Mapping[str, Any], previous: Mapping[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
+def _conversation(state: Any) -> list[dict[str, Any]] | None:
+    """A chat graph's latest messages, for the reviewer (None when the state keeps none)."""
+    if state is None:
+        return None
+    shown = conversation_of(read_optional(state, "messages"))
+    return None if shown is None else strict_json(shown, step="conversation", field="conversation")
+
+
 def build_escalation(
     ctx: TaskContext,
     *,
@@ -230,12 +240,14 @@ def build_escalation(
         "reason": score.reason,
         "attempts": [jsonable_or_repr(a) for a in attempts],
         "inputs": strict_json(
-            {k: read_optional(state, k) for k in input_keys} if state is not None else {}, step=step, field="inputs"
+            {k: v for k in input_keys if (v := read_optional(state, k)) is not None} if state is not None else {},
+            step=step,
+            field="inputs",
         ),
-        "output": strict_json(output, step=step, field="output"),
+        "output": strict_json(scorable(output), step=step, field="output"),
         "update": strict_json(dict(update), step=step, field="update"),
         "context": [strict_json(c.to_dict(), step=step, field="context") for c in as_chunks(context)],
-        "conversation": conversation,
+        "conversation": conversation if conversation is not None else _conversation(state),
         "last_good_checkpoint_id": ctx.record.get("checkpoint") or ctx.checkpoint_id(),
         "created_at": datetime.now(timezone.utc).isoformat(),
         "previous_decision": previous,

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import run_in_executor
 from langgraph.graph import END
 from langgraph.types import Command
 
+from reliable_graph._messages import is_messages, with_feedback
 from reliable_graph._node import check_routes
 from reliable_graph._state_access import read, read_optional
 from reliable_graph.escalation.decision import Decision
 from reliable_graph.evaluators.base import Score
-from reliable_graph.nodes._scoring import Attempt, OutputScoring, shown_attempts
+from reliable_graph.nodes._scoring import MESSAGES_KEY, Attempt, OutputScoring, shown_attempts
 from reliable_graph.nodes._task import (
     EscalatingNode,
     TaskContext,
@@ -125,6 +128,14 @@ class ReliableStep(EscalatingNode):
 
     # -- the shared core -------------------------------------------------------------------
 
+    @staticmethod
+    def _edited(proposed: Any, output: Any) -> Any:
+        """A reviewer's edit of a chat step's answer becomes the AI message (a message list keeps its shape)."""
+        if not is_messages(proposed) or isinstance(output, (BaseMessage, list)):
+            return output
+        text = output if isinstance(output, str) else json.dumps(output)
+        return [AIMessage(content=text)] if isinstance(proposed, list) else AIMessage(content=text)
+
     def _check_input(self, ctx: TaskContext) -> None:
         """What can be checked before the step function runs (fail before work is spent)."""
         if ctx.state is None:
@@ -168,7 +179,7 @@ class ReliableStep(EscalatingNode):
             if action == "terminate":
                 return Command(goto=END, update={RELIABILITY_KEY: rel})
             if action == "edit":
-                proposed[self.scoring.output_key] = decision.output
+                proposed[self.scoring.output_key] = self._edited(proposed.get(self.scoring.output_key), decision.output)
             return Command(goto=self.pass_to, update={**proposed, RELIABILITY_KEY: rel})
         base["pending"] = "human_context" if action == "provide_context" else "human_retry"
         key = self.scoring.context_key
@@ -237,6 +248,17 @@ class ReliableStep(EscalatingNode):
             command.update[key] = new[key]  # type: ignore[index]
         return command
 
+    def _with_feedback(self, ctx: TaskContext, attempt: Attempt, working: Any) -> Any:
+        """On an automatic retry of a chat step, what the model sees ends with why its last answer failed."""
+        if attempt.number < 2 or attempt.human or working is None:
+            return working
+        messages = read_optional(working, MESSAGES_KEY)
+        attempts = ctx.record.get("attempts") or []
+        reason = attempts[-1].get("reason") if attempts else None
+        if not is_messages(messages) or not reason:
+            return working
+        return with_context(working, MESSAGES_KEY, with_feedback(list(messages), str(reason)))
+
     def _failure(self, exc: Exception, what: str, tries: int) -> Score | None:
         """The failing score of an error to escalate on, or None when it must propagate."""
         reason = error_reason(exc, self.retry, tries, what, self.escalate_on)
@@ -291,7 +313,7 @@ class ReliableStep(EscalatingNode):
                 if score is None:
                     raise
                 return self._raised(ctx, attempt, ctx.state, None, score)
-        working = with_context(ctx.state, self.scoring.context_key, refetched)
+        working = self._with_feedback(ctx, attempt, with_context(ctx.state, self.scoring.context_key, refetched))
         tries = [0]
         try:
             result = self._call(self.fn, tries, working)
@@ -323,7 +345,7 @@ class ReliableStep(EscalatingNode):
                 if score is None:
                     raise
                 return self._raised(ctx, attempt, ctx.state, None, score)
-        working = with_context(ctx.state, self.scoring.context_key, refetched)
+        working = self._with_feedback(ctx, attempt, with_context(ctx.state, self.scoring.context_key, refetched))
 
         async def step(state: Any) -> Any:
             if self.is_async:
@@ -387,7 +409,11 @@ def reliable_step(
         pass_to: The next node when the output passes (END is fine).
         escalate_to: The `HumanEscalation` node.
         name: The node's (and step's) name; default `fn.__name__`.
-        output_key: The key of `fn`'s update that holds the output to score.
+        output_key: The key of `fn`'s update that holds the output to score. A message list
+            (a chat step returning `{"messages": [...]}`) is scored as its last AI message's
+            text; the query is then the last human message, a retry appends a human message
+            saying why the last answer failed to what `fn` sees, an escalation carries the
+            conversation, and an edit becomes an `AIMessage`.
         query_key: State key of the task's query (for scoring and enrichment).
         context_key: State key of the context.
         refetch: A retriever (Runnable or callable) for the retry's re-fetch; None retries as is.
