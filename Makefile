@@ -9,6 +9,8 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	@echo "== creating $(VENV) and installing reliable-graph with every extra (pip prints each package)"
 	$(BIN)/pip install --quiet --upgrade pip
+	@echo "== PyTorch's CPU build first (the embeddings extra; an unpinned torch could pull a multi-GB CUDA build)"
+	$(BIN)/pip install --progress-bar off "torch==2.13.0"
 	$(BIN)/pip install --progress-bar off -e ".[dev]"
 	touch $@
 

