@@ -31,11 +31,23 @@ def _public() -> dict[str, object]:
 PUBLIC = _public()
 
 
+NEEDS_EMBEDDINGS_EXTRA = {"LocalEmbeddings"}
+"""Examples that load the local model of the `embeddings` extra (not installed where PyTorch's CPU build is not)."""
+
+
+def _embeddings_extra() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("sentence_transformers") is not None
+
+
 @pytest.mark.parametrize("name", sorted(PUBLIC))
 def test_docstring_has_runnable_example(name: str) -> None:
     doc = inspect.getdoc(PUBLIC[name]) or ""
     blocks = BLOCK.findall(doc)
     assert "Example:" in doc and blocks, f"{name} has no Example: with a python block"
+    if name in NEEDS_EMBEDDINGS_EXTRA and not _embeddings_extra():
+        pytest.skip("the embeddings extra (sentence-transformers, torch) is not installed here")
     for block in blocks:
         run_example(textwrap.dedent(block), f"doc_{name}")
 

@@ -9,6 +9,8 @@ import pytest
 from langgraph.graph import END, START, StateGraph
 
 from reliable_graph import ContextGate, EvalInput, ReliabilityState
+
+pytest.importorskip("sentence_transformers", reason="the embeddings extra is not installed here")
 from reliable_graph.evaluators import EmbeddingRelevance, LocalEmbeddings
 
 QUESTION = "How much did the company's revenue grow in the third quarter?"

@@ -19,4 +19,6 @@ def test_readme_has_python_examples() -> None:
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_example_runs(index: int) -> None:
+    if "LocalEmbeddings" in BLOCKS[index]:
+        pytest.importorskip("sentence_transformers", reason="the embeddings extra is not installed here")
     run_example(textwrap.dedent(BLOCKS[index]), f"readme_block_{index}")
