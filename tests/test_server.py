@@ -22,6 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
+
+if sys.version_info < (3, 11):
+    pytest.skip("LangGraph Server (langgraph-api) needs Python 3.11 or newer", allow_module_level=True)
+
 from langgraph_sdk import get_sync_client
 from langgraph_sdk.client import SyncLangGraphClient
 
