@@ -72,32 +72,21 @@ def _check_db(value: str) -> str:
     return value
 
 
-class _RunProgress(io.StringIO):
-    """Where `run_demo` writes its progress: each `MODE: DONE/TOTAL runs` update moves a rich bar.
-
-    `run_demo` reports progress as text only; claiming a terminal makes it report every run.
-    """
-
-    _UPDATE = re.compile(r"(\w+): (\d+)/(\d+) runs")
+class _RunProgress:
+    """Moves one rich bar per mode as `run_demo` reports each finished run."""
 
     def __init__(self, bar: Progress, runs: int) -> None:
-        super().__init__()
         self._bar = bar
         self._tasks: dict[str, TaskID] = {
             mode: bar.add_task(label, total=runs, start=False) for mode, label in _MODES.items()
         }
 
-    def isatty(self) -> bool:
-        return True
-
-    def write(self, s: str) -> int:
-        for mode, done, total in self._UPDATE.findall(s):
-            task = self._tasks.get(mode)
-            if task is None:
-                task = self._tasks[mode] = self._bar.add_task(mode, total=int(total))
-            self._bar.start_task(task)
-            self._bar.update(task, completed=int(done), total=int(total))
-        return len(s)
+    def __call__(self, mode: str, done: int, total: int) -> None:
+        task = self._tasks.get(mode)
+        if task is None:
+            task = self._tasks[mode] = self._bar.add_task(mode, total=total)
+        self._bar.start_task(task)
+        self._bar.update(task, completed=done, total=total)
 
 
 class _Transcript(io.StringIO):
@@ -151,7 +140,7 @@ def _simulated(*, runs: int, seed: int, db: str, params: ScenarioParams, as_json
             as_json=False,  # the progress lines come only with the table; the JSON is printed below
             show_escalation=not as_json,
             out=transcript,
-            err=_RunProgress(bar, runs),
+            on_progress=_RunProgress(bar, runs),
         )
     if as_json:
         echo(json.dumps(report))

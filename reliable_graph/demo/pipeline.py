@@ -575,7 +575,7 @@ def run_mode(
     params: ScenarioParams,
     saver: BaseCheckpointSaver[Any],
     thresholds: DemoThresholds,
-    progress: TextIO | None = None,
+    progress: TextIO | Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run `runs` runs of one mode and return its outcome fractions and costs.
 
@@ -609,7 +609,9 @@ def run_mode(
             counts["retry_pass"] += "retry_pass" in step_outcomes(values).values()
             if summary.status == "escalated":
                 escalated_threads.append(config["configurable"]["thread_id"])
-        if progress is not None:
+        if callable(progress):
+            progress(mode, run + 1, runs)
+        elif progress is not None:
             _progress(progress, mode, run + 1, runs)
     return {
         "runs": runs,
@@ -662,8 +664,12 @@ def run_demo(
     show_escalation: bool = True,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run the demo; print the table (or one JSON object); return the results.
+
+    Progress goes to `err` as text lines, or to `on_progress(mode, done, total)` after each run
+    when given (what a progress bar wants).
 
     Example:
         ```python
@@ -700,7 +706,7 @@ def run_demo(
                 params=params,
                 saver=saver,
                 thresholds=thresholds,
-                progress=None if as_json else err,
+                progress=on_progress if on_progress is not None else (None if as_json else err),
             )
             for mode in ("bare", "reliable")
         }
