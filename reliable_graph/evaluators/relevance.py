@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reliable_graph.evaluators._text import terms
+from reliable_graph.evaluators._text import DEFAULT_LANGUAGE, check_language, terms
 from reliable_graph.evaluators.base import BaseEvaluator, EvalInput, Score
 
 __all__ = ["LexicalRelevance"]
@@ -18,6 +18,10 @@ class LexicalRelevance(BaseEvaluator):
     relevant chunks. `details["per_chunk"]` lists every chunk's share, in context order,
     which lets `ContextGate` drop the irrelevant ones.
 
+    Words are compared after Unicode normalisation and casefolding, without English stopwords,
+    reduced by the Snowball stemmer for `language` ("prices" meets "price", "Élection" meets
+    "élections"); Chinese, Japanese and Korean text is compared as character bigrams.
+
     Example:
         ```python
         from reliable_graph import EvalInput, LexicalRelevance
@@ -29,6 +33,16 @@ class LexicalRelevance(BaseEvaluator):
         )
         score = ev.evaluate(sample)
         assert score.value == 0.5 and score.details["relevant"] == [0]
+
+        ja = LexicalRelevance().evaluate(EvalInput(
+            query="東京の天気予報",
+            contexts=["明日の東京の天気予報は晴れです。", "ラーメンの作り方を説明します。"],
+        ))
+        assert ja.details["relevant"] == [0]
+        fr = LexicalRelevance(language="french").evaluate(
+            EvalInput(query="Élection présidentielle", contexts=["Les élections présidentielles de 2027"])
+        )
+        assert fr.value == 1.0
         ```
     """
 
@@ -36,11 +50,14 @@ class LexicalRelevance(BaseEvaluator):
     """The share of query words a chunk must contain to count as relevant, in [0, 1]."""
     name: str = "lexical_relevance"
     """The evaluator's name in scores and events."""
+    language: str = DEFAULT_LANGUAGE
+    """The Snowball stemmer to reduce words with, one of `snowballstemmer.algorithms()`."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.chunk_threshold <= 1.0:
             msg = f"LexicalRelevance(chunk_threshold={self.chunk_threshold!r}) must be in [0, 1]"
             raise ValueError(msg)
+        self.language = check_language(self.language, owner="LexicalRelevance")
 
     def evaluate(self, sample: EvalInput) -> Score:
         """Score every chunk against the query."""
@@ -49,10 +66,10 @@ class LexicalRelevance(BaseEvaluator):
         texts = sample.texts
         if not texts:
             return Score.failing(self.name, "the context is empty: nothing was retrieved")
-        query_terms = terms(sample.query)
+        query_terms = terms(sample.query, self.language)
         if not query_terms:
             return Score.failing(self.name, f"the query {sample.query!r} has no content words")
-        per_chunk = [len(query_terms & terms(t)) / len(query_terms) for t in texts]
+        per_chunk = [len(query_terms & terms(t, self.language)) / len(query_terms) for t in texts]
         relevant = [i for i, s in enumerate(per_chunk) if s >= self.chunk_threshold]
         value = len(relevant) / len(texts)
         reason = (
