@@ -9,12 +9,14 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+from langchain_core.runnables.config import var_child_runnable_config
 from pydantic import BaseModel
 
 from reliable_graph._compat import declare_destinations, is_push_task, namespace_path
@@ -63,13 +65,29 @@ class ReliableNode(Runnable[Any, Any]):
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Run the node asynchronously."""
-        return await self._arun(input, config if config is not None else ensure_config())
+        config = config if config is not None else ensure_config()
+        with runnable_context(config):
+            return await self._arun(input, config)
 
     def _run(self, input: Any, config: RunnableConfig) -> Any:
         raise NotImplementedError
 
     async def _arun(self, input: Any, config: RunnableConfig) -> Any:
         raise NotImplementedError
+
+
+@contextmanager
+def runnable_context(config: RunnableConfig) -> Iterator[None]:
+    """Make `config` the running config for `interrupt()`, `get_store()` and the stream writer.
+
+    LangGraph hands an async node its config in the call, and on Python 3.11+ also in the
+    asyncio task's context; Python 3.10's tasks carry no context, so an async node sets it here.
+    """
+    token = var_child_runnable_config.set(config)
+    try:
+        yield
+    finally:
+        var_child_runnable_config.reset(token)
 
 
 def check_name(value: Any) -> str:

@@ -653,6 +653,27 @@ def finish(run: Run, case: Case) -> None:
     close_with_approval(run, case, calls)
 
 
+def _lone_surrogate(value: Any) -> bool:
+    """Text no checkpointer stores as given (a lone surrogate), anywhere: keys, values, items.
+
+    Iterative: the junk strategies nest far deeper than Python's recursion limit.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
 def check_case(bench: Bench, case: Case) -> None:
     spec = bench.spec
     answer = case.answer
@@ -663,6 +684,8 @@ def check_case(bench: Bench, case: Case) -> None:
         decision = None
         assert isinstance(err.reason, str) and err.reason.strip()
     expect = case.expect
+    if _lone_surrogate(answer):
+        expect = INVALID  # D: refused wherever it stands, an object's key included
     if expect in DECISIONS:
         if expect in spec.allowed:
             assert decision is not None, f"a valid {expect!r} answer was rejected"

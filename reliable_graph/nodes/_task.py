@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableConfig, ensure_config
 from langgraph.types import Command, Send
 
 from reliable_graph._compat import current_checkpoint_id
 from reliable_graph._messages import conversation as conversation_of
 from reliable_graph._messages import scorable
-from reliable_graph._node import ReliableNode, TaskRef, jsonable_or_repr, strict_json, task_ref
+from reliable_graph._node import ReliableNode, TaskRef, jsonable_or_repr, runnable_context, strict_json, task_ref
 from reliable_graph._state_access import read_optional
 from reliable_graph.escalation.decision import Decision
 from reliable_graph.escalation.inbox import aindex_escalation, current_store, index_escalation, mark_applied
@@ -325,16 +325,18 @@ class EscalatingNode(ReliableNode):
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Run the node asynchronously (and index what it escalated or sent for audit)."""
-        token = _audits.set([])
-        try:
-            result = await super().ainvoke(input, config, **kwargs)
-            audits = _audits.get() or []
-        finally:
-            _audits.reset(token)
-        escalations = _raised_escalations(result) + audits
-        if escalations and (store := current_store()) is not None:
-            for escalation in escalations:
-                await aindex_escalation(store, escalation)
+        config = config if config is not None else ensure_config()
+        with runnable_context(config):  # the store is found through it (Python 3.10's tasks carry none)
+            token = _audits.set([])
+            try:
+                result = await super().ainvoke(input, config, **kwargs)
+                audits = _audits.get() or []
+            finally:
+                _audits.reset(token)
+            escalations = _raised_escalations(result) + audits
+            if escalations and (store := current_store()) is not None:
+                for escalation in escalations:
+                    await aindex_escalation(store, escalation)
         return result
 
 
