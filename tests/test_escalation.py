@@ -284,7 +284,7 @@ def test_escalation_payload_refuses_nan_and_infinity() -> None:
 
 
 def test_a_lone_surrogate_in_an_edited_key_is_refused() -> None:
-    """A checkpointer stores '\ud800' as a replacement character: the answer would apply changed."""
+    """A checkpointer stores a lone surrogate as a replacement character: the answer would apply changed."""
     from reliable_graph import InvalidAnswerError, parse_answer
 
     with pytest.raises(InvalidAnswerError, match="lone surrogate"):
