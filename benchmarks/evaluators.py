@@ -96,9 +96,9 @@ def realistic_chunks(n: int = 20, words: int = 100, seed: int = 0) -> list[str]:
     return chunks
 
 
-def lexical_gate_ms(repeats: int) -> float:
+def _median_ms(evaluator: Any, repeats: int) -> float:
+    """Median wall time of one evaluation over the 20 realistic chunks, after a warm-up."""
     sample = EvalInput(query=QUERY, contexts=realistic_chunks())
-    evaluator = LexicalRelevance()
     evaluator.evaluate(sample)  # warm up
     times = []
     for _ in range(repeats):
@@ -108,6 +108,10 @@ def lexical_gate_ms(repeats: int) -> float:
     return statistics.median(times)
 
 
+def lexical_gate_ms(repeats: int) -> float:
+    return _median_ms(LexicalRelevance(), repeats)
+
+
 def local_embedding_gate_ms(repeats: int) -> float | None:
     """The same gate over the same 20 chunks with a real local model (the embeddings extra), on the CPU."""
     try:
@@ -115,15 +119,7 @@ def local_embedding_gate_ms(repeats: int) -> float | None:
         embeddings.embed_query("warm up")  # loads the model once
     except ImportError:
         return None
-    evaluator = EmbeddingRelevance(embeddings=embeddings, chunk_threshold=0.3)
-    sample = EvalInput(query=QUERY, contexts=realistic_chunks())
-    evaluator.evaluate(sample)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        evaluator.evaluate(sample)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return _median_ms(EmbeddingRelevance(embeddings=embeddings, chunk_threshold=0.3), repeats)
 
 
 # -- embedding calls per gate ------------------------------------------------------------------------
