@@ -2,6 +2,7 @@
 
 from reliable_graph.errors import (
     AlreadyAnsweredError,
+    ConcurrentResumeError,
     EscalationSerializationError,
     InvalidAnswerError,
     InvalidScoreError,
@@ -9,6 +10,7 @@ from reliable_graph.errors import (
     NoPendingEscalationError,
     ReliableGraphError,
     RouteTargetError,
+    ThreadBusyError,
 )
 from reliable_graph.escalation import (
     AlreadyResolvedError,
@@ -75,6 +77,7 @@ __all__ = [
     "AllOf",
     "AlreadyAnsweredError",
     "AlreadyResolvedError",
+    "ConcurrentResumeError",
     "AuditEntry",
     "Chaos",
     "ConnectorRetry",
@@ -108,6 +111,7 @@ __all__ = [
     "Retrieve",
     "RequiredFields",
     "RouteTargetError",
+    "ThreadBusyError",
     "SchemaValid",
     "Score",
     "StepRecord",

@@ -23,6 +23,7 @@ __all__ = [
     "is_push_task",
     "namespace_path",
     "pending_write_kinds",
+    "strict_resume",
 ]
 
 _PUSH = "__pregel_push"
@@ -35,6 +36,8 @@ _ERROR = "__error__"
 """The channel of the pending write LangGraph saves for a task that raised."""
 _INTERRUPT = "__interrupt__"
 """The channel of the pending write LangGraph saves for a task that called `interrupt()`."""
+_STRICT_RESUME = "__pregel_strict_resume"
+"""The configurable key of LangGraph's strict resume (what LangGraph Server's `strict_resume=True` sets)."""
 
 
 def channel_snapshot(value: Any) -> dict[str, Any] | None:
@@ -116,3 +119,12 @@ def declare_destinations(node: Any, targets: Sequence[str]) -> None:
 
     __call__.__annotations__ = {"return": Command[Literal[unique]]}  # type: ignore[valid-type]
     object.__setattr__(node, "__call__", types.MethodType(__call__, node))
+
+
+def strict_resume(config: RunnableConfig) -> RunnableConfig:
+    """`config` for a strict resume: LangGraph refuses it before writing anything if it names a consumed interrupt.
+
+    An interrupt answered by someone else meanwhile raises `UnknownInterruptError` instead of
+    letting this run carry the other answer on.
+    """
+    return {**config, "configurable": {**(config.get("configurable") or {}), _STRICT_RESUME: True}}

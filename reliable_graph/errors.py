@@ -6,6 +6,7 @@ from typing import Any
 
 __all__ = [
     "AlreadyAnsweredError",
+    "ConcurrentResumeError",
     "EscalationSerializationError",
     "InvalidAnswerError",
     "InvalidScoreError",
@@ -13,6 +14,7 @@ __all__ = [
     "NoPendingEscalationError",
     "ReliableGraphError",
     "RouteTargetError",
+    "ThreadBusyError",
 ]
 
 
@@ -150,11 +152,11 @@ class NoPendingEscalationError(ReliableGraphError, LookupError):
         ```
     """
 
-    def __init__(self, *, interrupt_ids: list[str], pending: list[str]) -> None:
+    def __init__(self, *, interrupt_ids: list[str], pending: list[str], what: str = "interrupt id") -> None:
         self.interrupt_ids = interrupt_ids
         self.pending = pending
         shown = ", ".join(pending) or "none"
-        super().__init__(f"no pending escalation with interrupt id {', '.join(interrupt_ids)} (pending: {shown})")
+        super().__init__(f"no pending escalation with {what} {', '.join(interrupt_ids)} (pending: {shown})")
 
 
 class AlreadyAnsweredError(ReliableGraphError, LookupError):
@@ -179,4 +181,54 @@ class AlreadyAnsweredError(ReliableGraphError, LookupError):
             f"escalation {interrupt_id} was already answered at checkpoint {checkpoint_id}; resuming there "
             "would replay the recorded answer, not yours. To decide again, resume from the checkpoint "
             "before the escalation was raised (graph.invoke(None, that_config)), which raises it anew"
+        )
+
+
+class ConcurrentResumeError(ReliableGraphError, RuntimeError):
+    """A run tried to carry on a reviewer's decision that another live run of the thread is applying.
+
+    LangGraph does not serialise runs of one thread: two resumes started together can both load
+    the checkpoint where an answer was recorded and both run what follows it. The node that
+    applies the decision lets one run through and stops the other with this error, before the
+    continuation (and its side effects) runs a second time. Answer through `answer_escalations`
+    or the `EscalationInbox`, which take the thread's lock, to never see it.
+
+    Example:
+        ```python
+        from reliable_graph import ConcurrentResumeError
+
+        err = ConcurrentResumeError(escalation_id="e1", thread_id="t1", holder="a run of another process")
+        assert err.escalation_id == "e1" and "t1" in str(err)
+        ```
+    """
+
+    def __init__(self, *, escalation_id: str, thread_id: str | None, holder: str) -> None:
+        self.escalation_id = escalation_id
+        self.thread_id = thread_id
+        self.holder = holder
+        super().__init__(
+            f"the decision on escalation {escalation_id} (thread {thread_id}) is being applied by {holder}; "
+            "this run stopped before applying it a second time. Nothing is lost: read the thread's state "
+            "again, or run EscalationInbox.reconcile() if that run died"
+        )
+
+
+class ThreadBusyError(ReliableGraphError, TimeoutError):
+    """A thread's review lock stayed held by another resolution for longer than the wait allowed.
+
+    Example:
+        ```python
+        from reliable_graph import ThreadBusyError
+
+        err = ThreadBusyError(thread_id="t1", waited=30.0)
+        assert err.thread_id == "t1" and "30" in str(err)
+        ```
+    """
+
+    def __init__(self, *, thread_id: str, waited: float) -> None:
+        self.thread_id = thread_id
+        self.waited = waited
+        super().__init__(
+            f"thread {thread_id} stayed locked by another resolution for {waited:g} s; nothing was applied. "
+            "Try again, or run EscalationInbox.reconcile() if its holder died"
         )

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,28 @@ from reliable_graph import (
     step_outcomes,
 )
 from reliable_graph.escalation.inbox import INBOX_NAMESPACE
+from reliable_graph.escalation.protocol import CrashPoint, on_crash_point
 
 HERE = Path(__file__).parent
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+"""The frozen clock of the inboxes in these tests (leases, heartbeats and deadlines are compared with it)."""
+
+
+class Died(BaseException):
+    """A process dying at a crash point, in process (the kill tests SIGKILL a real one)."""
+
+
+@contextmanager
+def dying_at(point: str) -> Iterator[None]:
+    def hook(reached: str) -> None:
+        if reached == point:
+            raise Died(reached)
+
+    on_crash_point(hook)
+    try:
+        yield
+    finally:
+        on_crash_point(None)
 
 
 def escalate(graph: Any, questions: list[str], prefix: str = "") -> list[str]:
@@ -40,7 +61,7 @@ def test_inbox_indexes_every_escalation_once_and_lists_them(tmp_path: Path) -> N
     with sqlite_app(tmp_path / "app.sqlite") as (graph, store):
         escalate(graph, ["q1", "q2", "q3"])
         graph.invoke(None, {"configurable": {"thread_id": "q1"}})  # the node may run again: no duplicate
-        inbox = EscalationInbox(store, graph=graph)
+        inbox = EscalationInbox(store, graph=graph, clock=lambda: T0)
         page = inbox.list()
         assert sorted(i.thread_id for i in page) == ["q1", "q2", "q3"]
         assert len(store.search(INBOX_NAMESPACE, limit=100)) == 3
@@ -56,7 +77,7 @@ def test_inbox_indexes_every_escalation_once_and_lists_them(tmp_path: Path) -> N
 def test_inbox_show_has_what_a_reviewer_needs(tmp_path: Path) -> None:
     with sqlite_app(tmp_path / "app.sqlite") as (graph, store):
         escalate(graph, ["tides"])
-        inbox = EscalationInbox(store, graph=graph)
+        inbox = EscalationInbox(store, graph=graph, clock=lambda: T0)
         [item] = inbox.list()
         shown = inbox.show(item.id)
         esc = shown.escalation
@@ -69,7 +90,8 @@ def test_inbox_show_has_what_a_reviewer_needs(tmp_path: Path) -> None:
 def test_inbox_claims_are_leases(tmp_path: Path) -> None:
     with sqlite_app(tmp_path / "app.sqlite") as (graph, store):
         escalate(graph, ["q"])
-        inbox = EscalationInbox(store, graph=graph, lease=timedelta(milliseconds=200))
+        clock = [T0]
+        inbox = EscalationInbox(store, graph=graph, lease=timedelta(minutes=15), clock=lambda: clock[0])
         [item] = inbox.list()
         assert inbox.claim(item.id, reviewer="ana").assignee == "ana"
         with pytest.raises(AlreadyResolvedError) as info:
@@ -77,7 +99,10 @@ def test_inbox_claims_are_leases(tmp_path: Path) -> None:
         assert info.value.by == "ana" and info.value.status == "claimed"
         with pytest.raises(AlreadyResolvedError):
             inbox.resolve(item.id, {"action": "approve"}, reviewer="bo")
-        time.sleep(0.3)  # ana's lease lapses: the escalation is back in the queue
+        clock[0] = T0 + timedelta(minutes=16)  # ana's lease lapses: the escalation is back in the queue
+        [back] = inbox.list(status="pending")
+        assert (back.id, back.status, back.assignee) == (item.id, "pending", None)
+        assert inbox.list(status="claimed") == []
         assert inbox.claim(item.id, reviewer="bo").assignee == "bo"
         assert inbox.release(item.id, reviewer="bo").status == "pending"
         assert [e.event for e in inbox.audit(item.id)] == ["index", "claim", "claim", "release"]
@@ -87,7 +112,7 @@ def test_inbox_resolves_exactly_once_and_audits(tmp_path: Path) -> None:
     effects = tmp_path / "effects.log"
     with sqlite_app(tmp_path / "app.sqlite", effects) as (graph, store):
         escalate(graph, ["q"])
-        inbox = EscalationInbox(store, graph=graph)
+        inbox = EscalationInbox(store, graph=graph, clock=lambda: T0)
         [item] = inbox.list()
         with pytest.raises(InvalidAnswerError):
             inbox.resolve(item.id, {"action": "edit"}, reviewer="ana")  # nothing changes
@@ -107,7 +132,7 @@ def test_inbox_and_a_raw_resume_cannot_both_apply(tmp_path: Path) -> None:
     effects = tmp_path / "effects.log"
     with sqlite_app(tmp_path / "app.sqlite", effects) as (graph, store):
         escalate(graph, ["q"])
-        inbox = EscalationInbox(store, graph=graph)
+        inbox = EscalationInbox(store, graph=graph, clock=lambda: T0)
         [item] = inbox.list()
         config = {"configurable": {"thread_id": "q"}}
         [pending] = pending_escalations(graph, config)
@@ -126,38 +151,39 @@ def test_inbox_reconcile_rebuilds_a_wiped_index_and_finishes_a_resolution_cut_sh
         for item in store.search(INBOX_NAMESPACE, limit=100):
             store.delete(INBOX_NAMESPACE, item.key)  # the index is wiped, ledger included
         store.conn.execute("DELETE FROM reliable_graph_inbox")
-        inbox = EscalationInbox(store, graph=graph)
+        inbox = EscalationInbox(store, graph=graph, clock=lambda: T0)
         assert inbox.list() == []
         assert inbox.reconcile() == 2 and len(inbox.list()) == 2
         # a resolver won the escalation, then died before applying it
         [first, _] = inbox.list()
-        now = datetime.now(timezone.utc).isoformat()
-        assert inbox.ledger.transition(
-            first.id,
-            statuses=["pending"],
-            now=now,
-            changes={
-                "status": "resolving",
-                "decision": '{"action": "approve"}',
-                "resolved_by": "ana",
-                "resolved_at": now,
-            },
-        )
-        inbox.reconcile()
+        with pytest.raises(Died):
+            with dying_at(CrashPoint.WON):
+                inbox.resolve(first.id, {"action": "approve"}, reviewer="ana")
+        assert inbox.show(first.id).status == "resolving"
+        inbox.reconcile()  # its heartbeat has not lapsed: a resolution in flight is left alone
+        assert inbox.show(first.id).status == "resolving" and not effects.exists()
+        later = EscalationInbox(store, graph=graph, clock=lambda: T0 + timedelta(minutes=5))
+        later.reconcile()
         assert inbox.show(first.id).status == "resolved"
         assert effects.read_text().splitlines() == [first.thread_id]
-        inbox.reconcile()  # again: nothing applies twice
+        later.reconcile()  # again: nothing applies twice
         assert effects.read_text().splitlines() == [first.thread_id]
+        assert [e.event for e in inbox.audit(first.id)][-2:] == ["takeover", "resolve"]
 
 
 def test_inbox_sweep_applies_the_default_action_once(tmp_path: Path) -> None:
     with sqlite_app(tmp_path / "app.sqlite") as (graph, store):
         escalate(graph, ["late", "later"])
         inbox = EscalationInbox(
-            store, graph=graph, deadline=timedelta(hours=1), on_expiry={"action": "terminate", "reason": "no review"}
+            store,
+            graph=graph,
+            deadline=timedelta(hours=1),
+            on_expiry={"action": "terminate", "reason": "no review"},
+            clock=lambda: T0,
         )
-        assert inbox.sweep() == []  # nothing is due yet
-        future = datetime.now(timezone.utc) + timedelta(hours=2)
+        created = max(datetime.fromisoformat(i.created_at) for i in inbox.list())
+        assert inbox.sweep(now=created + timedelta(minutes=30)) == []  # nothing is due yet
+        future = created + timedelta(hours=2)
         expired = inbox.sweep(now=future)
         assert len(expired) == 2 and inbox.sweep(now=future) == []
         for thread in ("late", "later"):
@@ -168,10 +194,25 @@ def test_inbox_sweep_applies_the_default_action_once(tmp_path: Path) -> None:
 def test_inbox_sweep_can_hand_over_instead(tmp_path: Path) -> None:
     with sqlite_app(tmp_path / "app.sqlite") as (graph, store):
         escalate(graph, ["q"])
-        inbox = EscalationInbox(store, graph=graph, deadline=timedelta(minutes=5), on_expiry={"assign_to": "lead"})
+        created = datetime.fromisoformat(EscalationInbox(store).list()[0].created_at)
+        clock = [created]
+        inbox = EscalationInbox(
+            store,
+            graph=graph,
+            deadline=timedelta(minutes=5),
+            on_expiry={"assign_to": "lead"},
+            clock=lambda: clock[0],
+        )
         [item] = inbox.list()
-        assert inbox.sweep(now=datetime.now(timezone.utc) + timedelta(minutes=10)) == [item.id]
+        clock[0] = created + timedelta(minutes=10)
+        assert inbox.sweep(now=clock[0]) == [item.id]
         assert inbox.show(item.id).assignee == "lead" and inbox.show(item.id).status == "claimed"
+        # the hand-over happens once: the lead releases it, ana claims it, later sweeps leave it with her
+        inbox.release(item.id, reviewer="lead")
+        inbox.claim(item.id, reviewer="ana")
+        clock[0] = created + timedelta(minutes=20)
+        assert inbox.sweep(now=clock[0]) == [] and inbox.show(item.id).assignee == "ana"
+        assert [e.event for e in inbox.audit(item.id)][-3:] == ["reassign", "release", "claim"]
 
 
 def test_inbox_rejects_bad_configuration(tmp_path: Path) -> None:
@@ -246,23 +287,18 @@ def test_a_direct_answer_after_the_inbox_took_the_escalation_is_refused(tmp_path
     effects = tmp_path / "effects.log"
     with sqlite_app(tmp_path / "app.sqlite", effects) as (graph, store):
         escalate(graph, ["q"])
-        inbox = EscalationInbox(store, graph=graph)
+        inbox = EscalationInbox(store, graph=graph, clock=lambda: T0)
         [item] = inbox.list()
-        # the inbox has won the escalation for ana (compare-and-set done, not yet applied)...
-        now = datetime.now(timezone.utc).isoformat()
-        decision = {"action": "edit", "output": "ana's", "ticket": "t-ana"}
-        assert inbox.ledger.transition(
-            item.id,
-            statuses=["pending"],
-            now=now,
-            changes={"status": "resolving", "decision": json.dumps(decision), "resolved_by": "ana", "resolved_at": now},
-        )
+        # the inbox has won the escalation for ana (compare-and-set done), and died before applying it...
+        with pytest.raises(Died):
+            with dying_at(CrashPoint.WON):
+                inbox.resolve(item.id, {"action": "edit", "output": "ana's"}, reviewer="ana")
         # ...when someone answers the graph directly: refused, asked again with the reason
         config = {"configurable": {"thread_id": "q"}}
         [pending] = pending_escalations(graph, config)
         out = graph.invoke(Command(resume={pending.interrupt_id: {"action": "approve"}}), config)
         [again] = out["__interrupt__"]
-        assert "already resolved through the inbox by ana" in again.value["rejected"]["reason"]
-        inbox.reconcile()  # the inbox's resolution goes through, once
-        assert graph.get_state(config).values["output"] == "ana's"
+        assert "already resolving by ana" in again.value["rejected"]["reason"]
+        EscalationInbox(store, graph=graph, clock=lambda: T0 + timedelta(minutes=5)).reconcile()
+        assert graph.get_state(config).values["output"] == "ana's"  # the inbox's resolution goes through, once
         assert effects.read_text().splitlines() == ["q"] and inbox.show(item.id).status == "resolved"

@@ -1,13 +1,15 @@
-"""EscalationInbox: a cross-thread review queue over LangGraph's Store, resolved exactly once.
+"""EscalationInbox: a cross-thread review queue over LangGraph's Store, each answer applied exactly once.
 
 Every escalation is indexed when it is raised: the escalating node writes it through
 `get_store()` (compile the graph with `store=`) under `("reliable_graph", "escalations")`,
 keyed by the escalation's id, so a node that runs again writes the same item and never a
-second one. Alongside the store, in the same database, a small ledger keeps what must change
-atomically: status (`pending`, `claimed`, `resolved`, `expired`), assignee and lease, the
-decision, and an append-only audit trail. Claims and resolutions are compare-and-set on the
-ledger (one SQL statement on SQLite and on Postgres), so of two reviewers resolving the same
-escalation exactly one wins and the other gets `AlreadyResolvedError` naming who and when. The
+second one. Beside the store, in the same database, a ledger keeps what must change atomically
+(status, claim, the resolution's ticket, owner and heartbeat, the decision) and an append-only
+audit trail. Every change is a compare-and-set in the resolution protocol
+(`reliable_graph.escalation.protocol`): of two reviewers resolving the same escalation exactly
+one wins and the other gets `AlreadyResolvedError` naming who and when; reviewers of different
+escalations of one thread take turns on the thread's lock, so every answer is applied; a process
+that dies mid-way leaves a resolution `reconcile()` finishes once its heartbeat lapses. The
 checkpoints stay the source of truth: `reconcile()` rebuilds the index from them.
 """
 
@@ -15,20 +17,32 @@ from __future__ import annotations
 
 import builtins
 import json
-import uuid
-from collections.abc import Mapping, Sequence
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.config import get_store
 from langgraph.store.base import BaseStore
-from langgraph.types import Command
 
-from reliable_graph.errors import InvalidAnswerError, NoPendingEscalationError, ReliableGraphError
-from reliable_graph.escalation._ledger import ledger_for
-from reliable_graph.escalation.decision import Decision, parse_answer
+from reliable_graph.errors import NoPendingEscalationError, ReliableGraphError, ThreadBusyError
+from reliable_graph.escalation._ledger import Expect, effective_status, ledger_for
+from reliable_graph.escalation.decision import parse_answer
+from reliable_graph.escalation.protocol import (
+    APPLIED,
+    CLAIMED,
+    DIRECT,
+    OPEN,
+    PENDING,
+    RESOLVING,
+    STATUSES,
+    SWEEP,
+    Resolver,
+    owner_token,
+    read_thread,
+)
 from reliable_graph.escalation.resume import pending_escalations
 
 __all__ = [
@@ -38,27 +52,29 @@ __all__ = [
     "AuditEntry",
     "EscalationInbox",
     "InboxItem",
+    "displayable",
     "index_escalation",
 ]
+
+logger = logging.getLogger(__name__)
 
 INBOX_NAMESPACE = ("reliable_graph", "escalations")
 """Where escalations are indexed in the store."""
 
-Status = Literal["pending", "claimed", "resolving", "resolved", "expired"]
-_OPEN = ("pending", "claimed")
-DIRECT = "a direct resume"
-"""Who resolved an escalation answered straight through the graph (`Command(resume=...)`)."""
+Status = Literal["pending", "claimed", "resolving", "applied", "resolved", "expired", "dismissed", "superseded"]
 
 
 class AlreadyResolvedError(ReliableGraphError, LookupError):
-    """An escalation was resolved (or is being resolved) by someone else first.
+    """An escalation is not yours to act on: someone resolved it, is resolving it or holds its claim.
 
     Example:
         ```python
         from reliable_graph.escalation.inbox import AlreadyResolvedError
 
         err = AlreadyResolvedError(escalation_id="e1", by="ana", at="2026-01-01T00:00:00+00:00", status="resolved")
-        assert err.by == "ana" and "ana" in str(err)
+        assert err.by == "ana" and "resolved by ana" in str(err)
+        claimed = AlreadyResolvedError(escalation_id="e1", by="bo", at="2026-01-01T00:15:00+00:00", status="claimed")
+        assert "claimed by bo until" in str(claimed)
         ```
     """
 
@@ -67,10 +83,21 @@ class AlreadyResolvedError(ReliableGraphError, LookupError):
         self.by = by
         self.at = at
         self.status = status
-        super().__init__(f"escalation {escalation_id} is already {status} by {by or 'someone'} at {at or '?'}")
+        who = by or "someone"
+        if status == CLAIMED:
+            text = f"escalation {escalation_id} is claimed by {who} until {at or '?'}"
+        elif status == PENDING:
+            text = f"escalation {escalation_id} is not claimed by {who}: there is no claim to give back"
+        elif status in (RESOLVING, APPLIED):
+            text = f"escalation {escalation_id} is being resolved by {who} (since {at or '?'})"
+        elif status in ("dismissed", "superseded"):
+            text = f"escalation {escalation_id} was {status} (its thread no longer waits on it) at {at or '?'}"
+        else:
+            text = f"escalation {escalation_id} is already {status} by {who} at {at or '?'}"
+        super().__init__(text)
 
 
-def _now() -> datetime:
+def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
@@ -81,79 +108,70 @@ def _public(decision: Any) -> dict[str, Any] | None:
     return {k: v for k, v in decision.items() if k != "ticket"}
 
 
-def current_store() -> BaseStore | None:
-    """The running graph's store, or None (no store, or outside a run)."""
-    try:
-        return get_store()
-    except RuntimeError:
-        return None
+_MAX_TEXT = 100_000
+_MAX_DEPTH = 32
 
 
-def guard_answer(escalation_id: str, decision: Decision) -> None:
-    """Refuse an answer when the inbox resolved the escalation otherwise; record a direct answer.
+def displayable(value: Any, notes: list[str], where: str = "value", depth: int = 0) -> Any:
+    r"""`value` as any store and database can hold it; what was changed is appended to `notes`.
 
-    Called by `HumanEscalation` on every valid answer when the graph has a store with a ledger:
-    an answer sent straight to the graph (`Command(resume=...)`) takes the escalation in the
-    ledger by compare-and-set, so the inbox cannot also resolve it; an answer that arrives
-    after the inbox took it, and is not the inbox's own, is refused (the reviewer is asked
-    again, with the reason). The same answer read back on a later run of the node passes.
+    NUL characters (which PostgreSQL refuses) and lone surrogates become U+FFFD, NaN and the
+    infinities become text, text longer than 100,000 characters is cut, and nesting deeper than
+    32 levels is shown as text. The checkpoint keeps the original.
 
-    Raises:
-        InvalidAnswerError: the inbox resolved (or is resolving) the escalation with another decision.
+    Example:
+        ```python
+        from reliable_graph.escalation.inbox import displayable
+
+        notes = []
+        shown = displayable({"text": "a\\x00b", "score": float("nan")}, notes)
+        assert shown == {"text": "a\\ufffdb", "score": "NaN"} and len(notes) == 2
+        ```
     """
-    store = current_store()
-    if store is None:
-        return
-    ledger = ledger_for(store)
-    row = ledger.get(escalation_id)
-    if row is None:
-        return
-    mine = decision.model_dump(mode="json", exclude_unset=True)
-    if row["status"] in _OPEN and decision.ticket is None:
-        now = _now().isoformat()
-        changes = {"status": "resolving", "decision": json.dumps(mine), "resolved_by": DIRECT, "resolved_at": now}
-        if ledger.transition(escalation_id, statuses=list(_OPEN), now=now, changes=changes):
-            ledger.log(escalation_id, DIRECT, "answer", {"decision": mine})
-            return
-        row = ledger.get(escalation_id) or row
-    raw = row.get("decision")
-    stored = json.loads(raw) if isinstance(raw, str) else raw
-    if row["status"] in _OPEN or stored == mine:
-        return  # the inbox's own answer, or this answer read back on the node's next run
-    msg = (
-        f"this escalation was already resolved through the inbox by {row.get('resolved_by') or 'someone'} "
-        f"at {row.get('resolved_at') or '?'}"
-    )
-    raise InvalidAnswerError(msg)
-
-
-def mark_applied(escalation_id: str) -> None:
-    """Mark a resolution in flight as resolved once its decision is applied (by the node that applies it)."""
-    store = current_store()
-    if store is None:
-        return
-    ledger = ledger_for(store)
-    if ledger.transition(escalation_id, statuses=["resolving"], now="", changes={"status": "resolved"}):
-        row = ledger.get(escalation_id) or {}
-        if row.get("resolved_by") == DIRECT:
-            ledger.log(escalation_id, DIRECT, "resolve", {})
+    if isinstance(value, str):
+        clean = value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+        if clean != value:
+            notes.append(f"{where}: characters a database cannot store (NUL, lone surrogates) shown as U+FFFD")
+        if len(clean) > _MAX_TEXT:
+            notes.append(f"{where}: {len(clean):,} characters, cut to {_MAX_TEXT:,} for display")
+            clean = clean[:_MAX_TEXT]
+        return clean
+    if isinstance(value, float) and not math.isfinite(value):
+        notes.append(f"{where}: {value!r} is not JSON; shown as text")
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, (dict, list, tuple)) and depth >= _MAX_DEPTH:
+        notes.append(f"{where}: nested deeper than {_MAX_DEPTH} levels; shown as text")
+        return displayable(json.dumps(value, default=repr)[:_MAX_TEXT], notes, where, 0)
+    if isinstance(value, dict):
+        return {
+            displayable(str(k), notes, where, depth + 1): displayable(v, notes, f"{where}.{k}", depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [displayable(v, notes, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    return value
 
 
 def _index_value(escalation: Mapping[str, Any]) -> dict[str, Any]:
+    notes: list[str] = []
+    shown = displayable(dict(escalation), notes, "escalation")
+    if notes:
+        shown["display_notes"] = list(dict.fromkeys(notes))[:20]
     return {
         "id": str(escalation["id"]),
         "kind": "audit" if escalation.get("kind") == "audit" else "escalation",
-        "thread_id": escalation.get("thread_id"),
-        "step": escalation.get("step"),
-        "path": escalation.get("path"),
-        "task": escalation.get("task"),
+        "thread_id": shown.get("thread_id"),
+        "step": shown.get("step"),
+        "path": shown.get("path"),
+        "task": shown.get("task"),
+        "round": escalation.get("round"),
         "confidence": escalation.get("confidence"),
         "threshold": escalation.get("threshold"),
-        "reason": escalation.get("reason"),
-        "created_at": str(escalation.get("created_at") or _now().isoformat()),
+        "reason": shown.get("reason"),
+        "created_at": str(escalation.get("created_at") or _utcnow().isoformat()),
         "deadline": None,  # the inbox's (`EscalationInbox(deadline=...)`), from `created_at`
-        "status": "pending",
-        "escalation": dict(escalation),
+        "status": PENDING,
+        "escalation": shown,
     }
 
 
@@ -161,7 +179,7 @@ def _admit(store: BaseStore, value: Mapping[str, Any]) -> None:
     """Give a newly indexed escalation its ledger row at once (listed without a sync), where the ledger is SQL."""
     ledger = ledger_for(store)
     if ledger.kind != "memory":
-        ledger.index(value)
+        ledger.index(value, at=_utcnow().isoformat())
 
 
 def index_escalation(store: BaseStore, escalation: Mapping[str, Any]) -> None:
@@ -233,7 +251,10 @@ class InboxItem:
     step: str
     """The step that escalated."""
     status: str
-    """`pending`, `claimed`, `resolving` (a resolution in flight), `resolved` or `expired`."""
+    """`pending` (a lapsed claim is pending again), `claimed`, `resolving` (a resolution in flight),
+    `applied` (its answer is in the thread, which waits on other escalations), `resolved`, `expired`
+    (the default decision applied), `dismissed` (its thread no longer waits on it) or `superseded`
+    (a later escalation of the same task replaced it)."""
     confidence: float
     """The failing score."""
     threshold: float
@@ -277,13 +298,24 @@ class AuditEntry:
     at: str
     actor: str
     event: str
-    """`index`, `claim`, `release`, `resolve`, `expire`, `reconcile`."""
+    """`index`, `claim`, `release`, `answer` (a direct resume), `takeover`, `resolve`, `expire`,
+    `reassign`, `dismissed`, `superseded`, `resolve_failed`."""
     decision: dict[str, Any] | None = None
     reason: str | None = None
     before: Any = None
     """The output before the decision."""
     after: Any = None
     """The output after it."""
+
+
+def _reviewer(reviewer: Any) -> str:
+    if not isinstance(reviewer, str) or not reviewer.strip():
+        msg = f"reviewer must be a non-blank name (every claim and decision is recorded with it), got {reviewer!r}"
+        raise ValueError(msg)
+    if reviewer in (DIRECT, SWEEP, "reconcile", "system"):
+        msg = f"reviewer {reviewer!r} is a name the inbox keeps for itself; use a person's name"
+        raise ValueError(msg)
+    return reviewer.strip()
 
 
 class EscalationInbox:
@@ -296,7 +328,14 @@ class EscalationInbox:
         lease: How long a claim holds before the escalation returns to the queue.
         deadline: How long an escalation may wait before `sweep()` applies `on_expiry`.
         on_expiry: The decision applied on expiry (e.g. `{"action": "terminate", "reason": "no review in time"}`),
-            or `{"assign_to": "name"}` to hand it to someone instead; None leaves it pending.
+            or `{"assign_to": "name"}` to hand it to someone instead (once); None leaves it pending.
+        resolution_lease: How long a resolution in flight holds its thread and its row without a
+            heartbeat (renewed while it works); `reconcile()` takes over only after it lapses.
+        wait: How long a resolution waits for another one on the same thread before giving up
+            (`ThreadBusyError`, nothing applied).
+        clock: The inbox's clock (a function returning an aware `datetime`; default UTC now).
+        connection: The ledger's database access, instead of one derived from the store: a
+            `sqlite3.Connection`, a psycopg connection (autocommit) or `ConnectionPool`.
 
     Example:
         ```python
@@ -342,21 +381,39 @@ class EscalationInbox:
         lease: timedelta = timedelta(minutes=15),
         deadline: timedelta | None = None,
         on_expiry: Mapping[str, Any] | None = None,
+        resolution_lease: timedelta = timedelta(seconds=60),
+        wait: timedelta = timedelta(minutes=5),
+        clock: Callable[[], datetime] | None = None,
+        connection: Any = None,
     ) -> None:
         if not isinstance(store, BaseStore):
             msg = f"EscalationInbox needs a LangGraph BaseStore (SqliteStore, PostgresStore...), not {type(store)}"
             raise TypeError(msg)
-        if lease <= timedelta(0):
-            msg = f"EscalationInbox(lease=...) must be positive, got {lease}"
+        for name, value in (("lease", lease), ("resolution_lease", resolution_lease), ("wait", wait)):
+            if not isinstance(value, timedelta) or value <= timedelta(0):
+                msg = f"EscalationInbox({name}=...) must be a positive timedelta, got {value!r}"
+                raise ValueError(msg)
+        if deadline is not None and (not isinstance(deadline, timedelta) or deadline <= timedelta(0)):
+            msg = f"EscalationInbox(deadline=...) must be a positive timedelta or None, got {deadline!r}"
             raise ValueError(msg)
-        if on_expiry is not None and "assign_to" not in on_expiry:
-            parse_answer(on_expiry)  # fail at construction on a default action that cannot apply
+        if on_expiry is not None:
+            if "assign_to" in on_expiry:
+                _reviewer(on_expiry["assign_to"])
+            else:
+                parse_answer(on_expiry)  # fail at construction on a default action that cannot apply
         self.store = store
         self.graph = graph
         self.lease = lease
         self.deadline = deadline
         self.on_expiry = dict(on_expiry) if on_expiry is not None else None
-        self.ledger = ledger_for(store)
+        self.clock: Callable[[], datetime] = clock or _utcnow
+        self.ledger = ledger_for(store, connection)
+        self.resolver = Resolver(
+            ledger=self.ledger, store=store, graph=graph, clock=self.clock, lease=resolution_lease, wait=wait
+        )
+
+    def _now(self) -> datetime:
+        return self.clock().astimezone(timezone.utc)
 
     # -- the index ---------------------------------------------------------------------------
 
@@ -364,6 +421,7 @@ class EscalationInbox:
         """Bring escalations the nodes indexed in the store into the ledger; returns how many were new."""
         new = 0
         offset = 0
+        at = self._now().isoformat()
         while True:
             items = self.store.search(INBOX_NAMESPACE, limit=500, offset=offset)
             if not items:
@@ -372,15 +430,19 @@ class EscalationInbox:
                 value = dict(item.value)
                 if self.deadline is not None and not value.get("deadline"):
                     value["deadline"] = (datetime.fromisoformat(value["created_at"]) + self.deadline).isoformat()
-                new += self.ledger.index(value)
+                new += self.ledger.index(value, at=at)
             offset += len(items)
 
     def reconcile(self) -> int:
-        """Rebuild the index from the checkpoints (the source of truth); returns escalations re-indexed.
+        """Rebuild the index from the checkpoints and finish what was cut short; returns escalations re-indexed.
 
-        Finds every thread's pending escalations through the graph's checkpointer, indexes any the
-        store lacks (a process that died between the interrupt and the index write, a wiped store),
-        and finishes resolutions left in flight by a process that died mid-way.
+        Indexes every escalation waiting in a thread that the store lacks (a process that died
+        between the interrupt and the index write, a wiped store); takes over every resolution
+        whose owner stopped (its heartbeat lapsed) and finishes it from what the checkpoint says,
+        exactly once; marks resolved the answers the threads have moved past; and retires the
+        escalations their threads no longer wait on (`dismissed`, or `superseded` by a later
+        round of the same task). A resolution in flight, or a thread another process holds, is
+        left alone. Safe from many processes at once.
         """
         graph = self._graph()
         saver = graph.checkpointer
@@ -397,9 +459,59 @@ class EscalationInbox:
                     index_escalation(self.store, pending.escalation)
                     added += 1
         self.sync()
-        for row in self.ledger.select(status=["resolving"]):
-            self._finish(row, actor="reconcile")
+        self._take_over_lapsed()
+        now = self._now().isoformat()
+        unsettled = self.ledger.select(status=(*OPEN, RESOLVING, APPLIED), now=now, kind="escalation")
+        for thread_id in sorted({str(r["thread_id"]) for r in unsettled if r.get("thread_id") in threads}):
+            self._tidy(thread_id)
         return added
+
+    def _take_over_lapsed(self) -> builtins.list[str]:
+        """Finish every resolution whose owner stopped renewing its heartbeat (never one in flight)."""
+        finished = []
+        now = self._now().isoformat()
+        for row in self.ledger.select(status=(RESOLVING,), now=now):
+            if row.get("owner") in (None, DIRECT) or (row.get("heartbeat") or "") >= now:
+                continue
+            owner = owner_token()
+            taken = self.resolver.take_over(row, owner=owner)
+            if taken is None:
+                continue  # another process took it first
+            try:
+                self.resolver.drive(taken, owner=owner)
+            except ThreadBusyError:
+                continue  # the thread is held by a live resolution: the next reconcile finishes this one
+            finished.append(str(row["escalation_id"]))
+        return finished
+
+    def _tidy(self, thread_id: str) -> None:
+        """Finish, settle and retire one thread's rows, holding its lock (skipped while a resolution holds it)."""
+        owner = owner_token()
+        if not self.resolver.try_lock(thread_id, owner):
+            return
+        try:
+            config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+            view = read_thread(self._graph(), config)
+            if view.runnable and self._abandoned(thread_id):
+                # answers are in, but the runs that carried them stopped between supersteps (two raw
+                # resumes racing, or a crash): run the thread on, once nobody can be at it any more
+                try:
+                    self._graph().invoke(None, config, durability="sync")
+                except Exception:  # noqa: BLE001 - the user's graph failed: the rows stay applied, reported
+                    logger.exception("reconcile: running thread %s on failed", thread_id)
+                view = read_thread(self._graph(), config)
+            self.resolver.settle(thread_id, view)
+            self.resolver.retire(thread_id, view)
+        finally:
+            self.ledger.unlock_thread(thread_id, owner)
+
+    def _abandoned(self, thread_id: str) -> bool:
+        """Whether the thread has answers in flight and every claim on them has lapsed (nobody is at it)."""
+        now = self._now().isoformat()
+        rows = self.ledger.select(status=(RESOLVING, APPLIED), thread_id=thread_id, now=now)
+        return bool(rows) and all(
+            (row.get("heartbeat") or "") < now and (row.get("continued_until") or "") < now for row in rows
+        )
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -418,23 +530,37 @@ class EscalationInbox:
     ) -> list[InboxItem]:
         """One page of items, filtered and sorted (oldest first, or lowest confidence first).
 
-        `kind`: `escalation` (a run waits on it), `audit` (a passing output to label), or None for both.
+        `status`: one status or several (a claim whose lease lapsed is listed as `pending`), or
+        None for all. `kind`: `escalation` (a run waits on it), `audit` (a passing output to
+        label), or None for both.
+
+        Raises:
+            ValueError: an unknown status, kind or order, a bad page, or a negative `older_than`.
         """
+        statuses = [status] if isinstance(status, str) else (builtins.list(status) if status is not None else None)
+        unknown = [s for s in statuses or () if s not in STATUSES]
+        if unknown:
+            msg = f"unknown status {unknown[0]!r}: choose from {', '.join(STATUSES)}"
+            raise ValueError(msg)
         if kind not in (None, "escalation", "audit"):
             msg = f"kind must be 'escalation', 'audit' or None, got {kind!r}"
             raise ValueError(msg)
         if order not in ("oldest", "confidence"):
             msg = f"order must be 'oldest' or 'confidence', got {order!r}"
             raise ValueError(msg)
-        if limit < 1 or offset < 0:
+        if isinstance(limit, bool) or isinstance(offset, bool) or limit < 1 or offset < 0:
             msg = f"limit must be >= 1 and offset >= 0, got {limit} and {offset}"
+            raise ValueError(msg)
+        if older_than is not None and older_than < timedelta(0):
+            msg = f"older_than must not be negative, got {older_than}"
             raise ValueError(msg)
         if self.ledger.kind == "memory":  # the nodes could not write this ledger: read the store
             self.sync()
-        statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
-        cutoff = (_now() - older_than).isoformat() if older_than is not None else None
+        now = self._now()
+        cutoff = (now - older_than).isoformat() if older_than is not None else None
         rows = self.ledger.select(
             status=statuses,
+            now=now.isoformat(),
             step=step,
             thread_id=thread_id,
             assignee=assignee,
@@ -444,17 +570,24 @@ class EscalationInbox:
             limit=limit,
             offset=offset,
         )
-        return [self._item(row, with_escalation=False) for row in rows]
+        return [self._item(row, with_escalation=False, now=now.isoformat()) for row in rows]
 
     def show(self, escalation_id: str) -> InboxItem:
-        """One escalation with everything a reviewer needs (the whole `Escalation` in `.escalation`)."""
+        """One escalation with everything a reviewer needs (the whole `Escalation` in `.escalation`).
+
+        Raises:
+            NoPendingEscalationError: no escalation has this id in this inbox.
+        """
         row = self.ledger.get(escalation_id)
         if row is None:
             self.sync()
             row = self.ledger.get(escalation_id)
         if row is None:
-            raise NoPendingEscalationError(interrupt_ids=[escalation_id], pending=[])
-        return self._item(row, with_escalation=True)
+            waiting = [
+                r["escalation_id"] for r in self.ledger.select(status=OPEN, now=self._now().isoformat(), limit=5)
+            ]
+            raise NoPendingEscalationError(interrupt_ids=[escalation_id], pending=waiting, what="escalation id")
+        return self._item(row, with_escalation=True, now=self._now().isoformat())
 
     def audit(self, escalation_id: str | None = None) -> builtins.list[AuditEntry]:
         """The audit trail (of one escalation, or all), oldest first."""
@@ -472,24 +605,26 @@ class EscalationInbox:
             for r in self.ledger.audit(escalation_id)
         ]
 
-    def _item(self, row: Mapping[str, Any], *, with_escalation: bool) -> InboxItem:
+    def _item(self, row: Mapping[str, Any], *, with_escalation: bool, now: str) -> InboxItem:
         value: dict[str, Any] = {}
         if with_escalation or row.get("reason") is None:
             stored = self.store.get(INBOX_NAMESPACE, row["escalation_id"])
             value = dict(stored.value) if stored is not None else {}
         decision = row.get("decision")
+        status = effective_status(row, now)
+        lapsed = status != row["status"]
         return InboxItem(
             id=row["escalation_id"],
             thread_id=row.get("thread_id"),
             step=row.get("step") or value.get("step") or "",
-            status=row["status"],
+            status=status,
             confidence=float(row.get("confidence") or 0.0),
             threshold=float(row.get("threshold") or value.get("threshold") or 0.0),
             reason=str(row.get("reason") or value.get("reason") or ""),
             created_at=row.get("created_at") or "",
             deadline=row.get("deadline"),
-            assignee=row.get("assignee"),
-            lease_until=row.get("lease_until"),
+            assignee=None if lapsed else row.get("assignee"),
+            lease_until=None if lapsed else row.get("lease_until"),
             resolved_by=row.get("resolved_by"),
             resolved_at=row.get("resolved_at"),
             decision=_public(json.loads(decision) if isinstance(decision, str) else decision),
@@ -501,45 +636,54 @@ class EscalationInbox:
 
     def claim(self, escalation_id: str, *, reviewer: str) -> InboxItem:
         """Take the escalation for `reviewer` for one lease (an abandoned claim returns to the queue)."""
+        reviewer = _reviewer(reviewer)
         self.show(escalation_id)  # indexed, or a clear error
-        now = _now()
+        now = self._now()
         until = (now + self.lease).isoformat()
         ok = self.ledger.transition(
             escalation_id,
-            statuses=["pending"],
-            now=now.isoformat(),
-            changes={"status": "claimed", "assignee": reviewer, "lease_until": until},
-            claimant=reviewer,
+            Expect(statuses=(PENDING,), claimant=reviewer, now=now.isoformat()),
+            {"status": CLAIMED, "assignee": reviewer, "lease_until": until},
+            log=(reviewer, "claim", {"lease_until": until}),
+            at=now.isoformat(),
         )
         if not ok:
-            raise self._refused(escalation_id)
-        self.ledger.log(escalation_id, reviewer, "claim", {"lease_until": until})
+            raise self._refused(escalation_id, reviewer)
         return self.show(escalation_id)
 
     def release(self, escalation_id: str, *, reviewer: str) -> InboxItem:
-        """Give a claim back to the queue."""
+        """Give `reviewer`'s claim back to the queue.
+
+        Raises:
+            AlreadyResolvedError: `reviewer` holds no claim on it (someone else does, or nobody).
+        """
+        reviewer = _reviewer(reviewer)
+        self.show(escalation_id)
+        now = self._now().isoformat()
         ok = self.ledger.transition(
             escalation_id,
-            statuses=[],
-            now="",  # only the holder may release: no lapsed-lease shortcut
-            changes={"status": "pending", "assignee": None, "lease_until": None},
-            claimant=reviewer,
+            Expect(statuses=(CLAIMED,), assignee=reviewer, now=now),
+            {"status": PENDING, "assignee": None, "lease_until": None},
+            log=(reviewer, "release", {}),
+            at=now,
         )
         if not ok:
-            raise self._refused(escalation_id)
-        self.ledger.log(escalation_id, reviewer, "release", {})
+            raise self._refused(escalation_id, reviewer)
         return self.show(escalation_id)
 
-    def _refused(self, escalation_id: str) -> Exception:
+    def _refused(self, escalation_id: str, reviewer: str | None = None) -> Exception:
         row = self.ledger.get(escalation_id)
         if row is None:
-            return NoPendingEscalationError(interrupt_ids=[escalation_id], pending=[])
-        if row["status"] == "claimed":
+            return NoPendingEscalationError(interrupt_ids=[escalation_id], pending=[], what="escalation id")
+        status = effective_status(row, self._now().isoformat())
+        if status == CLAIMED:
             return AlreadyResolvedError(
-                escalation_id=escalation_id, by=row.get("assignee"), at=row.get("lease_until"), status="claimed"
+                escalation_id=escalation_id, by=row.get("assignee"), at=row.get("lease_until"), status=CLAIMED
             )
+        if status == PENDING:
+            return AlreadyResolvedError(escalation_id=escalation_id, by=reviewer, at=None, status=PENDING)
         return AlreadyResolvedError(
-            escalation_id=escalation_id, by=row.get("resolved_by"), at=row.get("resolved_at"), status=row["status"]
+            escalation_id=escalation_id, by=row.get("resolved_by"), at=row.get("resolved_at"), status=status
         )
 
     # -- resolution --------------------------------------------------------------------------
@@ -547,8 +691,13 @@ class EscalationInbox:
     def resolve(self, escalation_id: str, answer: Any, *, reviewer: str, reason: str | None = None) -> Any:
         """Validate `answer`, win the escalation (compare-and-set), apply it to its thread, exactly once.
 
-        On an audit item the answer is a label (approve: right; edit or terminate: wrong),
-        recorded exactly once; no thread is resumed.
+        The answer goes to the thread through the resolution protocol: the thread's lock is
+        taken (waiting for another reviewer's resolution on the same thread), the resume runs
+        with `durability="sync"`, and the escalation is `resolved` once the checkpoint holding
+        the applied decision is durable (`applied` until then, when the thread still waits on
+        other escalations). The decision recorded in the step's record and streamed carries
+        `reviewer` (and `reason`). On an audit item the answer is a label (approve: right; edit
+        or terminate: wrong), recorded exactly once; no thread is resumed.
 
         Returns:
             What the graph's `invoke` returned on the thread (None for an audit).
@@ -556,8 +705,12 @@ class EscalationInbox:
         Raises:
             InvalidAnswerError: the answer breaks a rule (nothing changed).
             AlreadyResolvedError: someone else resolved it, is resolving it, or holds the claim.
+            ThreadBusyError: another resolution held the thread longer than `wait` (nothing changed).
         """
+        reviewer = _reviewer(reviewer)
         item = self.show(escalation_id)
+        if item.kind != "audit":
+            self._graph()
         esc = item.escalation
         decision = parse_answer(
             answer,
@@ -566,41 +719,35 @@ class EscalationInbox:
             original=esc.get("output"),
         )
         body = decision.model_dump(mode="json", exclude_unset=True)
+        body.pop("ticket", None)
         if reason and "reason" not in body:
             body["reason"] = reason
+        body["reviewer"] = reviewer
         if item.kind == "audit":
             return self._label(item, body, reviewer=reviewer)
-        body["ticket"] = uuid.uuid4().hex  # lets the node tell this answer from a direct one
-        now = _now().isoformat()
-        won = self.ledger.transition(
-            escalation_id,
-            statuses=["pending"],
-            now=now,
-            changes={"status": "resolving", "decision": json.dumps(body), "resolved_by": reviewer, "resolved_at": now},
-            claimant=reviewer,
-        )
-        if not won:
-            raise self._refused(escalation_id)
-        row = self.ledger.get(escalation_id)
-        assert row is not None
-        return self._finish(row, actor=reviewer, strict=True)
+        owner = owner_token()
+        row = self.resolver.win(escalation_id, body, reviewer=reviewer, owner=owner)
+        if row is None:
+            raise self._refused(escalation_id, reviewer)
+        return self.resolver.drive(row, owner=owner)
 
     def _label(self, item: InboxItem, body: dict[str, Any], *, reviewer: str) -> None:
         """Record a reviewer's label on an audit, exactly once (nothing to resume: the run went on)."""
-        now = _now().isoformat()
-        changes = {"status": "resolved", "decision": json.dumps(body), "resolved_by": reviewer, "resolved_at": now}
-        if not self.ledger.transition(item.id, statuses=["pending"], now=now, changes=changes, claimant=reviewer):
-            raise self._refused(item.id)
+        now = self._now().isoformat()
         label = "correct" if body["action"] == "approve" else "wrong"
         before = item.escalation.get("output")
         after = body.get("output") if body["action"] == "edit" else before
-        self.ledger.log(
-            item.id,
+        changes = {"status": "resolved", "decision": json.dumps(body), "resolved_by": reviewer, "resolved_at": now}
+        log = (
             reviewer,
             "resolve",
             {"decision": body, "reason": body.get("reason"), "before": before, "after": after, "label": label},
         )
-        self._mirror(item.id, "resolved")
+        if not self.ledger.transition(
+            item.id, Expect(statuses=(PENDING,), claimant=reviewer, now=now), changes, log=log, at=now
+        ):
+            raise self._refused(item.id, reviewer)
+        self.resolver.mirror(item.id, "resolved", changes)
 
     def audit_labels(self) -> dict[str, dict[str, int]]:
         """Per step, the audits labelled so far: `{"labelled": n, "wrong": k, "pending": m}`.
@@ -618,7 +765,7 @@ class EscalationInbox:
         if self.ledger.kind == "memory":
             self.sync()
         found: dict[str, dict[str, int]] = {}
-        for row in self.ledger.select(status=None, kind="audit"):
+        for row in self.ledger.select(status=None, kind="audit", now=self._now().isoformat()):
             stats = found.setdefault(str(row.get("step") or ""), {"labelled": 0, "wrong": 0, "pending": 0})
             raw = row.get("decision")
             decision = json.loads(raw) if isinstance(raw, str) else raw
@@ -629,68 +776,22 @@ class EscalationInbox:
                 stats["pending"] += 1
         return found
 
-    def _finish(self, row: Mapping[str, Any], *, actor: str, strict: bool = False) -> Any:
-        """Apply a won resolution to its thread (again, safely, after a crash) and mark it resolved.
-
-        With `strict`, an escalation no longer pending in its thread (answered by a raw
-        `Command(resume=...)` first) is refused instead of being marked resolved by this call.
-        """
-        escalation_id = row["escalation_id"]
-        raw = row.get("decision")
-        decision = json.loads(raw) if isinstance(raw, str) else raw
-        graph = self._graph()
-        config: RunnableConfig = {"configurable": {"thread_id": row["thread_id"]}}
-        live = {p.escalation.get("id"): p for p in pending_escalations(graph, config)}
-        stored = self.store.get(INBOX_NAMESPACE, escalation_id)
-        before = (stored.value.get("escalation") or {}).get("output") if stored is not None else None
-        result: Any = None
-        if escalation_id in live:
-            result = graph.invoke(Command(resume={live[escalation_id].interrupt_id: decision}), config)
-        elif not strict and graph.get_state(config).next:
-            # the decision was applied but its run was cut short (a crash): finish the run
-            result = graph.invoke(None, config)
-        elif strict:
-            self.ledger.transition(
-                escalation_id,
-                statuses=["resolving"],
-                now="",
-                changes={"status": "resolved", "resolved_by": "outside the inbox", "decision": None},
-            )
-            self.ledger.log(escalation_id, actor, "resolve_refused", {"reason": "answered outside the inbox"})
-            self._mirror(escalation_id, "resolved")
-            raise AlreadyResolvedError(escalation_id=escalation_id, by="outside the inbox", at=None, status="resolved")
-        self.ledger.transition(escalation_id, statuses=["resolving"], now="", changes={"status": "resolved"})
-        after = decision.get("output") if decision and decision.get("action") == "edit" else before
-        self.ledger.log(
-            escalation_id,
-            row.get("resolved_by") or actor,
-            "resolve",
-            {
-                "decision": _public(decision),
-                "reason": (decision or {}).get("reason"),
-                "before": before,
-                "after": after,
-            },
-        )
-        self._mirror(escalation_id, "resolved")
-        return result
-
-    def _mirror(self, escalation_id: str, status: str) -> None:
-        stored = self.store.get(INBOX_NAMESPACE, escalation_id)
-        if stored is not None and stored.value.get("status") != status:
-            self.store.put(INBOX_NAMESPACE, escalation_id, {**stored.value, "status": status}, index=False)
-
     def sweep(self, *, now: datetime | None = None) -> builtins.list[str]:
         """Apply the default action to escalations past their deadline; safe from many processes at once.
 
+        With `on_expiry={"assign_to": name}` an escalation is handed over once (a reviewer who
+        claims it after the hand-over keeps it). Also finishes resolutions whose owner stopped.
+
         Returns:
-            The ids this call expired.
+            The ids this call expired or handed over.
         """
+        self._take_over_lapsed()
         if self.on_expiry is None or self.deadline is None:
             return []
         self.sync()
-        moment = (now or _now()).isoformat()
-        rows = self.ledger.select(status=["pending", "claimed"], kind="escalation")  # audits never expire
+        moment = (now or self._now()).astimezone(timezone.utc)
+        at = moment.isoformat()
+        rows = self.ledger.select(status=OPEN, now=at, kind="escalation")  # audits never expire
         expired = []
         for row in rows:
             due = row.get("deadline") or (
@@ -698,44 +799,31 @@ class EscalationInbox:
                 if row.get("created_at")
                 else None
             )
-            if due is None or due > moment:
+            if due is None or due > at:
                 continue
+            escalation_id = str(row["escalation_id"])
             if "assign_to" in self.on_expiry:
-                ok = self.ledger.transition(
-                    row["escalation_id"],
-                    statuses=["pending", "claimed"],
-                    now=moment,
-                    changes={
-                        "status": "claimed",
-                        "assignee": self.on_expiry["assign_to"],
-                        "lease_until": (datetime.fromisoformat(moment) + self.lease).isoformat(),
-                        "deadline": None,
+                to = self.on_expiry["assign_to"]
+                if self.ledger.transition(
+                    escalation_id,
+                    Expect(statuses=OPEN, unhanded=True, now=at),
+                    {
+                        "status": CLAIMED,
+                        "assignee": to,
+                        "lease_until": (moment + self.lease).isoformat(),
+                        "handed_to": to,
                     },
-                )
-                if ok:
-                    self.ledger.log(row["escalation_id"], "sweep", "reassign", {"to": self.on_expiry["assign_to"]})
-                    expired.append(row["escalation_id"])
+                    log=(SWEEP, "reassign", {"to": to}),
+                    at=at,
+                ):
+                    expired.append(escalation_id)
                 continue
-            won = self.ledger.transition(
-                row["escalation_id"],
-                statuses=["pending", "claimed"],
-                now=moment,
-                changes={
-                    "status": "resolving",
-                    "decision": json.dumps(self.on_expiry),
-                    "resolved_by": "sweep",
-                    "resolved_at": moment,
-                },
-            )
-            if won:
-                fresh = self.ledger.get(row["escalation_id"])
-                assert fresh is not None
-                self._finish(fresh, actor="sweep")
-                self.ledger.transition(
-                    row["escalation_id"], statuses=["resolved"], now="", changes={"status": "expired"}
-                )
-                self._mirror(row["escalation_id"], "expired")
-                expired.append(row["escalation_id"])
+            owner = owner_token()
+            won = self.resolver.win(escalation_id, dict(self.on_expiry), reviewer=SWEEP, owner=owner, overrule=True)
+            if won is None:
+                continue
+            self.resolver.drive(won, owner=owner)
+            expired.append(escalation_id)
         return expired
 
     def _graph(self) -> Any:

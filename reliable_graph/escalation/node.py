@@ -13,7 +13,7 @@ from reliable_graph._node import ReliableNode
 from reliable_graph.errors import InvalidAnswerError
 from reliable_graph.escalation.decision import Decision, parse_answer
 from reliable_graph.escalation.formats import Format, render, response_schema
-from reliable_graph.escalation.inbox import guard_answer
+from reliable_graph.escalation.protocol import accept
 from reliable_graph.escalation.record import DECISIONS, Action, ReviewTask, StepTask, payload_kind
 from reliable_graph.state import RELIABILITY_KEY, emit, task_records
 
@@ -137,7 +137,7 @@ class HumanEscalation(ReliableNode):
                 decision = parse_answer(
                     answer, allowed=self.allowed, kind=escalation.get("kind", "output"), original=escalation["output"]
                 )
-                guard_answer(escalation["id"], decision)
+                accept(escalation["id"], decision)
                 break
             except InvalidAnswerError as err:
                 rejected += 1

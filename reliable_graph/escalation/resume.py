@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -205,7 +206,11 @@ def answer_escalations(graph: Any, config: RunnableConfig, answers: Any, **kwarg
 
     `answers` maps interrupt ids (or escalation ids) to answers in any of the three formats;
     with one escalation pending, the answer alone will do. Every answer is validated first:
-    nothing is sent unless all are valid.
+    nothing is sent unless all are valid. Calls on the same thread run one at a time (through
+    the inbox ledger's thread lock when the graph has a store, across processes; through a lock
+    of this process without one), so reviewers answering different escalations of one thread
+    at once are all applied, each once. The resume is strict (an interrupt answered meanwhile is
+    refused before anything is written) and durable (`durability="sync"` unless you pass one).
 
     Returns:
         What `graph.invoke` returns.
@@ -245,8 +250,16 @@ def answer_escalations(graph: Any, config: RunnableConfig, answers: Any, **kwarg
         assert out["output"] == "42" and step_outcomes(out) == {"draft": "edited"}
         ```
     """
-    resume = _resume_map(_state(graph.get_state(config, subgraphs=True)), answers)
-    return graph.invoke(Command(resume=resume), config, **kwargs)
+    from reliable_graph._compat import strict_resume
+    from reliable_graph.escalation.protocol import serialized
+
+    kwargs.setdefault("durability", "sync")
+    with serialized(graph, _thread_of(config)) as resolver:
+        resume = _resume_map(_state(graph.get_state(config, subgraphs=True)), answers)
+        out = graph.invoke(Command(resume=resume), strict_resume(config), **kwargs)
+        if resolver is not None:
+            resolver.settle(_thread_of(config))
+    return out
 
 
 async def aanswer_escalations(graph: Any, config: RunnableConfig, answers: Any, **kwargs: Any) -> Any:
@@ -260,5 +273,22 @@ async def aanswer_escalations(graph: Any, config: RunnableConfig, answers: Any, 
         assert asyncio.iscoroutinefunction(aanswer_escalations)
         ```
     """
-    resume = _resume_map(_state(await graph.aget_state(config, subgraphs=True)), answers)
-    return await graph.ainvoke(Command(resume=resume), config, **kwargs)
+    from reliable_graph._compat import strict_resume
+    from reliable_graph.escalation.protocol import aread_thread, aserialized
+
+    kwargs.setdefault("durability", "sync")
+    async with aserialized(graph, _thread_of(config)) as resolver:
+        resume = _resume_map(_state(await graph.aget_state(config, subgraphs=True)), answers)
+        out = await graph.ainvoke(Command(resume=resume), strict_resume(config), **kwargs)
+        if resolver is not None:
+            view = await aread_thread(graph, config)
+            await asyncio.to_thread(resolver.settle, _thread_of(config), view)
+    return out
+
+
+def _thread_of(config: RunnableConfig) -> str:
+    thread = (config.get("configurable") or {}).get("thread_id")
+    if thread is None:
+        msg = "answering escalations needs config={'configurable': {'thread_id': ...}}"
+        raise ValueError(msg)
+    return str(thread)

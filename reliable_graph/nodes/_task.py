@@ -18,7 +18,8 @@ from reliable_graph._messages import scorable
 from reliable_graph._node import ReliableNode, TaskRef, jsonable_or_repr, runnable_context, strict_json, task_ref
 from reliable_graph._state_access import read_optional
 from reliable_graph.escalation.decision import Decision
-from reliable_graph.escalation.inbox import aindex_escalation, current_store, index_escalation, mark_applied
+from reliable_graph.escalation.inbox import aindex_escalation, index_escalation
+from reliable_graph.escalation.protocol import continuing, current_store
 from reliable_graph.escalation.record import Escalation, ReviewTask, StepTask, escalation_id, payload_kind
 from reliable_graph.evaluators.base import Score, as_chunks
 from reliable_graph.state import RELIABILITY_KEY, AttemptRecord, StepRecord, emit, task_records
@@ -125,11 +126,11 @@ REVIEW_OUTCOMES = {"approve": "approved", "edit": "edited", "terminate": "termin
 
 
 def reviewed_record(ctx: TaskContext, decision: Decision) -> dict[str, Any]:
-    """The task's record once `decision` is taken (live fields dropped); the inbox learns it applied."""
+    """The task's record once `decision` is taken (live fields dropped), once this run holds its continuation."""
     base = {k: v for k, v in ctx.record.items() if k not in ("pending", "outcome", "review")}
     base["decision"] = decision.recorded()
     if ctx.review is not None and (escalation_id := (ctx.review.get("escalation") or {}).get("id")):
-        mark_applied(str(escalation_id))
+        continuing(str(escalation_id), ctx.thread_id)
     return base
 
 
