@@ -48,7 +48,13 @@ TASKS: dict[str, tuple[str, ...]] = {
     "subgraph": ("outline", "title", "draft"),
     "send_subgraph": ("work:a", "work:b", "work:c", "work:d"),
 }
-DOWNSTREAM = {"straight": "after", "branches": "join", "send": "collect", "subgraph": "after", "send_subgraph": "collect"}
+DOWNSTREAM = {
+    "straight": "after",
+    "branches": "join",
+    "send": "collect",
+    "subgraph": "after",
+    "send_subgraph": "collect",
+}
 
 
 class State(ReliabilityState, total=False):
