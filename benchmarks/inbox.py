@@ -1,5 +1,7 @@
 """The escalation inbox at scale, under races and under SIGKILL, on SQLite and on Postgres.
 
+Each backend runs on a database of its own (a temporary SQLite file; a fresh Postgres database).
+
 1. list: `--threads` real escalated threads (a one-step graph whose step always escalates, on
    the backend's checkpointer and store); the time to list one page of 50 pending escalations
    filtered by step, oldest first (median of 20 listings after one warm-up).
@@ -7,20 +9,36 @@
    in their own random order, all at once. Every resolution runs the downstream node, which
    appends the thread to a side-effect log: an escalation applied twice shows up there.
 3. kill: `--kills` times, a reviewer process starts resolving a fresh escalation and is
-   SIGKILLed at a random point (0-150 ms in); then `reconcile()` runs, as an operator would.
+   SIGKILLed at a random point (0-60 ms in); then `reconcile()` runs, as an operator would.
    An escalation is lost if it ended neither resolved nor back in the queue.
+4. fanout_race: `--fanout-threads` threads, each a 9-item `Send` fan-out of which 5 items
+   escalate; 5 reviewer processes at once, reviewer k resolving the k-th escalation of every
+   thread (so every thread has 5 reviewers at the same time), each in its own random order.
+   No reconcile afterwards: `stalled` counts threads that did not reach their end.
+5. kill_points: for each named crash point of the resolution protocol, `--kill-points` times,
+   a reviewer process resolving a fan-out thread's 5 escalations is SIGKILLed at that point
+   (at a random one of its passes); for `taken_over`, a first reviewer is killed after winning
+   and an operator's reconcile is killed after taking it over. Then `reconcile()` runs (with a
+   clock past the dead owners' leases) and the remaining escalations are resolved.
+6. reconcile_race: `--reconcile-race` fan-out threads resolved by 5 reviewer processes while 2
+   operator processes run `reconcile()` in a loop: a live resolution must never be taken over.
 
-    python benchmarks/inbox.py [--threads 10000] [--race 500] [--kills 50] [--json]
+`lost`: an escalation not resolved, or its decision missing from the thread; `applied_twice`: a
+decision in the thread twice, or the downstream node run twice; `stalled`: a thread not at its
+end once every escalation was answered.
+
+    python benchmarks/inbox.py [--threads 10000] [--race 500] [--kills 50] [--fanout-threads 50]
+                               [--kill-points 20] [--reconcile-race 20] [--backends sqlite,postgres] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -30,24 +48,30 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.graph import START, StateGraph
-from langgraph.store.sqlite import SqliteStore
+sys.path.insert(0, str(Path(__file__).parent))
 
-from reliable_graph import (
+from _common import ESCALATING, ITEMS, compiled, edit_of, fan_out_builder, fresh_postgres, results_of  # noqa: E402
+from langgraph.graph import START, StateGraph  # noqa: E402
+
+from reliable_graph import (  # noqa: E402
     AlreadyResolvedError,
     EscalationInbox,
     HumanEscalation,
     Predicate,
     ReliabilityState,
+    pending_escalations,
     reliable_step,
 )
+from reliable_graph.escalation import CrashPoint, on_crash_point  # noqa: E402
 
-POSTGRES_URL = os.environ.get("RELIABLE_GRAPH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 PROCESSES = 8
+FAN_REVIEWERS = len(ESCALATING)
+LEASE = timedelta(seconds=2)
+"""The resolution lease of the reviewer processes that are killed (reconcile then looks an hour ahead)."""
 
 
 class State(ReliabilityState, total=False):
@@ -83,27 +107,12 @@ def build(side_effects: Path | None) -> StateGraph[Any, Any, Any, Any]:
     return graph
 
 
-@contextmanager
-def app(backend: str, db: Path, side_effects: Path | None = None) -> Iterator[tuple[Any, Any]]:
-    if backend == "sqlite":
-        saver_conn = sqlite3.connect(str(db), check_same_thread=False, timeout=60)
-        saver_conn.execute("PRAGMA journal_mode=WAL")
-        store_conn = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None, timeout=60)
-        store = SqliteStore(store_conn)
-        store.setup()
-        try:
-            yield build(side_effects).compile(checkpointer=SqliteSaver(saver_conn), store=store), store
-        finally:
-            store_conn.close()
-            saver_conn.close()
-        return
-    from langgraph.checkpoint.postgres import PostgresSaver
-    from langgraph.store.postgres import PostgresStore
+def one_step(backend: str, where: str, side_effects: Path | None = None) -> Any:
+    return compiled(build(side_effects), backend, where)
 
-    with PostgresSaver.from_conn_string(POSTGRES_URL) as saver, PostgresStore.from_conn_string(POSTGRES_URL) as store:
-        saver.setup()
-        store.setup()
-        yield build(side_effects).compile(checkpointer=saver, store=store), store
+
+def fan(backend: str, where: str, effects: Path | None = None) -> Any:
+    return compiled(fan_out_builder(effects), backend, where)
 
 
 def escalate(graph: Any, prefix: str, n: int, label: str) -> list[str]:
@@ -117,12 +126,15 @@ def escalate(graph: Any, prefix: str, n: int, label: str) -> list[str]:
     return threads
 
 
-def measure_list(backend: str, db: Path, threads: int, prefix: str) -> float:
-    with app(backend, db) as (graph, store):
+# -- 1-3: one escalation per thread (kept as before) ------------------------------------------------
+
+
+def measure_list(backend: str, where: str, threads: int, prefix: str) -> float:
+    with one_step(backend, where) as (graph, store):
         sys.stderr.write(f"{backend}: escalating {threads} threads for the listing...\n")
         escalate(graph, prefix, threads, backend)
         inbox = EscalationInbox(store, graph=graph)
-        inbox.list(step="draft", limit=50)  # warm-up (and the first sync of the index into the ledger)
+        inbox.list(step="draft", limit=50)  # warm-up
         times = []
         for _ in range(20):
             start = time.perf_counter()
@@ -132,65 +144,80 @@ def measure_list(backend: str, db: Path, threads: int, prefix: str) -> float:
         return statistics.median(times)
 
 
+def spawn(role: str, backend: str, where: str, effects: Path, tmp: Path, **options: Any) -> Any:
+    args = [
+        sys.executable,
+        __file__,
+        "--child",
+        role,
+        "--backend",
+        backend,
+        "--where",
+        where,
+        "--effects",
+        str(effects),
+    ]
+    if "ids" in options:
+        ids_file = tmp / f"ids-{uuid.uuid4().hex[:8]}.json"
+        ids_file.write_text(json.dumps(options.pop("ids")))
+        args += ["--ids", str(ids_file)]
+    for key, value in options.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def child(args: argparse.Namespace) -> None:
-    """A reviewer process: resolve each id (in its own order); print one line per outcome."""
+    """A reviewer (or operator) process; prints one line per outcome."""
+    role = args.child
+    if role == "reconciler":
+        with fan(args.backend, args.where, Path(args.effects)) as (graph, store):
+            inbox = EscalationInbox(store, graph=graph)
+            stop = Path(args.stop)
+            while not stop.exists():
+                inbox.reconcile()
+                print("reconciled", flush=True)
+        return
     ids = json.loads(Path(args.ids).read_text())
     random.Random(args.seed).shuffle(ids)
-    with app(args.backend, Path(args.db), Path(args.effects)) as (graph, store):
+    opener = one_step if role == "reviewer" else fan
+    with opener(args.backend, args.where, Path(args.effects)) as (graph, store):
         inbox = EscalationInbox(store, graph=graph)
+        print("ready", flush=True)
         while time.time() < args.start_at:
             time.sleep(0.001)
         for escalation_id in ids:
+            answer = (
+                {"action": "edit", "output": f"signed by {args.seed}"}
+                if role == "reviewer"
+                else edit_of(inbox.show(escalation_id).escalation)
+            )
             try:
-                inbox.resolve(
-                    escalation_id, {"action": "edit", "output": f"signed by {args.seed}"}, reviewer=str(args.seed)
-                )
+                inbox.resolve(escalation_id, answer, reviewer=f"reviewer-{args.seed}")
                 print(f"won {escalation_id}", flush=True)
             except AlreadyResolvedError:
                 print(f"lost {escalation_id}", flush=True)
 
 
-def spawn(backend: str, db: Path, effects: Path, ids: list[str], seed: int, start_at: float, tmp: Path) -> Any:
-    ids_file = tmp / f"ids-{seed}-{uuid.uuid4().hex[:6]}.json"
-    ids_file.write_text(json.dumps(ids))
-    command = [
-        sys.executable,
-        __file__,
-        "--child",
-        "--backend",
-        backend,
-        "--db",
-        str(db),
-        "--effects",
-        str(effects),
-        "--ids",
-        str(ids_file),
-        "--seed",
-        str(seed),
-        "--start-at",
-        str(start_at),
-    ]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def measure_race(backend: str, db: Path, n: int, prefix: str, tmp: Path) -> dict[str, int]:
+def measure_race(backend: str, where: str, n: int, prefix: str, tmp: Path) -> dict[str, int]:
     effects = tmp / f"race-{backend}.log"
-    with app(backend, db) as (graph, store):
+    with one_step(backend, where) as (graph, store):
         sys.stderr.write(f"{backend}: escalating {n} threads for the race...\n")
         threads = set(escalate(graph, prefix, n, backend))
-        inbox = EscalationInbox(store, graph=graph)
-        ids = [i.id for i in inbox.list(status="pending", limit=100_000) if i.thread_id in threads]
+        ids = [i.id for i in EscalationInbox(store, graph=graph).list(limit=100_000) if i.thread_id in threads]
     sys.stderr.write(f"{backend}: {PROCESSES} processes racing to resolve {len(ids)} escalations...\n")
     start_at = time.time() + 3
-    children = [spawn(backend, db, effects, ids, seed, start_at, tmp) for seed in range(PROCESSES)]
+    children = [
+        spawn("reviewer", backend, where, effects, tmp, ids=ids, seed=seed, start_at=start_at)
+        for seed in range(PROCESSES)
+    ]
     wins: Counter[str] = Counter()
-    for proc in children:  # (each prints "ready" first)
+    for proc in children:
         out, err = proc.communicate(timeout=1800)
         if proc.returncode != 0:
             raise RuntimeError(f"a reviewer process failed:\n{err[-2000:]}")
         wins.update(line.split()[1] for line in out.splitlines() if line.startswith("won "))
     applied = Counter(effects.read_text().splitlines()) if effects.exists() else Counter()
-    with app(backend, db) as (graph, store):
+    with one_step(backend, where) as (graph, store):
         inbox = EscalationInbox(store, graph=graph)
         statuses = {i: inbox.show(i).status for i in ids}
     return {
@@ -202,17 +229,16 @@ def measure_race(backend: str, db: Path, n: int, prefix: str, tmp: Path) -> dict
     }
 
 
-def measure_kills(backend: str, db: Path, kills: int, prefix: str, tmp: Path) -> dict[str, int]:
+def measure_kills(backend: str, where: str, kills: int, prefix: str, tmp: Path) -> dict[str, int]:
     effects = tmp / f"kill-{backend}.log"
     rng = random.Random(0)
-    with app(backend, db) as (graph, store):
+    with one_step(backend, where) as (graph, store):
         sys.stderr.write(f"{backend}: escalating {kills} threads to kill resolvers on...\n")
         threads = escalate(graph, prefix, kills, backend)
-        inbox = EscalationInbox(store, graph=graph)
-        by_thread = {i.thread_id: i.id for i in inbox.list(status="pending", limit=100_000)}
+        by_thread = {i.thread_id: i.id for i in EscalationInbox(store, graph=graph).list(limit=100_000)}
     killed = 0
     for n, thread in enumerate(threads):
-        proc = spawn(backend, db, effects, [by_thread[thread]], n, time.time(), tmp)
+        proc = spawn("reviewer", backend, where, effects, tmp, ids=[by_thread[thread]], seed=n, start_at=0)
         assert proc.stdout is not None
         proc.stdout.readline()  # "ready": the resolution starts now
         time.sleep(rng.uniform(0.0, 0.06))  # a resolution takes ~10-60 ms: kill somewhere inside it
@@ -220,10 +246,8 @@ def measure_kills(backend: str, db: Path, kills: int, prefix: str, tmp: Path) ->
             proc.send_signal(signal.SIGKILL)
             killed += 1
         proc.communicate(timeout=60)
-        if (n + 1) % 10 == 0:
-            sys.stderr.write(f"  {backend}: {n + 1}/{kills} resolvers started and killed\n")
-    with app(backend, db) as (graph, store):
-        inbox = EscalationInbox(store, graph=graph)
+    with one_step(backend, where) as (graph, store):
+        inbox = EscalationInbox(store, graph=graph, clock=lambda: datetime.now(timezone.utc) + timedelta(hours=1))
         inbox.reconcile()
         statuses = {t: inbox.show(by_thread[t]).status for t in threads}
     applied = Counter(effects.read_text().splitlines()) if effects.exists() else Counter()
@@ -237,15 +261,202 @@ def measure_kills(backend: str, db: Path, kills: int, prefix: str, tmp: Path) ->
     }
 
 
+# -- 4-6: fan-outs, every crash point, reconcile racing ---------------------------------------------
+
+
+def fan_threads(backend: str, where: str, n: int, prefix: str) -> dict[str, list[str]]:
+    """`n` escalated fan-out threads: thread -> its 5 escalation ids, by item."""
+    out = {}
+    with fan(backend, where) as (graph, _store):
+        for i in range(n):
+            thread = f"{prefix}-{i:04d}"
+            config = {"configurable": {"thread_id": thread}}
+            graph.invoke({"question": thread}, config, durability="exit")
+            found = {
+                str(p.escalation["output"][0]).split("=")[0]: p.escalation["id"]
+                for p in pending_escalations(graph, config)
+            }
+            out[thread] = [found[x] for x in ESCALATING]
+    return out
+
+
+def verdicts(backend: str, where: str, effects: Path, threads: dict[str, list[str]]) -> dict[str, int]:
+    """lost / applied_twice / stalled over fan-out threads, read from checkpoints, the inbox and the side effects."""
+    applied = Counter(effects.read_text().splitlines()) if effects.exists() else Counter()
+    lost = twice = stalled = 0
+    with fan(backend, where) as (graph, store):
+        inbox = EscalationInbox(store, graph=graph)
+        for thread, ids in threads.items():
+            results, finished = results_of(graph, thread)
+            counts = Counter(results)
+            stalled += not finished
+            twice += any(c > 1 for c in counts.values()) or applied[thread] > 1
+            for item, escalation_id in zip(ESCALATING, ids, strict=True):
+                lost += inbox.show(escalation_id).status != "resolved" or (finished and counts[f"{item}=signed"] != 1)
+            lost += finished and any(counts[f"{x}=ok"] != 1 for x in ITEMS if x not in ESCALATING)
+    return {"lost": lost, "applied_twice": twice, "stalled": stalled}
+
+
+def measure_fanout_race(backend: str, where: str, n: int, prefix: str, tmp: Path) -> dict[str, Any]:
+    effects = tmp / f"fanout-{backend}.log"
+    sys.stderr.write(f"{backend}: {n} fan-out threads, {FAN_REVIEWERS} reviewers on each at once...\n")
+    threads = fan_threads(backend, where, n, prefix)
+    start_at = time.time() + 3
+    started = time.perf_counter()
+    reviewers = [
+        spawn(
+            "fan_reviewer",
+            backend,
+            where,
+            effects,
+            tmp,
+            ids=[ids[k] for ids in threads.values()],
+            seed=k,
+            start_at=start_at,
+        )
+        for k in range(FAN_REVIEWERS)
+    ]
+    for proc in reviewers:
+        _out, err = proc.communicate(timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"a reviewer process failed:\n{err[-2000:]}")
+    seconds = time.perf_counter() - started - max(0.0, start_at - time.time())
+    return {
+        "threads": n,
+        "escalations": n * FAN_REVIEWERS,
+        "seconds": round(seconds, 1),
+        **verdicts(backend, where, effects, threads),
+    }
+
+
+def _killed_reviewer(backend: str, where: str, effects: str, ids: list[str], point: str, at: int) -> None:
+    """A reviewer resolving `ids` in order, SIGKILLed at the `at`-th pass of `point` (a forked process)."""
+    passes = Counter[str]()
+
+    def hook(reached: str) -> None:
+        passes[reached] += 1
+        if reached == point and passes[reached] == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    on_crash_point(hook)
+    with fan(backend, where, Path(effects)) as (graph, store):
+        inbox = EscalationInbox(store, graph=graph, resolution_lease=LEASE)
+        for escalation_id in ids:
+            inbox.resolve(escalation_id, edit_of(inbox.show(escalation_id).escalation), reviewer="victim")
+    os._exit(0)
+
+
+def _killed_reconcile(backend: str, where: str, effects: str) -> None:
+    """An operator's reconcile, an hour ahead, SIGKILLed once it took a resolution over (a forked process)."""
+    on_crash_point(lambda reached: os.kill(os.getpid(), signal.SIGKILL) if reached == CrashPoint.TAKEN_OVER else None)
+    with fan(backend, where, Path(effects)) as (graph, store):
+        later = lambda: datetime.now(timezone.utc) + timedelta(hours=1)  # noqa: E731
+        EscalationInbox(store, graph=graph, clock=later, resolution_lease=LEASE).reconcile()
+    os._exit(0)
+
+
+def run_forked(target: Any, *args: Any) -> int:
+    proc = multiprocessing.get_context("fork").Process(target=target, args=args)
+    proc.start()
+    proc.join(timeout=300)
+    return proc.exitcode if proc.exitcode is not None else 0
+
+
+def measure_kill_points(backend: str, where: str, per_point: int, prefix: str, tmp: Path) -> dict[str, Any]:
+    rng = random.Random(1)
+    effects = tmp / f"points-{backend}.log"
+    result: dict[str, Any] = {}
+    totals = Counter[str]()
+    for point in CrashPoint.ALL:
+        sys.stderr.write(f"{backend}: {per_point} kills at {point}...\n")
+        threads = fan_threads(backend, where, per_point, f"{prefix}-{point}")
+        kills = 0
+        for ids in threads.values():
+            if point == CrashPoint.TAKEN_OVER:
+                code = run_forked(
+                    _killed_reviewer, backend, where, str(effects), ids, CrashPoint.WON, rng.randint(1, len(ids))
+                )
+                kills += code == -9 and run_forked(_killed_reconcile, backend, where, str(effects)) == -9
+            else:
+                # `continuing` is passed by the last resolution only, once per escalated task it continues
+                at = rng.randint(1, len(ids))
+                kills += run_forked(_killed_reviewer, backend, where, str(effects), ids, point, at) == -9
+        with fan(backend, where, effects) as (graph, store):
+            later = lambda: datetime.now(timezone.utc) + timedelta(hours=2)  # noqa: E731
+            inbox = EscalationInbox(store, graph=graph, clock=later)
+            inbox.reconcile()
+            for thread in threads:  # the other reviewers answer what the dead one never reached
+                for pending in pending_escalations(graph, {"configurable": {"thread_id": thread}}):
+                    inbox.resolve(pending.escalation["id"], edit_of(pending.escalation), reviewer="after")
+        found = verdicts(backend, where, effects, threads)
+        result[point] = {"kills": kills, **found}
+        totals.update({"kills": kills, **found})
+    return {**result, **totals}
+
+
+def measure_reconcile_race(backend: str, where: str, n: int, prefix: str, tmp: Path) -> dict[str, Any]:
+    effects = tmp / f"reconcile-race-{backend}.log"
+    stop = tmp / f"stop-{backend}"
+    sys.stderr.write(f"{backend}: {n} fan-out threads resolved while 2 operators reconcile in a loop...\n")
+    threads = fan_threads(backend, where, n, prefix)
+    operators = [spawn("reconciler", backend, where, effects, tmp, stop=stop) for _ in range(2)]
+    start_at = time.time() + 3
+    reviewers = [
+        spawn(
+            "fan_reviewer",
+            backend,
+            where,
+            effects,
+            tmp,
+            ids=[ids[k] for ids in threads.values()],
+            seed=k,
+            start_at=start_at,
+        )
+        for k in range(FAN_REVIEWERS)
+    ]
+    for proc in reviewers:
+        _out, err = proc.communicate(timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"a reviewer process failed:\n{err[-2000:]}")
+    stop.write_text("stop")
+    reconciles = 0
+    for proc in operators:
+        out, err = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"an operator process failed:\n{err[-2000:]}")
+        reconciles += out.count("reconciled")
+    with fan(backend, where) as (graph, store):
+        inbox = EscalationInbox(store, graph=graph)
+        takeovers = sum(e.event == "takeover" for ids in threads.values() for i in ids for e in inbox.audit(i))
+    return {
+        "threads": n,
+        "reconciles": reconciles,
+        "takeovers": takeovers,
+        **verdicts(backend, where, effects, threads),
+    }
+
+
+@contextmanager
+def database(backend: str, tmp: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield str(tmp / "inbox.sqlite")
+        return
+    with fresh_postgres() as url:
+        yield url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=10_000)
     parser.add_argument("--race", type=int, default=500)
     parser.add_argument("--kills", type=int, default=50)
+    parser.add_argument("--fanout-threads", type=int, default=50)
+    parser.add_argument("--kill-points", type=int, default=20)
+    parser.add_argument("--reconcile-race", type=int, default=20)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    for hidden in ("--backend", "--db", "--effects", "--ids"):
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    for hidden in ("--backend", "--where", "--effects", "--ids", "--stop"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -253,22 +464,32 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    backends = args.backends.split(",")
     run = uuid.uuid4().hex[:8]
     result: dict[str, Any] = {"threads": args.threads, "race_escalations": args.race, "kills_requested": args.kills}
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        for backend in args.backends.split(","):
-            db = tmp / f"{backend}.sqlite"
-            result[f"list_page_ms_{backend}"] = round(measure_list(backend, db, args.threads, f"list-{run}"), 2)
-            race = measure_race(backend, db, args.race, f"race-{run}", tmp)
-            kills = measure_kills(backend, db, args.kills, f"kill-{run}", tmp)
-            result[f"race_{backend}"] = race
-            result[f"kill_{backend}"] = kills
-    result["race_resolutions"] = min(result[f"race_{b}"]["resolutions"] for b in args.backends.split(","))
-    result["race_applied_twice"] = sum(result[f"race_{b}"]["applied_twice"] for b in args.backends.split(","))
-    result["race_lost"] = sum(result[f"race_{b}"]["lost"] for b in args.backends.split(","))
-    result["kill_lost"] = sum(result[f"kill_{b}"]["lost"] for b in args.backends.split(","))
-    result["kill_applied_twice"] = sum(result[f"kill_{b}"]["applied_twice"] for b in args.backends.split(","))
+        for backend in backends:
+            with database(backend, tmp) as where:
+                result[f"list_page_ms_{backend}"] = round(measure_list(backend, where, args.threads, f"list-{run}"), 2)
+                result[f"race_{backend}"] = measure_race(backend, where, args.race, f"race-{run}", tmp)
+                result[f"kill_{backend}"] = measure_kills(backend, where, args.kills, f"kill-{run}", tmp)
+                result[f"fanout_{backend}"] = measure_fanout_race(
+                    backend, where, args.fanout_threads, f"fan-{run}", tmp
+                )
+                result[f"kill_points_{backend}"] = measure_kill_points(
+                    backend, where, args.kill_points, f"pts-{run}", tmp
+                )
+                result[f"reconcile_race_{backend}"] = measure_reconcile_race(
+                    backend, where, args.reconcile_race, f"rr-{run}", tmp
+                )
+    result["race_resolutions"] = min(result[f"race_{b}"]["resolutions"] for b in backends)
+    for part, key in (("race", "applied_twice"), ("race", "lost"), ("kill", "lost"), ("kill", "applied_twice")):
+        result[f"{part}_{key}"] = sum(result[f"{part}_{b}"][key] for b in backends)
+    for part in ("fanout", "kill_points", "reconcile_race"):
+        for key in ("lost", "applied_twice", "stalled"):
+            result[f"{part}_{key}"] = sum(result[f"{part}_{b}"][key] for b in backends)
+    result["kill_points_kills"] = sum(result[f"kill_points_{b}"]["kills"] for b in backends)
     result["machine"] = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
     if args.json:
         print(json.dumps(result))

@@ -177,16 +177,61 @@ def task_ref(config: RunnableConfig, step: str) -> TaskRef:
     return TaskRef(key=f"{path}#{digest}", step=step, path=path, push=push)
 
 
-def strict_json(value: Any, *, step: str, field: str) -> Any:
+def strict_json(value: Any, *, step: str, field: str, notes: list[str] | None = None) -> Any:
     """Plain, strict JSON data from `value` (no NaN or Infinity; models and dataclasses dumped).
 
+    With `notes`, what strict JSON cannot hold is shown instead of refused, and said in `notes`:
+    NaN and the infinities become the text `"NaN"`, `"Infinity"`, `"-Infinity"`; nesting too
+    deep to show (over 64 levels) is shown down to 64 levels, a placeholder text below.
+
     Raises:
-        EscalationSerializationError: something in `value` has no strict JSON form.
+        EscalationSerializationError: something in `value` has no JSON form at all (a type no
+            encoder knows), or, without `notes`, is NaN, infinite or nested too deep.
     """
     try:
-        return json.loads(json.dumps(value, default=_default, allow_nan=False))
-    except (TypeError, ValueError) as exc:
+        data = json.loads(json.dumps(value, default=_default, allow_nan=False))
+    except TypeError as exc:
         raise EscalationSerializationError(step=step, field=field, value=value) from exc
+    except ValueError as exc:
+        if notes is None:
+            raise EscalationSerializationError(
+                step=step, field=field, value=value, why="holds NaN or Infinity"
+            ) from exc
+        notes.append(f"{field}: NaN or Infinity, which strict JSON cannot hold, shown as text")
+        return json.loads(json.dumps(value, default=_default), parse_constant=str)
+    except RecursionError as exc:
+        if notes is None:
+            raise EscalationSerializationError(step=step, field=field, value=value, why="is nested too deep") from exc
+        notes.append(f"{field}: nested deeper than {_SHOWN_DEPTH} levels; the deeper levels shown as text")
+        return json.loads(json.dumps(_capped(value, 0), default=_default), parse_constant=str)
+    if notes is not None and _deeper_than(data, _SHOWN_DEPTH):
+        notes.append(f"{field}: nested deeper than {_SHOWN_DEPTH} levels; the deeper levels shown as text")
+        return _capped(data, 0)
+    return data
+
+
+_SHOWN_DEPTH = 64
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether JSON data nests more than `limit` levels (stops looking at the limit)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    if limit <= 0:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(_deeper_than(child, limit - 1) for child in children)
+
+
+def _capped(value: Any, depth: int) -> Any:
+    """`value` down to `_SHOWN_DEPTH` levels; a container below that becomes a placeholder text."""
+    if isinstance(value, (Mapping, list, tuple)) and depth >= _SHOWN_DEPTH:
+        return f"<{type(value).__name__} nested deeper than {_SHOWN_DEPTH} levels>"
+    if isinstance(value, Mapping):
+        return {str(k): _capped(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_capped(v, depth + 1) for v in value]
+    return value
 
 
 def jsonable_or_repr(value: Any) -> Any:

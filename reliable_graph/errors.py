@@ -110,14 +110,18 @@ class EscalationSerializationError(ReliableGraphError, TypeError):
         ```
     """
 
-    def __init__(self, *, step: str, field: str, value: Any) -> None:
+    def __init__(self, *, step: str, field: str, value: Any, why: str | None = None) -> None:
         self.step = step
         self.field = field
         self.value = value
-        super().__init__(
-            f"step {step!r} escalated with a {field} of type {type(value).__name__}, which is not "
-            "JSON-serialisable; return plain data, a pydantic model or a dataclass from the step"
-        )
+        if why is not None:
+            text = f"step {step!r} escalated with a {field} that {why}, which strict JSON cannot hold"
+        else:
+            text = (
+                f"step {step!r} escalated with a {field} of type {type(value).__name__}, which is not "
+                "JSON-serialisable; return plain data, a pydantic model or a dataclass from the step"
+            )
+        super().__init__(text)
 
 
 class InvalidAnswerError(ReliableGraphError, ValueError):
@@ -156,7 +160,11 @@ class NoPendingEscalationError(ReliableGraphError, LookupError):
         self.interrupt_ids = interrupt_ids
         self.pending = pending
         shown = ", ".join(pending) or "none"
-        super().__init__(f"no pending escalation with {what} {', '.join(interrupt_ids)} (pending: {shown})")
+        if what == "escalation id":
+            text = f"no escalation {', '.join(interrupt_ids)} in this inbox (waiting, first few: {shown})"
+        else:
+            text = f"no pending escalation with {what} {', '.join(interrupt_ids)} (pending: {shown})"
+        super().__init__(text)
 
 
 class AlreadyAnsweredError(ReliableGraphError, LookupError):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -275,12 +276,19 @@ def test_approve_applies_the_steps_whole_update() -> None:
     assert out["output"] == "bad" and out["log"] == ["drafted"] and out["context"] == ["its own"]
 
 
-def test_escalation_payload_refuses_nan_and_infinity() -> None:
-    for value in (float("nan"), float("inf"), {"score": float("-inf")}):
+def test_escalation_payload_shows_nan_and_infinity_as_text_and_approve_applies_them() -> None:
+    for n, value in enumerate((float("nan"), float("inf"), {"score": float("-inf")})):
         graph = one_step_graph(lambda s, v=value: {"output": v}, max_retries=0)
-        with pytest.raises(EscalationSerializationError) as info:
-            graph.invoke({"question": "q"}, config(f"nan-{value!r}"))
-        assert info.value.field == "output"
+        out = graph.invoke({"question": "q"}, config(f"nan-{n}"))
+        [pending] = out["__interrupt__"]
+        shown = pending.value["output"]
+        assert shown in ("NaN", "Infinity", {"score": "-Infinity"})
+        assert pending.value["notes"] == [
+            f"{field}: NaN or Infinity, which strict JSON cannot hold, shown as text" for field in ("output", "update")
+        ]
+        done = answer_escalations(graph, config(f"nan-{n}"), {"action": "approve"})
+        applied = done["output"]["score"] if isinstance(done["output"], dict) else done["output"]
+        assert math.isnan(applied) or math.isinf(applied)  # the step's own value, kept by the checkpoint
 
 
 def test_a_lone_surrogate_in_an_edited_key_is_refused() -> None:

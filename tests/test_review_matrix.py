@@ -37,6 +37,7 @@ from reliable_graph import (
     pending_escalations,
     run_outcome,
     step_outcomes,
+    task_records,
 )
 from reliable_graph.console import create_app
 
@@ -57,6 +58,20 @@ def cells() -> list[Any]:
                         name = f"{shape}-{backend}-{'store' if store else 'nostore'}-{path}-{'many' if many else 'one'}"
                         out.append(pytest.param(shape, backend, store, path, many, id=name))
     return out
+
+
+def all_records(graph: Any, config: Any) -> list[dict[str, Any]]:
+    """Every task record of the thread, its subgraphs' included."""
+    records: list[dict[str, Any]] = []
+
+    def walk(snapshot: Any) -> None:
+        records.extend(task_records(snapshot.values).values())
+        for task in snapshot.tasks:
+            if task.state is not None and hasattr(task.state, "values"):
+                walk(task.state)
+
+    walk(graph.get_state(config, subgraphs=True))
+    return records
 
 
 def task_of(escalation: dict[str, Any]) -> str:
@@ -160,7 +175,12 @@ def run_cell(shape: str, backend: str, where: str, store: bool, path: str, many:
                 events = [e.event for e in inbox.audit(item.id)]
                 assert events.count("resolve") == 1 and events.count("index") == 1, events
                 if path in ("inbox", "console"):
-                    assert item.resolved_by.startswith(("ana", "reviewer-")) and item.decision["reviewer"]
+                    assert item.resolved_by.startswith(("ana", "reviewer-"))
+                    assert item.decision["reviewer"] == item.resolved_by
+            if path in ("inbox", "console"):  # the reviewer is in each task's record too
+                reviewed = [r for r in all_records(graph, config) if r.get("decision")]
+                assert len(reviewed) == len(ids)
+                assert all(r["decision"]["reviewer"].startswith(("ana", "reviewer-")) for r in reviewed)
 
 
 @pytest.mark.parametrize(("shape", "backend", "store", "path", "many"), cells())

@@ -11,6 +11,7 @@ from reliable_graph.escalation.inbox import (
     index_escalation,
 )
 from reliable_graph.escalation.node import HumanEscalation
+from reliable_graph.escalation.protocol import CrashPoint, ThreadView, on_crash_point, read_thread
 from reliable_graph.escalation.record import DECISIONS, Action, Escalation, ReviewTask, StepTask, escalation_id
 from reliable_graph.escalation.resume import (
     PendingEscalation,
@@ -31,6 +32,7 @@ __all__ = [
     "InboxItem",
     "index_escalation",
     "ChunkInput",
+    "CrashPoint",
     "Decision",
     "Escalation",
     "Format",
@@ -38,13 +40,16 @@ __all__ = [
     "PendingEscalation",
     "ReviewTask",
     "StepTask",
+    "ThreadView",
     "aanswer_escalations",
     "answer_escalations",
     "apending_escalations",
     "escalation_id",
     "escalation_of",
+    "on_crash_point",
     "parse_answer",
     "pending_escalations",
+    "read_thread",
     "render",
     "response_schema",
     "to_agent_inbox",

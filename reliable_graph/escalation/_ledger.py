@@ -138,7 +138,8 @@ class Ledger:
     """The rows that change atomically, on SQLite, Postgres or in process."""
 
     def __init__(self, store: BaseStore, connection: Any = None) -> None:
-        self.store = store
+        # no reference to `store` is kept: the registry is keyed weakly by it, so a store that is
+        # gone takes its ledger (and the ledger's connections) with it
         self.lock = threading.RLock()
         self.rows: dict[str, dict[str, Any]] = {}
         self.audit_rows: list[dict[str, Any]] = []
@@ -182,8 +183,9 @@ class Ledger:
                 return
             self.pool = ConnectionPool(
                 _postgres_conninfo(target),
-                min_size=1,
+                min_size=0,
                 max_size=4,
+                max_idle=60,
                 kwargs={"autocommit": True},
                 open=True,
                 name="reliable_graph_ledger",

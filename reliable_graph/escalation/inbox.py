@@ -131,7 +131,10 @@ def displayable(value: Any, notes: list[str], where: str = "value", depth: int =
     if isinstance(value, str):
         clean = value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
         if clean != value:
-            notes.append(f"{where}: characters a database cannot store (NUL, lone surrogates) shown as U+FFFD")
+            notes.append(
+                f"{where}: characters a database cannot store (NUL, lone surrogates) shown as U+FFFD; "
+                "a PostgreSQL checkpointer cannot store a NUL either: edit such an output rather than approve it"
+            )
         if len(clean) > _MAX_TEXT:
             notes.append(f"{where}: {len(clean):,} characters, cut to {_MAX_TEXT:,} for display")
             clean = clean[:_MAX_TEXT]

@@ -272,7 +272,7 @@ def read_thread(graph: Any, config: RunnableConfig) -> ThreadView:
 
         builder = StateGraph(State)
         builder.add_node(reliable_step(lambda s: {"output": "?"}, name="draft", threshold=1.0, max_retries=0,
-                                       evaluator=lambda o: 0.0, pass_to=END))
+                                       evaluator=Predicate(fn=lambda o: o != "?"), pass_to=END))
         builder.add_node(HumanEscalation())
         builder.add_edge(START, "draft")
         graph = builder.compile(checkpointer=InMemorySaver())

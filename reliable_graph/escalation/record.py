@@ -93,6 +93,9 @@ class Escalation(BaseModel):
     """On a re-escalation: the last reviewer's decision."""
     rejected: dict[str, JsonValue] | None = None
     """Set when the escalation is asked again because an answer was rejected: why."""
+    notes: list[str] = Field(default_factory=list)
+    """What was changed to show this escalation as strict JSON (NaN shown as text...); the
+    checkpoint keeps the step's update as it was, and `approve` applies that."""
 
     @field_validator("attempts", "inputs", "output", "update", "context", "conversation", mode="after")
     @classmethod

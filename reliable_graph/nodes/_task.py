@@ -228,6 +228,7 @@ def build_escalation(
     previous = ctx.record.get("decision")
     round_ = int(ctx.record.get("rounds", 0)) + 1
     state = ctx.state
+    notes: list[str] = []
     fields: dict[str, Any] = {
         "id": escalation_id(ctx.thread_id, ctx.ref.key, rev),
         "thread_id": ctx.thread_id,
@@ -244,14 +245,16 @@ def build_escalation(
             {k: v for k in input_keys if (v := read_optional(state, k)) is not None} if state is not None else {},
             step=step,
             field="inputs",
+            notes=notes,
         ),
-        "output": strict_json(scorable(output), step=step, field="output"),
-        "update": strict_json(dict(update), step=step, field="update"),
-        "context": [strict_json(c.to_dict(), step=step, field="context") for c in as_chunks(context)],
+        "output": strict_json(scorable(output), step=step, field="output", notes=notes),
+        "update": strict_json(dict(update), step=step, field="update", notes=notes),
+        "context": [strict_json(c.to_dict(), step=step, field="context", notes=notes) for c in as_chunks(context)],
         "conversation": conversation if conversation is not None else _conversation(state),
         "last_good_checkpoint_id": ctx.record.get("checkpoint") or ctx.checkpoint_id(),
         "created_at": datetime.now(timezone.utc).isoformat(),
         "previous_decision": previous,
+        "notes": list(dict.fromkeys(notes)),
     }
     fields["description"] = describe(fields, previous)
     return Escalation.model_validate(fields).model_dump(mode="json")
