@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import operator
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -181,4 +181,29 @@ def app(
         saver.setup()
         pg_store.setup()
         chosen = pg_store if store else None
+        yield graph.compile(checkpointer=saver, store=chosen), chosen
+
+
+@asynccontextmanager
+async def aapp(
+    shape: str, backend: str, where: str, *, store: bool = True, effects: Path | None = None
+) -> AsyncIterator[tuple[Any, Any]]:
+    """`app` for async runs: `AsyncSqliteSaver` + `AsyncSqliteStore`, or `AsyncPostgresSaver` + `AsyncPostgresStore`."""
+    graph = builder(shape, effects)
+    if backend == "sqlite":
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+        async with AsyncSqliteSaver.from_conn_string(where) as saver, AsyncSqliteStore.from_conn_string(where) as st:
+            await st.setup()
+            chosen = st if store else None
+            yield graph.compile(checkpointer=saver, store=chosen), chosen
+        return
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from langgraph.store.postgres.aio import AsyncPostgresStore
+
+    async with AsyncPostgresSaver.from_conn_string(where) as saver, AsyncPostgresStore.from_conn_string(where) as st:
+        await saver.setup()
+        await st.setup()
+        chosen = st if store else None
         yield graph.compile(checkpointer=saver, store=chosen), chosen

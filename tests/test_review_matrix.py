@@ -15,6 +15,7 @@ left out; `answer_escalations` serialises itself with a lock of the process.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -27,13 +28,15 @@ from typing import Any
 
 import pytest
 from langgraph.types import Command
-from review_app import DOWNSTREAM, ESCALATING, SHAPES, TASKS, app
+from review_app import DOWNSTREAM, ESCALATING, SHAPES, TASKS, aapp, app
 from starlette.testclient import TestClient
 
 from reliable_graph import (
     ConcurrentResumeError,
     EscalationInbox,
+    aanswer_escalations,
     answer_escalations,
+    apending_escalations,
     pending_escalations,
     run_outcome,
     step_outcomes,
@@ -189,3 +192,64 @@ def test_review_matrix(
 ) -> None:
     where = str(tmp_path / "app.sqlite") if backend == "sqlite" else pg_db
     run_cell(shape, backend, where, store, path, many, tmp_path / "effects.log")
+
+
+def async_cells() -> list[Any]:
+    out = []
+    for shape in SHAPES:
+        for backend in ("sqlite", "postgres"):
+            for store in (True, False):
+                for path in ("raw", "answer_escalations"):
+                    for many in (False, True):
+                        if not store and path == "raw" and many:
+                            continue
+                        name = f"{shape}-{backend}-{'store' if store else 'nostore'}-{path}-{'many' if many else 'one'}"
+                        out.append(pytest.param(shape, backend, store, path, many, id=name))
+    return out
+
+
+@pytest.mark.parametrize(("shape", "backend", "store", "path", "many"), async_cells())
+async def test_review_matrix_async(
+    shape: str, backend: str, store: bool, path: str, many: bool, tmp_path: Path, pg_db: str
+) -> None:
+    """The same, with `ainvoke` and `aanswer_escalations` on the async checkpointers and stores."""
+    where = str(tmp_path / "app.sqlite") if backend == "sqlite" else pg_db
+    effects = tmp_path / "effects.log"
+    thread = f"async-{shape}-{path}-{uuid.uuid4().hex[:8]}"
+    config = {"configurable": {"thread_id": thread}}
+    async with aapp(shape, backend, where, store=store, effects=effects) as (graph, _store):
+        out = await graph.ainvoke({"question": "q"}, config)
+        assert run_outcome(out) == "escalated"
+        pending = await apending_escalations(graph, config)
+        ids = [p.escalation["id"] for p in pending]
+
+        async def answer(escalation_id: str) -> None:
+            [target] = [p for p in await apending_escalations(graph, config) if p.escalation["id"] == escalation_id]
+            answer = {target.interrupt_id: edit(target.escalation)}
+            if path == "answer_escalations":
+                await aanswer_escalations(graph, config, answer)
+                return
+            try:
+                await graph.ainvoke(Command(resume=answer), config)
+            except ConcurrentResumeError:
+                pass  # this run raced another one of the thread; the other carries the decision on
+
+        if many:
+            await asyncio.gather(*(answer(i) for i in ids))
+        else:
+            for escalation_id in ids:
+                await answer(escalation_id)
+    # the rest as an operator checks it, with the sync graph on the same database
+    with app(shape, backend, where, store=store, effects=effects) as (graph, the_store):
+        if store:
+            EscalationInbox(the_store, graph=graph, clock=lambda: FAR).reconcile()
+        state = graph.get_state(config)
+        assert not state.next, (state.next, state.tasks)
+        results = Counter(state.values["results"])
+        expected = {f"{t}={'edited' if t in ESCALATING[shape] else 'ok'}" for t in TASKS[shape]}
+        assert set(results) == expected and set(results.values()) == {1}, results
+        lines = [line for line in effects.read_text().splitlines() if line.startswith(f"{thread} ")]
+        assert lines == [f"{thread} {DOWNSTREAM[shape]}"], lines
+        if store:
+            items = EscalationInbox(the_store, graph=graph, clock=lambda: FAR).list(thread_id=thread, status=None)
+            assert {i.status for i in items} == {"resolved"} and len(items) == len(ids)

@@ -171,6 +171,15 @@ class Ledger:
             else:  # an in-memory database: only the store's connection reaches it
                 self.conn = target
                 self.lock = getattr(store, "lock", None) or self.lock
+        elif module.startswith("aiosqlite"):
+            path = _aiosqlite_file(target)
+            if path:  # an AsyncSqliteStore's file: the ledger's own (sync) connection to it
+                import sqlite3
+
+                self.kind = "sqlite"
+                self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
+                self.conn.execute("PRAGMA busy_timeout = 60000")
+                weakref.finalize(self, self.conn.close)
         elif "psycopg" in module:
             self.kind = "postgres"
             from psycopg_pool import ConnectionPool
@@ -614,6 +623,20 @@ def _sqlite_file(conn: Any, lock: Any) -> str:
             if name == "main":
                 return str(path or "")
     return ""
+
+
+def _aiosqlite_file(conn: Any) -> str:
+    """The file an `aiosqlite.Connection` opens ('' when it cannot be told, or in memory).
+
+    aiosqlite keeps how it connects as a closure over `database` (`aiosqlite.connect`).
+    """
+    connector = getattr(conn, "_connector", None)
+    code = getattr(connector, "__code__", None)
+    cells = getattr(connector, "__closure__", None) or ()
+    names = getattr(code, "co_freevars", ())
+    found = dict(zip(names, (c.cell_contents for c in cells), strict=False)).get("database")
+    path = found.decode() if isinstance(found, bytes) else str(found or "")
+    return "" if path in ("", ":memory:") or path.startswith("file::memory:") else path
 
 
 def _is_async(conn: Any) -> bool:

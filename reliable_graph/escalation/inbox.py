@@ -15,6 +15,7 @@ checkpoints stay the source of truth: `reconcile()` rebuilds the index from them
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
 import logging
@@ -210,7 +211,7 @@ def index_escalation(store: BaseStore, escalation: Mapping[str, Any]) -> None:
 
 
 async def aindex_escalation(store: BaseStore, escalation: Mapping[str, Any]) -> None:
-    """Async twin of `index_escalation` (the store's async API; the ledger row is written sync).
+    """Async twin of `index_escalation` (the store's async API; the ledger row written off the event loop).
 
     Example:
         ```python
@@ -230,7 +231,7 @@ async def aindex_escalation(store: BaseStore, escalation: Mapping[str, Any]) -> 
         return
     value = _index_value(escalation)
     await store.aput(INBOX_NAMESPACE, key, value, index=False)
-    _admit(store, value)
+    await asyncio.to_thread(_admit, store, value)  # the ledger's statement may wait on a database lock
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -124,25 +125,55 @@ class HumanEscalation(ReliableNode):
         )
 
     async def _arun(self, input: Any, config: RunnableConfig) -> Any:
+        if payload_kind(input) == "review":
+            return await self._areview(input)
         return self._run(input, config)
 
     def _review(self, task: ReviewTask) -> Command[Any]:
         escalation = {**task["escalation"], "allowed_decisions": list(self.allowed)}
-        shown = escalation
-        rejected = 0
+        shown, rejected = escalation, 0
         while True:
-            answer = interrupt(render(shown, self.format), response_schema=self.schema)
-            try:
-                answer = as_stored(answer)
-                decision = parse_answer(
-                    answer, allowed=self.allowed, kind=escalation.get("kind", "output"), original=escalation["output"]
-                )
-                accept(escalation["id"], decision)
-                break
-            except InvalidAnswerError as err:
-                rejected += 1
-                shown = {**escalation, "rejected": {"reason": err.reason, "count": rejected}}
-                emit({"type": "answer_rejected", "step": escalation["step"], "task": task["key"], "reason": err.reason})
+            decision, error = self._ask(escalation, shown)
+            if decision is not None:
+                try:
+                    accept(escalation["id"], decision)
+                    return self._back(task, escalation, decision)
+                except InvalidAnswerError as err:
+                    error = err
+            rejected += 1
+            shown = self._rejected(task, escalation, error, rejected)
+
+    async def _areview(self, task: ReviewTask) -> Command[Any]:
+        """`_review`, with the ledger's compare-and-set off the event loop (it may wait on a lock)."""
+        escalation = {**task["escalation"], "allowed_decisions": list(self.allowed)}
+        shown, rejected = escalation, 0
+        while True:
+            decision, error = self._ask(escalation, shown)
+            if decision is not None:
+                try:
+                    await asyncio.to_thread(accept, escalation["id"], decision)
+                    return self._back(task, escalation, decision)
+                except InvalidAnswerError as err:
+                    error = err
+            rejected += 1
+            shown = self._rejected(task, escalation, error, rejected)
+
+    def _ask(self, escalation: dict[str, Any], shown: dict[str, Any]) -> tuple[Decision | None, Any]:
+        """Interrupt with `shown`; the answer as a validated decision, or the error that refused it."""
+        answer = interrupt(render(shown, self.format), response_schema=self.schema)
+        try:
+            answer = as_stored(answer)
+            kind = escalation.get("kind", "output")
+            return parse_answer(answer, allowed=self.allowed, kind=kind, original=escalation["output"]), None
+        except InvalidAnswerError as err:
+            return None, err
+
+    @staticmethod
+    def _rejected(task: ReviewTask, escalation: dict[str, Any], error: Any, count: int) -> dict[str, Any]:
+        emit({"type": "answer_rejected", "step": escalation["step"], "task": task["key"], "reason": error.reason})
+        return {**escalation, "rejected": {"reason": error.reason, "count": count}}
+
+    def _back(self, task: ReviewTask, escalation: dict[str, Any], decision: Decision) -> Command[Any]:
         emit({"type": "decision", "step": escalation["step"], "task": task["key"], **decision.recorded()})
         back: StepTask = {
             "__reliable_graph__": "step",

@@ -50,6 +50,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -80,6 +81,7 @@ __all__ = [
     "CrashPoint",
     "ThreadView",
     "accept",
+    "acontinuing",
     "aread_thread",
     "continuing",
     "on_crash_point",
@@ -372,6 +374,25 @@ def accept(escalation_id: str, decision: Decision, *, now: datetime | None = Non
     raise InvalidAnswerError(msg)
 
 
+_CLAIMED: ContextVar[frozenset[str]] = ContextVar("reliable_graph_claimed", default=frozenset())
+"""The continuations this task already claimed (an async node claims off the event loop first)."""
+
+
+async def acontinuing(escalation_id: str, thread_id: str | None) -> None:
+    """`continuing`, off the event loop (the ledger may wait on a database lock); the task's later call passes.
+
+    Example:
+        ```python
+        import asyncio
+        from reliable_graph.escalation.protocol import acontinuing
+
+        asyncio.run(acontinuing("e1", "t1"))  # outside a run: nothing to claim
+        ```
+    """
+    await asyncio.to_thread(continuing, escalation_id, thread_id)
+    _CLAIMED.set(_CLAIMED.get() | {escalation_id})
+
+
 def continuing(escalation_id: str, thread_id: str | None) -> None:
     """Claim the continuation of `escalation_id`'s decision for the checkpoint this run continues from.
 
@@ -383,6 +404,8 @@ def continuing(escalation_id: str, thread_id: str | None) -> None:
     Raises:
         ConcurrentResumeError: another run of the thread is carrying this decision on.
     """
+    if escalation_id in _CLAIMED.get():
+        return
     store = current_store()
     if store is None:
         return
@@ -468,7 +491,7 @@ class Resolver:
         """Async twin of `holding` (waits without blocking the event loop)."""
         start = time.monotonic()
         delay = 0.005
-        while not self.try_lock(thread_id, owner):
+        while not await asyncio.to_thread(self.try_lock, thread_id, owner):
             self._busy(thread_id, start)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)

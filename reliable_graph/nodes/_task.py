@@ -19,7 +19,7 @@ from reliable_graph._node import ReliableNode, TaskRef, jsonable_or_repr, runnab
 from reliable_graph._state_access import read_optional
 from reliable_graph.escalation.decision import Decision
 from reliable_graph.escalation.inbox import aindex_escalation, index_escalation
-from reliable_graph.escalation.protocol import continuing, current_store
+from reliable_graph.escalation.protocol import acontinuing, continuing, current_store
 from reliable_graph.escalation.record import Escalation, ReviewTask, StepTask, escalation_id, payload_kind
 from reliable_graph.evaluators.base import Score, as_chunks
 from reliable_graph.state import RELIABILITY_KEY, AttemptRecord, StepRecord, emit, task_records
@@ -331,6 +331,10 @@ class EscalatingNode(ReliableNode):
         """Run the node asynchronously (and index what it escalated or sent for audit)."""
         config = config if config is not None else ensure_config()
         with runnable_context(config):  # the store is found through it (Python 3.10's tasks carry none)
+            escalation = (input.get("escalation") or {}) if payload_kind(input) == "step" else {}
+            if escalation.get("id") and input.get("decision") is not None:
+                # claim the decision's continuation off the event loop: the node's own claim then passes
+                await acontinuing(str(escalation["id"]), (config.get("configurable") or {}).get("thread_id"))
             token = _audits.set([])
             try:
                 result = await super().ainvoke(input, config, **kwargs)
