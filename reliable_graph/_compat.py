@@ -24,6 +24,7 @@ __all__ = [
     "namespace_path",
     "pending_write_kinds",
     "strict_resume",
+    "copy_checkpoint",
 ]
 
 _PUSH = "__pregel_push"
@@ -36,6 +37,8 @@ _ERROR = "__error__"
 """The channel of the pending write LangGraph saves for a task that raised."""
 _INTERRUPT = "__interrupt__"
 """The channel of the pending write LangGraph saves for a task that called `interrupt()`."""
+_COPY = "__copy__"
+"""The `as_node` of `update_state` that copies a checkpoint as the thread's newest (with `values=None`)."""
 _STRICT_RESUME = "__pregel_strict_resume"
 """The configurable key of LangGraph's strict resume (what LangGraph Server's `strict_resume=True` sets)."""
 
@@ -128,3 +131,9 @@ def strict_resume(config: RunnableConfig) -> RunnableConfig:
     letting this run carry the other answer on.
     """
     return {**config, "configurable": {**(config.get("configurable") or {}), _STRICT_RESUME: True}}
+
+
+def copy_checkpoint(graph: Any, config: RunnableConfig) -> RunnableConfig:
+    """Make a copy of the checkpoint `config` addresses the thread's newest one; its config."""
+    copied: RunnableConfig = graph.update_state(config, None, as_node=_COPY)
+    return copied

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
+import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
@@ -150,3 +151,46 @@ def test_compat_is_silent_writer_knows_when_nobody_streams_custom() -> None:
     list(graph.stream({"seen": []}, stream_mode="custom"))
     list(graph.stream({"seen": []}, stream_mode=["values", "custom"]))
     assert seen == [True, False, False]
+
+
+def test_compat_strict_resume_refuses_a_consumed_interrupt_before_writing() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.errors import UnknownInterruptError
+    from langgraph.types import Command, interrupt
+
+    from reliable_graph._compat import strict_resume
+
+    def ask(state: Any) -> dict[str, Any]:
+        return {"seen": [interrupt("first?"), interrupt("second?")]}
+
+    builder = StateGraph(S)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "strict"}}
+    [first] = graph.invoke({"seen": []}, config)["__interrupt__"]
+    [second] = graph.invoke(Command(resume={first.id: "a"}), config)["__interrupt__"]
+    before = len(list(graph.get_state_history(config)))
+    with pytest.raises(UnknownInterruptError):
+        graph.invoke(Command(resume={first.id: "again"}), strict_resume(config))
+    assert len(list(graph.get_state_history(config))) == before
+    assert graph.invoke(Command(resume={second.id: "b"}), strict_resume(config))["seen"] == ["a", "b"]
+
+
+def test_compat_copy_checkpoint_makes_an_older_checkpoint_the_newest() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from reliable_graph._compat import copy_checkpoint
+
+    builder = StateGraph(S)
+    builder.add_node("one", lambda s: {"seen": [1]})
+    builder.add_node("two", lambda s: {"seen": [2]})
+    builder.add_edge(START, "one")
+    builder.add_edge("one", "two")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "copy"}}
+    graph.invoke({"seen": []}, config)
+    older = next(s for s in graph.get_state_history(config) if s.next == ("two",))
+    copy_checkpoint(graph, older.config)
+    newest = graph.get_state(config)
+    assert newest.values == older.values and newest.next == ("two",) and newest.metadata["source"] == "fork"

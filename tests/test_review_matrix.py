@@ -32,6 +32,7 @@ from review_app import DOWNSTREAM, ESCALATING, SHAPES, TASKS, aapp, app
 from starlette.testclient import TestClient
 
 from reliable_graph import (
+    AlreadyResolvedError,
     ConcurrentResumeError,
     EscalationInbox,
     aanswer_escalations,
@@ -253,3 +254,67 @@ async def test_review_matrix_async(
         if store:
             items = EscalationInbox(the_store, graph=graph, clock=lambda: FAR).list(thread_id=thread, status=None)
             assert {i.status for i in items} == {"resolved"} and len(items) == len(ids)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("shape", ["straight", "send"])
+def test_raw_resumes_racing_the_inbox_on_the_same_escalation_apply_once(
+    shape: str, backend: str, tmp_path: Path, pg_db: str
+) -> None:
+    """A reviewer in the inbox and two direct `Command(resume=...)` calls answer the same escalation at once."""
+    where = str(tmp_path / "app.sqlite") if backend == "sqlite" else pg_db
+    effects = tmp_path / "effects.log"
+    for round_ in range(6):
+        thread = f"race-{shape}-{round_}-{uuid.uuid4().hex[:6]}"
+        config = {"configurable": {"thread_id": thread}}
+        with app(shape, backend, where, effects=effects) as (graph, store):
+            graph.invoke({"question": "q"}, config)
+            pending = pending_escalations(graph, config)
+            inbox = EscalationInbox(store, graph=graph)
+            *others, target = pending
+            for other in others:  # the fan-out's other escalations are answered first
+                inbox.resolve(other.escalation["id"], edit(other.escalation), reviewer="ana")
+            barrier = threading.Barrier(3)
+            outcomes: list[str] = []
+
+            def by_inbox(
+                barrier: Any = barrier, inbox: Any = inbox, target: Any = target, outcomes: Any = outcomes
+            ) -> None:
+                barrier.wait()
+                try:
+                    inbox.resolve(target.escalation["id"], edit(target.escalation), reviewer="bo")
+                    outcomes.append("inbox")
+                except AlreadyResolvedError:
+                    outcomes.append("inbox refused")
+                except Exception as exc:  # noqa: BLE001 - shown in the assertion
+                    outcomes.append(f"inbox {type(exc).__name__}: {exc}")
+
+            def by_raw(
+                barrier: Any = barrier, target: Any = target, outcomes: Any = outcomes, config: Any = config
+            ) -> None:
+                barrier.wait()
+                answer = {"action": "edit", "output": [f"{task_of(target.escalation)}=raw"]}
+                try:
+                    graph.invoke(Command(resume={target.interrupt_id: answer}), config)
+                    outcomes.append("raw")
+                except ConcurrentResumeError:
+                    outcomes.append("raw stopped")
+                except Exception as exc:  # noqa: BLE001 - shown in the assertion
+                    outcomes.append(f"raw {type(exc).__name__}: {exc}")
+
+            workers = [threading.Thread(target=f) for f in (by_inbox, by_raw, by_raw)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join(timeout=120)
+            EscalationInbox(store, graph=graph, clock=lambda: FAR).reconcile()
+            state = graph.get_state(config)
+            assert not state.next, (outcomes, state.tasks)
+            results = Counter(state.values["results"])
+            mine = [r for r in results if r.startswith(f"{task_of(target.escalation)}=")]
+            assert len(mine) == 1 and results[mine[0]] == 1 and set(results.values()) == {1}, (outcomes, results)
+            row = inbox.show(target.escalation["id"])
+            applied = mine[0].split("=", 1)[1]
+            assert row.status == "resolved" and (applied == "edited") == (row.resolved_by == "bo"), (outcomes, row)
+        lines = [line for line in effects.read_text().splitlines() if line.startswith(f"{thread} ")]
+        assert lines == [f"{thread} {DOWNSTREAM[shape]}"], (outcomes, lines)

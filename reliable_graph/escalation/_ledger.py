@@ -467,25 +467,51 @@ class Ledger:
         )
         return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
-    def claim_continuation(self, escalation_id: str, claim: Mapping[str, Any], *, now: str) -> bool:
-        """Claim a decision's continuation for a checkpoint: first claim, the same checkpoint, or a lapsed claim."""
+    def claim_continuation(
+        self, row: Mapping[str, Any], claim: Mapping[str, Any], *, now: str, force: bool = False
+    ) -> bool:
+        """Claim a decision's continuation for the checkpoint a run continues from; whether this run holds it.
+
+        The claim covers every decision answered in the same superstep (`answered_at`) of the
+        thread, so that of two runs continuing that superstep one takes all its decisions. A row
+        is free when unclaimed, claimed for the same checkpoint (the same run re-executed), its
+        claim lapsed, or with `force` (the holder of the thread's lock).
+        """
+        mine = claim["continued_at"]
+        group = (
+            "thread_id = ? AND answered_at = ?" if row.get("answered_at") else "escalation_id = ?",
+            [row["thread_id"], row["answered_at"]] if row.get("answered_at") else [row["escalation_id"]],
+        )
         if self.kind == "memory":
             with self.lock:
-                row = self.rows.get(escalation_id)
-                if row is None:
-                    return False
-                free = (
-                    row.get("continued_at") in (None, claim["continued_at"]) or (row.get("continued_until") or "") < now
-                )
-                if free:
-                    row.update(claim)
-                return free
-        done = self._exec(
-            "UPDATE reliable_graph_inbox SET continued_at = ?, continued_until = ? WHERE escalation_id = ? AND "
-            "(continued_at IS NULL OR continued_at = ? OR COALESCE(continued_until, '') < ?) RETURNING escalation_id",
-            [claim["continued_at"], claim["continued_until"], escalation_id, claim["continued_at"], now],
-        )
-        return bool(done)
+                for other in self.rows.values():
+                    same = (
+                        other.get("thread_id") == row["thread_id"] and other.get("answered_at") == row["answered_at"]
+                        if row.get("answered_at")
+                        else other["escalation_id"] == row["escalation_id"]
+                    )
+                    free = force or other.get("continued_at") is None or (other.get("continued_until") or "") < now
+                    if same and free:
+                        other.update(claim)
+                held = self.rows.get(str(row["escalation_id"])) or {}
+                return bool(held.get("continued_at") == mine)
+        free = "1 = 1" if force else "(continued_at IS NULL OR COALESCE(continued_until, '') < ?)"
+        with self._transaction() as run:
+            run(
+                f"UPDATE reliable_graph_inbox SET continued_at = ?, continued_until = ? WHERE {group[0]} AND {free}",
+                [mine, claim["continued_until"], *group[1], *([] if force else [now])],
+            )
+            found = run("SELECT continued_at FROM reliable_graph_inbox WHERE escalation_id = ?", [row["escalation_id"]])
+        return bool(found) and found[0][0] == mine
+
+    def lock_holder(self, thread_id: str, *, now: str) -> str | None:
+        """Who holds `thread_id`'s lock now (None when free or lapsed)."""
+        if self.kind == "memory":
+            with self.lock:
+                held = self.threads.get(thread_id)
+                return held[0] if held is not None and held[1] >= now else None
+        found = self._read("SELECT owner, until FROM reliable_graph_thread_locks WHERE thread_id = ?", [thread_id])
+        return str(found[0][0]) if found and str(found[0][1]) >= now else None
 
     # -- the audit trail -----------------------------------------------------------------------
 

@@ -29,7 +29,20 @@ __all__ = ["ChunkInput", "Decision", "parse_answer"]
 
 
 class ChunkInput(BaseModel):
-    """A context chunk given by a reviewer: non-empty text and JSON metadata."""
+    """A context chunk given by a reviewer: non-empty text and JSON metadata.
+
+    Example:
+        ```python
+        import pydantic
+        from reliable_graph.escalation import ChunkInput
+
+        assert ChunkInput(text="tide table 2026", metadata={"source": "ana"}).text == "tide table 2026"
+        try:
+            ChunkInput(text="   ")
+        except pydantic.ValidationError:
+            pass  # blank chunks are refused
+        ```
+    """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 

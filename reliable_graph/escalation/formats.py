@@ -94,7 +94,19 @@ def to_hitl_request(escalation: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def render(escalation: Mapping[str, Any], format: Format) -> Any:
-    """The interrupt value of `escalation` in `format`."""
+    """The interrupt value of `escalation` in `format`.
+
+    Example:
+        ```python
+        from reliable_graph.escalation import render
+
+        esc = {"id": "e1", "step": "draft", "task": "draft", "confidence": 0.2, "threshold": 0.5,
+               "reason": "no source", "output": "x"}
+        assert render(esc, "reliable") == esc
+        [request] = render(esc, "agent_inbox")
+        assert request["action_request"]["args"]["output"] == "x"
+        ```
+    """
     if format == "agent_inbox":
         return [to_agent_inbox(escalation)]
     if format == "hitl":
@@ -107,6 +119,14 @@ def response_schema(format: Format, allowed: tuple[str, ...]) -> dict[str, Any]:
 
     It is advisory: the node validates every answer itself (`parse_answer`) and asks again with
     the reason when one is rejected, so a bad answer never errors the run.
+
+    Example:
+        ```python
+        from reliable_graph.escalation import response_schema
+
+        schema = response_schema("reliable", ("approve", "edit"))
+        assert schema["type"] == "object"
+        ```
     """
     if format == "agent_inbox":
         return {

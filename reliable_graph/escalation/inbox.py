@@ -37,12 +37,15 @@ from reliable_graph.escalation.protocol import (
     DIRECT,
     OPEN,
     PENDING,
+    RESOLVER_KEY,
     RESOLVING,
     STATUSES,
     SWEEP,
     Resolver,
     owner_token,
     read_thread,
+    repair_race,
+    stopped_by_race,
 )
 from reliable_graph.escalation.resume import pending_escalations
 
@@ -445,8 +448,10 @@ class EscalationInbox:
         whose owner stopped (its heartbeat lapsed) and finishes it from what the checkpoint says,
         exactly once; marks resolved the answers the threads have moved past; and retires the
         escalations their threads no longer wait on (`dismissed`, or `superseded` by a later
-        round of the same task). A resolution in flight, or a thread another process holds, is
-        left alone. Safe from many processes at once.
+        round of the same task). A thread whose newest checkpoint is the branch of a run stopped
+        for racing another run of the thread (`ConcurrentResumeError`) gets the other run's newest
+        checkpoint back as its newest. A resolution in flight, or a thread another process holds,
+        is left alone. Safe from many processes at once.
         """
         graph = self._graph()
         saver = graph.checkpointer
@@ -456,8 +461,12 @@ class EscalationInbox:
             if not t.config["configurable"].get("checkpoint_ns")
         }
         added = 0
+        forked = set()
         for thread in sorted(threads):
             config: RunnableConfig = {"configurable": {"thread_id": thread}}
+            snapshot = graph.get_state(config, subgraphs=True)
+            if stopped_by_race(snapshot):
+                forked.add(thread)
             for pending in pending_escalations(graph, config):
                 if self.store.get(INBOX_NAMESPACE, pending.escalation["id"]) is None:
                     index_escalation(self.store, pending.escalation)
@@ -466,7 +475,7 @@ class EscalationInbox:
         self._take_over_lapsed()
         now = self._now().isoformat()
         unsettled = self.ledger.select(status=(*OPEN, RESOLVING, APPLIED), now=now, kind="escalation")
-        for thread_id in sorted({str(r["thread_id"]) for r in unsettled if r.get("thread_id") in threads}):
+        for thread_id in sorted(forked | {str(r["thread_id"]) for r in unsettled if r.get("thread_id") in threads}):
             self._tidy(thread_id)
         return added
 
@@ -494,7 +503,8 @@ class EscalationInbox:
         if not self.resolver.try_lock(thread_id, owner):
             return
         try:
-            config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+            config: RunnableConfig = {"configurable": {"thread_id": thread_id, RESOLVER_KEY: owner}}
+            repair_race(self._graph(), config)
             view = read_thread(self._graph(), config)
             if view.runnable and self._abandoned(thread_id):
                 # answers are in, but the runs that carried them stopped between supersteps (two raw

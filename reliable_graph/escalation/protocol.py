@@ -57,10 +57,11 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_config, get_store
+from langgraph.errors import UnknownInterruptError
 from langgraph.store.base import BaseStore
 from langgraph.types import Command
 
-from reliable_graph._compat import current_checkpoint_id, strict_resume
+from reliable_graph._compat import copy_checkpoint, current_checkpoint_id, strict_resume
 from reliable_graph.errors import ConcurrentResumeError, InvalidAnswerError, ThreadBusyError
 from reliable_graph.escalation._ledger import Expect, Ledger, ledger_for
 from reliable_graph.escalation.decision import Decision
@@ -86,6 +87,8 @@ __all__ = [
     "continuing",
     "on_crash_point",
     "read_thread",
+    "repair_race",
+    "stopped_by_race",
 ]
 
 PENDING = "pending"
@@ -106,6 +109,8 @@ DIRECT = "a direct resume"
 """The owner (and resolver) of an escalation answered straight through the graph (`Command(resume=...)`)."""
 SWEEP = "sweep"
 """Who applies `EscalationInbox(on_expiry=...)`'s default decision."""
+RESOLVER_KEY = "reliable_graph_resolver"
+"""The configurable key a resolution's runs carry: the owner of the thread's lock they run under."""
 DIRECT_LEASE = timedelta(minutes=10)
 """How long a direct answer's claim on an escalation (and a continuation's claim) holds against another run."""
 
@@ -307,6 +312,101 @@ def _view(snapshot: Any) -> ThreadView:
     return view
 
 
+def stopped_by_race(snapshot: Any) -> bool:
+    """Whether a task of `snapshot` (subgraphs' included) stopped with `ConcurrentResumeError`.
+
+    Example:
+        ```python
+        from types import SimpleNamespace
+        from reliable_graph import ConcurrentResumeError
+        from reliable_graph.escalation.protocol import stopped_by_race
+
+        err = ConcurrentResumeError(escalation_id="e1", thread_id="t1", holder="another run")
+        task = SimpleNamespace(error=err, state=None)
+        assert stopped_by_race(SimpleNamespace(tasks=[task])) and not stopped_by_race(SimpleNamespace(tasks=[]))
+        ```
+    """
+    for task in getattr(snapshot, "tasks", ()) or ():
+        error = task.error
+        if isinstance(error, ConcurrentResumeError) or "ConcurrentResumeError" in str(error or ""):
+            return True
+        if task.state is not None and hasattr(task.state, "tasks") and stopped_by_race(task.state):
+            return True
+    return False
+
+
+def repair_race(graph: Any, config: RunnableConfig) -> bool:
+    """Make the newest checkpoint of the run that carried a thread on its newest again, after a race.
+
+    Two runs resuming one thread both write a checkpoint before the node that applies a decision
+    stops the second (`ConcurrentResumeError`); when the stopped run's checkpoint happens to be
+    the newer one, the thread would read as failed although the other run carried it on. This
+    copies the other run's newest checkpoint (`update_state(..., as_node="__copy__")`), which
+    becomes the thread's newest. `reconcile()` calls it.
+
+    Returns:
+        Whether it repaired the thread.
+
+    Example:
+        ```python
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.graph import END, START, StateGraph
+        from typing_extensions import TypedDict
+        from reliable_graph.escalation.protocol import repair_race
+
+        class State(TypedDict, total=False):
+            n: int
+
+        builder = StateGraph(State)
+        builder.add_node("one", lambda s: {"n": 1})
+        builder.add_edge(START, "one")
+        graph = builder.compile(checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "r1"}}
+        graph.invoke({"n": 0}, config)
+        assert repair_race(graph, config) is False  # no race stopped a run here
+        ```
+    """
+    if not stopped_by_race(graph.get_state(config, subgraphs=True)):
+        return False
+    history = list(graph.get_state_history(config))  # newest first
+    parent = {_cid(s.config): _cid(s.parent_config) if s.parent_config else None for s in history}
+    children: dict[str | None, list[str]] = {}
+    for child, up in parent.items():
+        children.setdefault(up, []).append(child)
+    latest = _cid(history[0].config)
+    fork = parent.get(latest)
+    while fork is not None and len(children.get(fork, [])) < 2:
+        fork = parent.get(fork)
+    if fork is None:
+        return False
+    below = set()
+    stack = [c for c in children.get(fork, []) if not _under(latest, c, parent)]
+    while stack:
+        node = stack.pop()
+        below.add(node)
+        stack.extend(children.get(node, []))
+    for snapshot in history:  # the newest head of another branch that no race stopped
+        cid = _cid(snapshot.config)
+        if cid in below and not children.get(cid):
+            head = graph.get_state(snapshot.config, subgraphs=True)
+            if not stopped_by_race(head):
+                copy_checkpoint(graph, snapshot.config)
+                return True
+    return False
+
+
+def _cid(config: Any) -> str:
+    return str((config.get("configurable") or {}).get("checkpoint_id"))
+
+
+def _under(node: str | None, ancestor: str, parent: Mapping[str, str | None]) -> bool:
+    while node is not None:
+        if node == ancestor:
+            return True
+        node = parent.get(node)
+    return False
+
+
 # -- inside the graph: accepting an answer, continuing a decision ---------------------------------
 
 
@@ -321,6 +421,14 @@ def accept(escalation_id: str, decision: Decision, *, now: datetime | None = Non
 
     Raises:
         InvalidAnswerError: the escalation is resolved, or being resolved, with another decision.
+
+    Example:
+        ```python
+        from reliable_graph import Decision
+        from reliable_graph.escalation.protocol import accept
+
+        accept("e1", Decision(action="approve"))  # outside a run with a store: nothing to guard
+        ```
     """
     store = current_store()
     if store is None:
@@ -397,12 +505,21 @@ def continuing(escalation_id: str, thread_id: str | None) -> None:
     """Claim the continuation of `escalation_id`'s decision for the checkpoint this run continues from.
 
     Called by the node applying a reviewer's decision, before it applies it. The first run to
-    continue the decision claims it for its checkpoint; a run continuing from the same checkpoint
-    (the same run re-executed after a crash) passes; a run continuing from another checkpoint
-    while the claim holds is a second run of the thread racing the first, and stops.
+    continue the superstep that took the decision claims it, and every decision that superstep
+    took, for its checkpoint; a run continuing from the same checkpoint (the same run executed
+    again after a crash) passes; a run continuing from another checkpoint while the claim holds
+    is a second run of the thread racing the first, and stops. A run of the holder of the
+    thread's lock (a resolution the inbox drives) takes the claim over.
 
     Raises:
         ConcurrentResumeError: another run of the thread is carrying this decision on.
+
+    Example:
+        ```python
+        from reliable_graph.escalation.protocol import continuing
+
+        continuing("e1", "t1")  # outside a run with a store: nothing to claim
+        ```
     """
     if escalation_id in _CLAIMED.get():
         return
@@ -413,12 +530,20 @@ def continuing(escalation_id: str, thread_id: str | None) -> None:
     row = ledger.get(escalation_id)
     if row is None or row["status"] in FINAL:
         return  # no inbox row, or a settled decision replayed on purpose (time travel)
-    checkpoint = _checkpoint_here()
-    if checkpoint is None:  # outside a run: nothing to race with
+    try:
+        config = get_config()
+    except RuntimeError:  # outside a run: nothing to race with
         return
+    checkpoint = current_checkpoint_id(config) or "?"
     moment = _utcnow()
+    token = (config.get("configurable") or {}).get(RESOLVER_KEY)
+    force = (
+        token is not None
+        and row.get("thread_id") is not None
+        and (ledger.lock_holder(str(row["thread_id"]), now=_iso(moment)) == token)
+    )
     claim = {"continued_at": checkpoint, "continued_until": _iso(moment + DIRECT_LEASE)}
-    if ledger.claim_continuation(escalation_id, claim, now=_iso(moment)):
+    if ledger.claim_continuation(row, claim, now=_iso(moment), force=force):
         crash_point(CrashPoint.CONTINUING)
         return
     fresh = ledger.get(escalation_id) or row
@@ -569,20 +694,26 @@ class Resolver:
 
     def _apply(self, row: Mapping[str, Any], *, owner: str) -> Any:
         escalation_id = str(row["escalation_id"])
-        config: RunnableConfig = {"configurable": {"thread_id": row["thread_id"]}}
-        view = read_thread(self.graph, config)
+        config: RunnableConfig = {"configurable": {"thread_id": row["thread_id"], RESOLVER_KEY: owner}}
         result: Any = None
         error: BaseException | None = None
-        try:
-            if view.waits_on(escalation_id):
-                resume: Command[Any] = Command(resume={view.pending[escalation_id]: _decision(row.get("decision"))})
-                result = self.graph.invoke(resume, strict_resume(config), durability="sync")
-                crash_point(CrashPoint.RESUMED)
-            elif view.runnable:  # the answer is in; the run that carried it on was cut short
-                result = self.graph.invoke(None, config, durability="sync")
-                crash_point(CrashPoint.RESUMED)
-        except Exception as exc:  # noqa: BLE001 - the user's graph raised: settle what is durable, then re-raise
-            error = exc
+        for _ in range(5):  # a direct resume may ask the escalation again meanwhile, under a new interrupt id
+            view = read_thread(self.graph, config)
+            error = None
+            try:
+                if view.waits_on(escalation_id):
+                    answer = {view.pending[escalation_id]: _decision(row.get("decision"))}
+                    result = self.graph.invoke(Command(resume=answer), strict_resume(config), durability="sync")
+                    crash_point(CrashPoint.RESUMED)
+                elif view.runnable:  # the answer is in; the run that carried it on was cut short
+                    result = self.graph.invoke(None, config, durability="sync")
+                    crash_point(CrashPoint.RESUMED)
+            except UnknownInterruptError as exc:  # consumed by a direct resume since we read it: read again
+                error = exc
+                continue
+            except Exception as exc:  # noqa: BLE001 - the user's graph raised: settle what is durable, re-raise
+                error = exc
+            break
         view = read_thread(self.graph, config)
         if view.waits_on(escalation_id):
             # the thread did not take the answer (it refused it, or a run failed before it): hand it back

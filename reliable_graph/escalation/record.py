@@ -117,12 +117,29 @@ def _all_finite(value: Any) -> bool:
 
 
 def escalation_id(thread_id: str | None, key: str, rev: int) -> str:
-    """A stable id for the escalation of task `key` at revision `rev` in `thread_id`."""
+    """A stable id for the escalation of task `key` at revision `rev` in `thread_id`.
+
+    Example:
+        ```python
+        from reliable_graph.escalation import escalation_id
+
+        assert escalation_id("t1", "draft", 2) == escalation_id("t1", "draft", 2) != escalation_id("t1", "draft", 3)
+        assert len(escalation_id("t1", "draft", 2)) == 20
+        ```
+    """
     return hashlib.sha1(f"{thread_id}|{key}|{rev}".encode()).hexdigest()[:20]
 
 
 class ReviewTask(TypedDict):
-    """The `Send` argument that takes an escalated task to the `HumanEscalation` node."""
+    """The `Send` argument that takes an escalated task to the `HumanEscalation` node.
+
+    Example:
+        ```python
+        from reliable_graph.escalation import ReviewTask
+
+        assert {"return_to", "escalation", "update"} <= set(ReviewTask.__annotations__)
+        ```
+    """
 
     __reliable_graph__: Literal["review"]
     key: str
@@ -142,7 +159,15 @@ class ReviewTask(TypedDict):
 
 
 class StepTask(TypedDict):
-    """The `Send` argument that continues a task: a retry of a `Send` item, or a reviewer's decision."""
+    """The `Send` argument that continues a task: a retry of a `Send` item, or a reviewer's decision.
+
+    Example:
+        ```python
+        from reliable_graph.escalation import StepTask
+
+        assert {"key", "record", "decision"} <= set(StepTask.__annotations__)
+        ```
+    """
 
     __reliable_graph__: Literal["step"]
     key: str
