@@ -81,6 +81,24 @@ def load_graph(spec: str) -> StateGraph[Any, Any, Any, Any]:
     return builder
 
 
+def _check_langgraph_file(path: Path) -> None:
+    """Refuse a SQLite file no LangGraph checkpointer or store wrote: the inbox would add its tables to it."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise CliError(f"--db {path}: cannot read it as a SQLite database ({exc})") from None
+    if not tables & {"checkpoints", "store"}:
+        msg = (
+            f"--db {path}: not a LangGraph database (no checkpoints or store table): "
+            "the inbox opens only a file your graph's checkpointer or store wrote, and adds nothing to others"
+        )
+        raise CliError(msg)
+
+
 @contextmanager
 def open_inbox(db: str, graph: str | None, **options: Any) -> Iterator[EscalationInbox]:
     """An `EscalationInbox` on `db` (SQLite path or Postgres URL), with the user's graph compiled on it."""
@@ -109,6 +127,7 @@ def open_inbox(db: str, graph: str | None, **options: Any) -> Iterator[Escalatio
     with path.open("rb") as fh:
         if fh.read(16) != b"SQLite format 3\x00":
             raise CliError(f"--db {db}: not a SQLite database")
+    _check_langgraph_file(path)
     saver_conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
     store_conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
     try:
