@@ -152,7 +152,10 @@ def test_cli_table_and_lost_runs_exit_1(capsys: pytest.CaptureFixture[str]) -> N
         ),
         (["--graph", "chaos_graphs:user_pipeline", "--input", "{}", "--kill-rate", "2"], "--kill-rate"),
         (["--graph", "chaos_graphs:user_pipeline", "--input", "{}", "--runs", "0"], "--runs"),
-        (["--graph", "chaos_graphs:user_pipeline", "--input", "{}", "--review", "maybe"], "--review': must be one of none, approve, terminate"),
+        (
+            ["--graph", "chaos_graphs:user_pipeline", "--input", "{}", "--review", "maybe"],
+            "--review': must be one of none, approve, terminate",
+        ),
         (
             ["--graph", "chaos_graphs:user_pipeline", "--input", "{}", "--db", "/nonexistent/dir/x.sqlite"],
             "does not exist",
