@@ -66,7 +66,9 @@ GraphOption = Annotated[
         help="Your graph as module:attr (a StateGraph, a compiled graph, or a function returning either).",
     ),
 ]
-IdArgument = Annotated[str, typer.Argument(callback=text(), help="The escalation's id (from `inbox list`).")]
+IdArgument = Annotated[
+    str, typer.Argument(metavar="ID", callback=text(), help="The escalation's id (from `inbox list`).")
+]
 
 
 def load_graph(spec: str) -> StateGraph[Any, Any, Any, Any]:
