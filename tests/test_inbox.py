@@ -5,11 +5,12 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Clock
 from inbox_app import postgres_app, sqlite_app
 from langgraph.types import Command
 
@@ -66,7 +67,7 @@ def test_inbox_show_has_what_a_reviewer_needs(tmp_path: Path) -> None:
         assert esc["last_good_checkpoint_id"]
 
 
-def test_inbox_claims_are_leases(tmp_path: Path) -> None:
+def test_inbox_claims_are_leases(tmp_path: Path, clock: Clock) -> None:
     with sqlite_app(tmp_path / "app.sqlite") as (graph, store):
         escalate(graph, ["q"])
         inbox = EscalationInbox(store, graph=graph, lease=timedelta(milliseconds=200))
@@ -77,7 +78,7 @@ def test_inbox_claims_are_leases(tmp_path: Path) -> None:
         assert info.value.by == "ana" and info.value.status == "claimed"
         with pytest.raises(AlreadyResolvedError):
             inbox.resolve(item.id, {"action": "approve"}, reviewer="bo")
-        time.sleep(0.3)  # ana's lease lapses: the escalation is back in the queue
+        clock.advance(timedelta(milliseconds=300))  # ana's lease lapses: the escalation is back in the queue
         assert inbox.claim(item.id, reviewer="bo").assignee == "bo"
         assert inbox.release(item.id, reviewer="bo").status == "pending"
         assert [e.event for e in inbox.audit(item.id)] == ["index", "claim", "claim", "release"]
@@ -119,7 +120,9 @@ def test_inbox_and_a_raw_resume_cannot_both_apply(tmp_path: Path) -> None:
         assert graph.get_state(config).values["output"] == "draft for q"
 
 
-def test_inbox_reconcile_rebuilds_a_wiped_index_and_finishes_a_resolution_cut_short(tmp_path: Path) -> None:
+def test_inbox_reconcile_rebuilds_a_wiped_index_and_finishes_a_resolution_cut_short(
+    tmp_path: Path, clock: Clock
+) -> None:
     effects = tmp_path / "effects.log"
     with sqlite_app(tmp_path / "app.sqlite", effects) as (graph, store):
         escalate(graph, ["a", "b"])
@@ -131,7 +134,7 @@ def test_inbox_reconcile_rebuilds_a_wiped_index_and_finishes_a_resolution_cut_sh
         assert inbox.reconcile() == 2 and len(inbox.list()) == 2
         # a resolver won the escalation, then died before applying it
         [first, _] = inbox.list()
-        now = datetime.now(timezone.utc).isoformat()
+        now = clock.at.isoformat()
         assert inbox.ledger.transition(
             first.id,
             statuses=["pending"],
@@ -150,14 +153,14 @@ def test_inbox_reconcile_rebuilds_a_wiped_index_and_finishes_a_resolution_cut_sh
         assert effects.read_text().splitlines() == [first.thread_id]
 
 
-def test_inbox_sweep_applies_the_default_action_once(tmp_path: Path) -> None:
+def test_inbox_sweep_applies_the_default_action_once(tmp_path: Path, clock: Clock) -> None:
     with sqlite_app(tmp_path / "app.sqlite") as (graph, store):
         escalate(graph, ["late", "later"])
         inbox = EscalationInbox(
             store, graph=graph, deadline=timedelta(hours=1), on_expiry={"action": "terminate", "reason": "no review"}
         )
         assert inbox.sweep() == []  # nothing is due yet
-        future = datetime.now(timezone.utc) + timedelta(hours=2)
+        future = clock.at + timedelta(hours=2)
         expired = inbox.sweep(now=future)
         assert len(expired) == 2 and inbox.sweep(now=future) == []
         for thread in ("late", "later"):
@@ -165,12 +168,13 @@ def test_inbox_sweep_applies_the_default_action_once(tmp_path: Path) -> None:
         assert {inbox.show(i).status for i in expired} == {"expired"}
 
 
-def test_inbox_sweep_can_hand_over_instead(tmp_path: Path) -> None:
+def test_inbox_sweep_can_hand_over_instead(tmp_path: Path, clock: Clock) -> None:
     with sqlite_app(tmp_path / "app.sqlite") as (graph, store):
         escalate(graph, ["q"])
         inbox = EscalationInbox(store, graph=graph, deadline=timedelta(minutes=5), on_expiry={"assign_to": "lead"})
         [item] = inbox.list()
-        assert inbox.sweep(now=datetime.now(timezone.utc) + timedelta(minutes=10)) == [item.id]
+        assert inbox.sweep() == []  # not due yet
+        assert inbox.sweep(now=clock.at + timedelta(minutes=10)) == [item.id]
         assert inbox.show(item.id).assignee == "lead" and inbox.show(item.id).status == "claimed"
 
 
@@ -242,14 +246,14 @@ def test_inbox_eight_processes_racing_on_postgres_resolve_once(tmp_path: Path) -
         assert EscalationInbox(store, graph=graph).show(item.id).status == "resolved"
 
 
-def test_a_direct_answer_after_the_inbox_took_the_escalation_is_refused(tmp_path: Path) -> None:
+def test_a_direct_answer_after_the_inbox_took_the_escalation_is_refused(tmp_path: Path, clock: Clock) -> None:
     effects = tmp_path / "effects.log"
     with sqlite_app(tmp_path / "app.sqlite", effects) as (graph, store):
         escalate(graph, ["q"])
         inbox = EscalationInbox(store, graph=graph)
         [item] = inbox.list()
         # the inbox has won the escalation for ana (compare-and-set done, not yet applied)...
-        now = datetime.now(timezone.utc).isoformat()
+        now = clock.at.isoformat()
         decision = {"action": "edit", "output": "ana's", "ticket": "t-ana"}
         assert inbox.ledger.transition(
             item.id,
