@@ -298,3 +298,13 @@ def test_console_on_a_network_address_warns(inbox_db: Path) -> None:
         process.communicate(timeout=30)
     assert served.startswith(f"reliable-graph inbox console: http://0.0.0.0:{port}/?token=")
     assert warning.startswith("warning: --host 0.0.0.0: the console is reachable from the network")
+
+
+def test_inbox_list_status_choices_are_the_inbox_statuses() -> None:
+    """`--status` lists every status an item can have (this fails loudly when the inbox gains one)."""
+    from typing import get_args
+
+    from reliable_graph.cli.inbox import LIST_STATUSES
+    from reliable_graph.escalation.inbox import Status
+
+    assert set(LIST_STATUSES) - {"open", "all"} == set(get_args(Status))

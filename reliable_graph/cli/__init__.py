@@ -34,9 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ```
     """
     try:
-        from reliable_graph.cli.main import main as run
+        from reliable_graph.cli.app import main as run
 
-        globals()["main"] = _ENTRY  # importing the submodule `main` rebound this package's `main` to it
         return run(argv)
     except KeyboardInterrupt:  # during the imports, or between two steps the command guards
         try:
@@ -44,7 +43,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (KeyboardInterrupt, OSError):
             pass
         return _INTERRUPTED
-
-
-_ENTRY = main
-"""This function, put back as the package's `main` once the submodule of that name is imported."""
