@@ -2,17 +2,31 @@
 VENV ?= .venv
 PYTHON ?= python3
 EXTRAS ?= dev
+# The demo needs only the library and its chart: `make demo` installs just that, `make test` and
+# `make lint` everything (EXTRAS). Each install has its own stamp, so `make demo` then `make test`
+# in one checkout installs the rest.
+DEMO_EXTRAS ?= chart
 # PyTorch's CPU build, installed before the extras (an unpinned torch pulls a multi-GB CUDA build);
 # empty to skip it (and install EXTRAS without `embeddings`)
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench
+.PHONY: install install-demo demo test lint bench
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/python:
+	@echo "== creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	@echo "== creating $(VENV) and installing reliable-graph with every extra (pip prints each package)"
 	$(BIN)/pip install --quiet --upgrade pip
+
+# the demo's install: the library and its chart extra (no PyTorch, ragas, console, Postgres or test tools)
+$(BIN)/.installed-demo: pyproject.toml | $(BIN)/python
+	@echo "== installing reliable-graph[$(DEMO_EXTRAS)] into $(VENV) (what the demo needs)"
+	$(BIN)/pip install --progress-bar off -e ".[$(DEMO_EXTRAS)]"
+	touch $@
+
+# every extra, the test and lint tools: what `make test` and `make lint` need
+$(BIN)/.installed: pyproject.toml | $(BIN)/python
+	@echo "== installing reliable-graph with every extra into $(VENV) (pip prints each package)"
 	@if [ -n "$(TORCH)" ]; then \
 		echo "== PyTorch's CPU build first (the embeddings extra; an unpinned torch could pull a multi-GB CUDA build)"; \
 		$(BIN)/pip install --progress-bar off "$(TORCH)"; \
@@ -22,7 +36,9 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-demo: install
+install-demo: $(BIN)/.installed-demo
+
+demo: install-demo
 	$(BIN)/reliable-graph demo
 
 test: install

@@ -460,11 +460,14 @@ def calibrate(
         if chosen is None:
             best = min(point.wrong for point in points) / n
             needed = examples_needed(goal, risk_delta, best)
-            more = (
-                f"about {needed} examples would certify it if the evaluator's best rate stays {best:.4g}"
-                if needed is not None
-                else f"the evaluator's lowest silent-failure rate here is {best:.4g}, above the target"
-            )
+            if needed is not None:
+                more = f"about {needed} examples would certify it if the evaluator's best rate stays {best:.4g}"
+            elif goal == 0:
+                more = "no number of examples certifies a rate of exactly 0 (a finite sample's bound is above 0)"
+            elif best > goal:
+                more = f"the evaluator's lowest silent-failure rate here is {best:.4g}, above the target"
+            else:
+                more = f"the evaluator's lowest silent-failure rate here is {best:.4g}, at the target (not below it)"
             msg = (
                 f"cannot certify silent_failure <= {goal:g} with probability {1 - risk_delta:g} on {n} examples: "
                 f"{more}; label more examples, relax the target or delta, or use method='empirical' (no guarantee)"

@@ -24,11 +24,13 @@ from reliable_graph.state import RELIABILITY_KEY, merge_reliability
 
 __all__ = [
     "REFERENCE_RATES",
+    "PassK",
     "Report",
     "SilentFailureEstimate",
     "StepStats",
     "clopper_pearson",
     "areliability_report",
+    "chart_path",
     "format_report",
     "reliability_report",
     "write_chart",
@@ -92,6 +94,82 @@ class SilentFailureEstimate:
     """Finished executions (the rate's denominator)."""
     confidence: float
     """The interval's confidence level."""
+
+
+PASS_K_MAX = 8
+"""The largest k `Report.pass_k()` reports unless told otherwise."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PassK:
+    """pass^k on one fixed set of tasks: the chance that all k runs of a task succeed without a human.
+
+    For a task run n times with c successes, C(c, k) / C(n, k) is the unbiased estimate of that
+    chance (tau-bench's); pass^k is its mean over the tasks kept. Every k is computed on the same
+    tasks (those run at least `k_max` times), so pass^k never rises with k.
+
+    Example:
+        ```python
+        from reliable_graph.report import PassK
+
+        p = PassK(values={1: 0.75, 2: 0.5}, k_max=2, tasks=2, runs=4, left_out=1)
+        assert p.to_dict()["values"] == {"1": 0.75, "2": 0.5}
+        assert p.describe().endswith("on 2 task(s) run at least 2 times (4 runs; 1 task(s) run fewer times "
+                                     "left out): k=1 75.0%, k=2 50.0%")
+        ```
+    """
+
+    values: dict[int, float]
+    """pass^k for k = 1 .. `k_max`."""
+    k_max: int
+    """The largest k: every task kept ran at least this many times."""
+    tasks: int
+    """Tasks kept."""
+    runs: int
+    """Their runs, all counted."""
+    left_out: int = 0
+    """Tasks left out: they ran fewer than `k_max` times."""
+
+    def describe(self) -> str:
+        """One line: which tasks, then pass^k for each k."""
+        left = f"; {self.left_out} task(s) run fewer times left out" if self.left_out else ""
+        return (
+            f"pass^k (all k runs of a task succeed without a human) on {self.tasks} task(s) run at least "
+            f"{self.k_max} times ({self.runs} runs{left}): "
+            + ", ".join(f"k={k} {v:.1%}" for k, v in self.values.items())
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (the keys of `values` as strings)."""
+        return {
+            "values": {str(k): v for k, v in self.values.items()},
+            "k_max": self.k_max,
+            "tasks": self.tasks,
+            "runs": self.runs,
+            "left_out": self.left_out,
+        }
+
+
+def _pass_k(task_runs: Mapping[str, list[bool]], k_max: int | None) -> PassK | None:
+    runs = [v for v in task_runs.values() if v]
+    if k_max is not None:
+        if isinstance(k_max, bool) or not isinstance(k_max, int) or k_max < 1:
+            msg = f"k_max must be a positive integer or None, got {k_max!r}"
+            raise ValueError(msg)
+        kept = [v for v in runs if len(v) >= k_max]
+        if not kept:
+            most = max((len(v) for v in runs), default=0)
+            msg = f"no task ran {k_max} times (the most runs of one task: {most}): nothing to compute pass^{k_max} on"
+            raise ValueError(msg)
+    else:
+        kept = [v for v in runs if len(v) >= 2]  # a task run once says nothing about repeated runs
+        if not kept:
+            return None
+        k_max = min(PASS_K_MAX, min(len(v) for v in kept))
+    values = {
+        k: sum(math.comb(sum(v), k) / math.comb(len(v), k) for v in kept) / len(kept) for k in range(1, k_max + 1)
+    }
+    return PassK(values=values, k_max=k_max, tasks=len(kept), runs=sum(map(len, kept)), left_out=len(runs) - len(kept))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +250,8 @@ class Report:
     """With `task_key`: per task (the key's value), whether each of its runs succeeded without a human."""
     audits: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per step, the inbox's audit labels (`EscalationInbox.audit_labels()`), when given."""
+    without_task_key: int = 0
+    """With `task_key`: threads (with a record) whose state lacks the key, left out of `task_runs`."""
 
     def _fraction(self, n: int) -> float:
         return n / self.threads if self.threads else 0.0
@@ -191,22 +271,26 @@ class Report:
         """Share of threads completed after a reviewer decided at least one step."""
         return self._fraction(self.completed_after_review)
 
-    def pass_k(self) -> dict[int, float]:
-        """pass^k: the chance that all k runs of the same task succeed without a human, for each k.
+    def pass_k(self, k_max: int | None = None) -> PassK | None:
+        """pass^k on a fixed set of tasks, for k = 1 .. k_max (needs `task_key`).
 
-        The unbiased estimate over tasks that ran at least k times: mean of C(c, k) / C(n, k)
-        for a task with c successes in n runs (as in tau-bench). Needs `task_key`.
+        With `k_max`, the tasks run at least `k_max` times are kept (a `ValueError` when there
+        is none). Without it, the tasks run at least twice are kept and `k_max` is the fewest
+        runs among them, at most `PASS_K_MAX`; None when no task ran twice. Each pass^k is the
+        mean over the kept tasks of C(c, k) / C(n, k), as tau-bench defines it.
+
+        Example:
+            ```python
+            from reliable_graph.report import Report
+
+            r = Report(threads=7, statuses={}, steps=[],
+                       task_runs={"a": [True, True, False], "b": [True, False, False], "c": [True]})
+            p = r.pass_k()
+            assert (p.k_max, p.tasks, p.left_out) == (3, 2, 1)
+            assert p.values == {1: 0.5, 2: 1 / 6, 3: 0.0}
+            ```
         """
-        runs = [v for v in self.task_runs.values() if v]
-        if not runs:
-            return {}
-        out: dict[int, float] = {}
-        for k in range(1, max(len(v) for v in runs) + 1):
-            eligible = [v for v in runs if len(v) >= k]
-            if len(eligible) < 1:
-                break
-            out[k] = sum(math.comb(sum(v), k) / math.comb(len(v), k) for v in eligible) / len(eligible)
-        return out
+        return _pass_k(self.task_runs, k_max)
 
     def silent_failures(self, confidence: float = 0.95) -> dict[str, SilentFailureEstimate]:
         """Estimated silent-failure rates from the audits, per step and for the run (key `""`).
@@ -271,8 +355,12 @@ class Report:
         n = sum(1 for s in self.steps if s.success_rate is not None)
         return predicted ** (1 / n) if predicted is not None and n else None
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report as one JSON-friendly object (what `reliable-graph report --json` prints)."""
+    def to_dict(self, *, pass_k_max: int | None = None) -> dict[str, Any]:
+        """The report as one JSON-friendly object (what `reliable-graph report --json` prints).
+
+        `pass_k_max` is `pass_k`'s `k_max`.
+        """
+        pass_k = self.pass_k(pass_k_max)
         return {
             "source": self.source,
             "threads": self.threads,
@@ -285,7 +373,12 @@ class Report:
             "retry_pass": self.retry_pass,
             "success_without_human": self.success_without_human,
             "success_after_review": self.success_after_review,
-            "pass_k": {str(k): v for k, v in self.pass_k().items()},
+            "pass_k": pass_k.to_dict()["values"] if pass_k else {},
+            "pass_k_tasks": (
+                {k: v for k, v in pass_k.to_dict().items() if k != "values"} | {"without_key": self.without_task_key}
+                if pass_k
+                else None
+            ),
             "silent_failure_estimates": {(name or "run"): asdict(est) for name, est in self.silent_failures().items()},
             "steps": {s.name: s.to_dict() for s in self.steps},
             "note": (
@@ -301,6 +394,8 @@ class _Accumulator:
         self.expected_steps = expected_steps
         self.task_key = task_key
         self.tasks: dict[str, list[bool]] = {}
+        self.without_key = 0
+        self.keys: set[str] = set()
         self.reviewed = 0
         self.threads = 0
         self.other = 0
@@ -354,6 +449,17 @@ class _Accumulator:
         if self.task_key is not None and self.task_key in values:
             key = repr(values[self.task_key])
             self.tasks.setdefault(key, []).append(status == "completed" and not human)
+        elif self.task_key is not None:
+            self.without_key += 1
+            self.keys.update(str(k) for k in values if k != RELIABILITY_KEY)
+
+    def check_task_key(self) -> None:
+        """Refuse a `task_key` that no thread's state has: it would give no pass^k, silently."""
+        if self.task_key is None or self.tasks or not self.threads:
+            return
+        seen = ", ".join(sorted(self.keys)[:20]) or "none"
+        msg = f"no thread's state has the key {self.task_key!r} (the keys it has: {seen})"
+        raise ValueError(msg)
 
     def report(self, source: str) -> Report:
         return Report(
@@ -365,6 +471,7 @@ class _Accumulator:
             source=source,
             completed_after_review=self.reviewed,
             task_runs={k: v for k, v in self.tasks.items()},
+            without_task_key=self.without_key,
         )
 
 
@@ -442,6 +549,10 @@ def reliability_report(
     Returns:
         The `Report`.
 
+    Raises:
+        ValueError: `task_key` is in no thread's state (threads with a record were found), or
+            `expected_steps` is not a positive integer.
+
     Example:
         ```python
         from langgraph.checkpoint.memory import InMemorySaver
@@ -465,6 +576,7 @@ def reliability_report(
         threads.add(item)
     for values, errored, waiting in threads.values():
         acc.add(values, errored=errored, waiting=waiting)
+    acc.check_task_key()
     return dataclasses.replace(acc.report(source), audits={k: dict(v) for k, v in (audits or {}).items()})
 
 
@@ -495,6 +607,7 @@ async def areliability_report(
         threads.add(item)
     for values, errored, waiting in threads.values():
         acc.add(values, errored=errored, waiting=waiting)
+    acc.check_task_key()
     return dataclasses.replace(acc.report(source), audits={k: dict(v) for k, v in (audits or {}).items()})
 
 
@@ -502,7 +615,7 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def format_report(report: Report) -> str:
+def format_report(report: Report, *, pass_k_max: int | None = None) -> str:
     """The report as a table: one row per step, then the end-to-end figures.
 
     Example:
@@ -547,17 +660,39 @@ def format_report(report: Report) -> str:
             "silent failures (wrong outputs that passed every check) cannot be seen in checkpoints;",
             "they are inside the observed success (audit_rate=... on the steps lets reviewers estimate them).",
         ]
-    pass_k = report.pass_k()
+    pass_k = report.pass_k(pass_k_max)
     if pass_k:
-        lines.append(
-            "pass^k (all k runs of a task succeed without a human): "
-            + ", ".join(f"k={k} {v:.1%}" for k, v in pass_k.items())
-        )
+        lines.append(pass_k.describe())
     if report.other_threads:
         lines.append(
             f"note: {report.other_threads} thread(s) without a reliable-graph record (plain LangGraph) were ignored."
         )
     return "\n".join(lines)
+
+
+CHART_NAME = "reliability.png"
+"""The chart's file name when `write_chart` is given a directory."""
+
+
+def chart_path(path: str | Path) -> Path:
+    """Where `write_chart` writes for `path`: `CHART_NAME` inside a directory, `.png` added to a name without a suffix.
+
+    Example:
+        ```python
+        import tempfile
+        from pathlib import Path
+        from reliable_graph.report import chart_path
+
+        with tempfile.TemporaryDirectory() as d:
+            assert chart_path(d) == Path(d) / "reliability.png"
+            assert chart_path(Path(d) / "run1") == Path(d) / "run1.png"
+            assert chart_path(Path(d) / "run1.svg") == Path(d) / "run1.svg"
+        ```
+    """
+    out = Path(path)
+    if out.is_dir():
+        return out / CHART_NAME
+    return out if out.suffix else out.with_name(f"{out.name}.png")
 
 
 def write_chart(report: Report, path: str | Path) -> Path:
@@ -569,7 +704,8 @@ def write_chart(report: Report, path: str | Path) -> Path:
 
     Args:
         report: A report with at least one finished step.
-        path: The image file to write (`.png`, `.svg`, `.pdf`).
+        path: The image file to write (`.png`, `.svg`, `.pdf`; `.png` when it has no suffix), or
+            a directory to write `reliability.png` in (see `chart_path`).
 
     Returns:
         The path written.
@@ -620,6 +756,6 @@ def write_chart(report: Report, path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.set_title(f"Compounding: {report.threads} threads, {n} steps")
     ax.legend(fontsize=8)
-    out = Path(path)
+    out = chart_path(path)
     fig.savefig(out, dpi=120, bbox_inches="tight")
     return out

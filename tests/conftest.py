@@ -1,11 +1,53 @@
+import importlib
 import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+
+import pytest
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
-import uuid
-from collections.abc import Iterator
+FROZEN_AT = datetime(2026, 12, 5, 23, 50, tzinfo=timezone.utc)
+"""Where the `clock` fixture starts: ten minutes to midnight UTC, so a date that changes within hours shows."""
 
-import pytest
+CLOCK_READERS = (
+    "reliable_graph.nodes._task",  # an escalation's created_at
+    "reliable_graph.escalation.inbox",  # claims, leases, deadlines, sweeps
+    "reliable_graph.escalation.protocol",  # a direct answer's claim, a continuation's claim, the default clock
+    "reliable_graph.console._format",  # a claim shown as lapsed
+    "reliable_graph.resilience.classify",  # a Retry-After HTTP date
+    "reliable_graph.evaluators.freshness",  # Freshness's default clock
+)
+"""The library's modules that read the wall clock (`datetime.now`); tests/test_clock.py keeps this list whole."""
+
+
+@dataclass
+class Clock:
+    """The time the library reads under the `clock` fixture: fixed until moved."""
+
+    at: datetime
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.at += delta
+        return self.at
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
+    """Freeze the library's clock at `FROZEN_AT` (move it with `clock.advance(...)`)."""
+    state = Clock(FROZEN_AT)
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return state.at.astimezone(tz) if tz is not None else state.at.replace(tzinfo=None)
+
+    for name in CLOCK_READERS:
+        monkeypatch.setattr(importlib.import_module(name), "datetime", Frozen)
+    yield state
+
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 

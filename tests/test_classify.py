@@ -8,7 +8,7 @@ import socket
 import ssl
 import urllib.error
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any, TypedDict, cast
@@ -21,6 +21,7 @@ import openai
 import pytest
 import requests
 import urllib3
+from conftest import FROZEN_AT, Clock
 from langchain_core.exceptions import (
     ContextOverflowError,
     ModelAPIError,
@@ -355,7 +356,8 @@ def test_cyclic_cause_chain_terminates() -> None:
 
 
 def http_date(delta: timedelta) -> str:
-    return format_datetime(datetime.now(timezone.utc) + delta, usegmt=True)
+    """An HTTP date `delta` from the frozen clock's time (tests that use it freeze the clock)."""
+    return format_datetime(FROZEN_AT + delta, usegmt=True)
 
 
 @pytest.mark.parametrize(
@@ -384,7 +386,7 @@ def http_date(delta: timedelta) -> str:
     ids=["httpx", "requests", "openai", "anthropic", "urllib", "aiohttp"],
 )
 def test_retry_after_header(
-    make: Callable[..., BaseException], headers: dict[str, str], expected: float | None
+    make: Callable[..., BaseException], headers: dict[str, str], expected: float | None, clock: Clock
 ) -> None:
     exc = make(429, headers)
     assert retry_after(exc) == expected
@@ -396,10 +398,11 @@ def test_retry_after_header(
     [httpx_status, requests_status, openai_status, anthropic_status],
     ids=["httpx", "requests", "openai", "anthropic"],
 )
-def test_retry_after_http_date_in_the_future(make: Callable[..., BaseException]) -> None:
+def test_retry_after_http_date_in_the_future(make: Callable[..., BaseException], clock: Clock) -> None:
     exc = make(503, {"Retry-After": http_date(timedelta(seconds=30))})
-    # An HTTP date has whole seconds, and some time passes between building and reading it.
-    assert retry_after(exc) == pytest.approx(30, abs=2)
+    assert retry_after(exc) == 30.0
+    clock.advance(timedelta(seconds=12))
+    assert retry_after(exc) == 18.0
 
 
 class RateLimited(Exception):

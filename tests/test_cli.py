@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 
 from reliable_graph.cli import demo as cli_demo
 from reliable_graph.cli import main
-from reliable_graph.cli.main import app
+from reliable_graph.cli.app import app
 from reliable_graph.demo import ScenarioParams, SimulatedWorld, build_reliable_pipeline, run_demo
 from reliable_graph.report import reliability_report
 
@@ -521,7 +521,7 @@ def test_cli_calibrate_json_stays_one_object_when_the_evaluator_prints(
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
-@pytest.mark.parametrize("module", ["main", "demo", "report", "calibrate"])
+@pytest.mark.parametrize("module", ["app", "demo", "report", "calibrate"])
 def test_cli_docstring_examples_run(module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     mod = importlib.import_module(f"reliable_graph.cli.{module}")

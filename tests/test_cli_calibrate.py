@@ -139,7 +139,7 @@ def test_cli_calibrate_out_of_range_score_names_line(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     path = write(tmp_path, EXAMPLES)
-    assert run(path, "--evaluator", "bad_evals:BAD", "--target-silent-failure", "0") == 2
+    assert run(path, "--evaluator", "bad_evals:BAD", "--target-silent-failure", "0.1") == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}:1: ") and "must be in [0, 1], got 1.5" in err
     sys.modules.pop("bad_evals", None)
@@ -206,9 +206,10 @@ def test_cli_calibrate_guarantee_table(tmp_path: Path, capsys: pytest.CaptureFix
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (["--method", "bayes"], "--method must be ltt or empirical"),
-        (["--delta", "0"], "--delta must be above 0"),
-        (["--delta", "1.5"], "--delta"),
+        (["--method", "bayes"], "'--method': must be one of ltt, empirical; got 'bayes'"),
+        (["--delta", "0"], "'--delta': must be in (0, 0.5], got 0"),
+        (["--delta", "1"], "'--delta': must be in (0, 0.5], got 1"),
+        (["--delta", "nan"], "'--delta': must be in (0, 0.5] (a finite number), got nan"),
     ],
 )
 def test_cli_calibrate_method_and_delta_errors(

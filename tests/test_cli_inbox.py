@@ -49,7 +49,7 @@ def test_cli_inbox_a_reviewers_day(tmp_path: Path) -> None:
         "--action",
         "edit",
         "--output",
-        '"signed"',
+        "signed",
         "--reviewer",
         "ana",
     )

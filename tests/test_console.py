@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import pytest
 import uvicorn
+from conftest import Clock
 from console_app import IMG, MALICIOUS, SCRIPT, console_app, run
 from inbox_app import sqlite_app
 from starlette.applications import Starlette
@@ -420,7 +421,8 @@ def test_console_queue_filters_sorts_and_pages(tmp_path: Path) -> None:
                 assert response.status_code == 400 and error_line(response.text), bad
 
 
-def test_console_escalation_page_shows_what_a_reviewer_needs(tmp_path: Path) -> None:
+def test_console_escalation_page_shows_what_a_reviewer_needs(tmp_path: Path, clock: Clock) -> None:
+    """At 23:50 UTC (the frozen clock), a 4-hour deadline falls on the next day, and the page says so."""
     with console_app(tmp_path / "app.sqlite") as (graph, store):
         run(graph, "Brest")
         inbox = EscalationInbox(store, graph=graph, deadline=timedelta(hours=4))
@@ -445,8 +447,8 @@ def test_console_escalation_page_shows_what_a_reviewer_needs(tmp_path: Path) -> 
         "Tide table for Brest: high water 14:32, 5.9 m; low water 08:17, 1.4 m.",
         "shom.fr/tides",
         esc["last_good_checkpoint_id"],
-        esc["created_at"][:10],
-        "<dt>Deadline</dt><dd>" + esc["created_at"][:10],
+        "2026-12-05 23:50:00 UTC",  # created
+        "<dt>Deadline</dt><dd>2026-12-06 03:50:00 UTC</dd>",
         '<span class="badge status-pending" id="status">pending</span>',
         '<dd id="assignee">-',
         "<td>system</td><td>index</td>",
@@ -711,7 +713,7 @@ def test_console_e2e_wrong_token_is_401_in_chromium(browser: Any, tmp_path: Path
         assert inbox.show(item.id).status == "pending"
 
 
-def test_console_e2e_screenshot_of_an_escalation(browser: Any, tmp_path: Path) -> None:
+def test_console_e2e_screenshot_of_an_escalation(browser: Any, tmp_path: Path, clock: Clock) -> None:
     from playwright.sync_api import expect
 
     with console_app(tmp_path / "app.sqlite") as (graph, store):

@@ -80,7 +80,7 @@ def run_example(code: str, module_name: str) -> None:
         "reliable_graph.demo.pipeline",
         "reliable_graph.demo.model",
         "reliable_graph.demo.world",
-        "reliable_graph.cli.main",
+        "reliable_graph.cli.app",
         "reliable_graph.cli.calibrate",
         "reliable_graph.cli.report",
         "reliable_graph.resilience.connectors",

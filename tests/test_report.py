@@ -177,3 +177,104 @@ def test_report_docstring_examples_run(module: Any, name: str, tmp_path: Path, m
     assert blocks, f"{name} has no example"
     for block in blocks:
         exec(compile(textwrap.dedent(block), f"<{name}>", "exec"), {"__name__": f"doc_{name}"})
+
+
+# pass^k, as tau-bench defines it, on one fixed set of tasks
+
+# Each task's runs (True: completed without a human), and pass^k worked out by hand:
+# kept: A, B, C (run at least twice); k_max = min(8, fewest runs among them) = 4; D (one run) left out.
+#   A (n=4, c=3): k=1 3/4, k=2 C(3,2)/C(4,2) = 3/6, k=3 C(3,3)/C(4,3) = 1/4, k=4 0
+#   B (n=4, c=2): k=1 2/4, k=2 C(2,2)/C(4,2) = 1/6, k=3 0,                    k=4 0
+#   C (n=5, c=5): 1 for every k
+TASK_RUNS = {
+    "A": [True, True, True, False],
+    "B": [True, False, True, False],
+    "C": [True] * 5,
+    "D": [True],
+}
+BY_HAND = {1: (3 / 4 + 2 / 4 + 1) / 3, 2: (3 / 6 + 1 / 6 + 1) / 3, 3: (1 / 4 + 0 + 1) / 3, 4: (0 + 0 + 1) / 3}
+
+
+def test_pass_k_matches_a_table_worked_out_by_hand() -> None:
+    r = Report(threads=14, statuses={}, steps=[], task_runs=TASK_RUNS)
+    p = r.pass_k()
+    assert p is not None and (p.k_max, p.tasks, p.runs, p.left_out) == (4, 3, 13, 1)
+    assert p.values.keys() == BY_HAND.keys()
+    for k, expected in BY_HAND.items():
+        assert p.values[k] == pytest.approx(expected)
+    assert list(p.values.values()) == sorted(p.values.values(), reverse=True)  # never rises with k
+    only_c = r.pass_k(5)
+    assert only_c is not None and only_c.values == dict.fromkeys(range(1, 6), 1.0) and only_c.left_out == 3
+    with pytest.raises(ValueError, match="no task ran 6 times"):
+        r.pass_k(6)
+    assert Report(threads=2, statuses={}, steps=[], task_runs={"x": [True], "y": [False]}).pass_k() is None
+    many = Report(threads=400, statuses={}, steps=[], task_runs={"t": [True, False] * 200}).pass_k()
+    assert many is not None and many.k_max == report.PASS_K_MAX and list(many.values) == list(range(1, 9))
+
+
+def _task_graph(saver: Any) -> Any:
+    from langgraph.graph import END, START, StateGraph
+
+    from reliable_graph import HumanEscalation, Predicate, ReliabilityState, reliable_step
+
+    class State(ReliabilityState, total=False):
+        task: str
+        ok: bool
+        output: str
+
+    builder = StateGraph(State)
+    builder.add_node(
+        reliable_step(
+            lambda state: {"output": "good" if state["ok"] else "bad"},
+            name="answer",
+            evaluator=Predicate(fn=lambda output: output == "good", name="good"),
+            threshold=1.0,
+            max_retries=0,
+            pass_to=END,
+        )
+    )
+    builder.add_node(HumanEscalation())
+    builder.add_edge(START, "answer")
+    return builder.compile(checkpointer=saver)
+
+
+def test_report_cli_pass_k_on_real_threads(tmp_path: Path) -> None:
+    """Threads whose success is fixed by their input: the report gives the hand-computed table."""
+    import subprocess
+    import sys
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    db = tmp_path / "tasks.sqlite"
+    conn = sqlite3.connect(db, check_same_thread=False)
+    graph = _task_graph(SqliteSaver(conn))
+    for task, runs in TASK_RUNS.items():
+        for i, ok in enumerate(runs):
+            graph.invoke({"task": task, "ok": ok}, {"configurable": {"thread_id": f"{task}-{i}"}})
+    conn.close()
+    script = Path(sys.executable).parent / "reliable-graph"
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(script), "report", "--db", str(db), *argv], capture_output=True, text=True)
+
+    table = run("--task-key", "task")
+    assert table.returncode == 0, table.stderr
+    [line] = [ln for ln in table.stdout.splitlines() if ln.startswith("pass^k")]
+    assert "on 3 task(s) run at least 4 times (13 runs; 1 task(s) run fewer times left out)" in line
+    assert line.endswith(", ".join(f"k={k} {v:.1%}" for k, v in BY_HAND.items()))
+    data = json.loads(run("--task-key", "task", "--json").stdout)
+    assert data["pass_k"] == pytest.approx({str(k): v for k, v in BY_HAND.items()})
+    assert data["pass_k_tasks"] == {"k_max": 4, "tasks": 3, "runs": 13, "left_out": 1, "without_key": 0}
+    assert json.loads(run("--task-key", "task", "--pass-k", "5", "--json").stdout)["pass_k"] == {
+        str(k): 1.0 for k in range(1, 6)
+    }
+    for argv, needle in (
+        (["--task-key", "bogus"], "--task-key bogus: no thread's state has the key 'bogus' (the keys it has: "),
+        (["--task-key", "task", "--pass-k", "6"], "--pass-k 6: no task ran 6 times (the most runs of one task: 5)"),
+        (["--task-key", "task", "--pass-k", "17"], "'--pass-k': must be at most 16, got 17"),
+        (["--task-key", " "], "'--task-key': must not be blank"),
+        (["--pass-k", "2"], "--pass-k needs --task-key"),
+    ):
+        refused = run(*argv)
+        assert refused.returncode == 2 and refused.stdout == "", refused.stderr
+        assert refused.stderr.count("\n") == 1 and needle in refused.stderr, refused.stderr

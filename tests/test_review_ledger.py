@@ -52,10 +52,12 @@ def versions(rows: list[Any]) -> list[int]:
 
 def test_a_fresh_sqlite_file_migrates_once_under_racing_threads_and_processes(tmp_path: Path) -> None:
     db = tmp_path / "fresh.sqlite"
+    with sqlite3.connect(db, isolation_level=None) as conn:  # the store's own tables, set up once (LangGraph's
+        SqliteStore(conn).setup()  # migrations are not safe to race); the ledger's are left to the racers
     opener = (
         "import sqlite3\n"
         f"conn = sqlite3.connect({str(db)!r}, check_same_thread=False, isolation_level=None, timeout=60)\n"
-        "store = SqliteStore(conn)\nstore.setup()"
+        "store = SqliteStore(conn)"
     )
     script = MIGRATE.format(module="sqlite", store="SqliteStore", opener=opener)
     procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(4)]
@@ -64,9 +66,7 @@ def test_a_fresh_sqlite_file_migrates_once_under_racing_threads_and_processes(tm
     def one() -> None:
         try:
             conn = sqlite3.connect(db, check_same_thread=False, isolation_level=None, timeout=60)
-            store = SqliteStore(conn)
-            store.setup()
-            ledger_for(store)
+            ledger_for(SqliteStore(conn))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

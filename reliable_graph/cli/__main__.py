@@ -1,6 +1,6 @@
 """`python -m reliable_graph.cli`: the `reliable-graph` command."""
 
-from reliable_graph.cli.main import main
+from reliable_graph.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

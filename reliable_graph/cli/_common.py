@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import sys
@@ -61,24 +62,83 @@ def first_line(text: object) -> str:
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
-def at_least(minimum: int) -> Callable[[int | None], int | None]:
-    """An option callback accepting integers >= `minimum` (and None, an absent optional value)."""
+def at_least(minimum: int, maximum: int | None = None) -> Callable[[int | None], int | None]:
+    """An option callback accepting integers in [`minimum`, `maximum`] (and None, an absent optional value)."""
 
     def check(value: int | None) -> int | None:
         if value is not None and value < minimum:
             msg = f"must be at least {minimum}, got {value}"
+            raise typer.BadParameter(msg)
+        if value is not None and maximum is not None and value > maximum:
+            msg = f"must be at most {maximum}, got {value}"
             raise typer.BadParameter(msg)
         return value
 
     return check
 
 
-def unit_interval(value: float | None) -> float | None:
-    """An option callback accepting a number in [0, 1] (and None); NaN is refused."""
-    if value is not None and not 0.0 <= value <= 1.0:
-        msg = f"must be in [0, 1], got {value:g}"
-        raise typer.BadParameter(msg)
-    return value
+def number(
+    low: float, high: float, *, low_open: bool = False, unit: str = ""
+) -> Callable[[float | None], float | None]:
+    """An option callback accepting a finite number in [`low`, `high`] (`(low, high]` with `low_open`), or None.
+
+    NaN and infinities are refused; `unit` (e.g. "minutes") is named in the message.
+    """
+    bounds = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+    suffix = f" {unit}" if unit else ""
+
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return None
+        if not math.isfinite(value):
+            msg = f"must be in {bounds}{suffix} (a finite number), got {value}"
+            raise typer.BadParameter(msg)
+        if value < low or (low_open and value == low) or value > high:
+            msg = f"must be in {bounds}{suffix}, got {value:g}"
+            raise typer.BadParameter(msg)
+        return value
+
+    return check
+
+
+unit_interval = number(0.0, 1.0)
+"""An option callback accepting a number in [0, 1] (and None); NaN is refused."""
+
+
+def choice(*options: str) -> Callable[[str | None], str | None]:
+    """An option callback accepting one of `options` (and None); the message lists them."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in options:
+            msg = f"must be one of {', '.join(options)}; got {value!r}"
+            raise typer.BadParameter(msg)
+        return value
+
+    return check
+
+
+def text(min_length: int = 1) -> Callable[[str | None], str | None]:
+    """An option callback accepting text that is not blank and has at least `min_length` characters (or None)."""
+
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            msg = "must not be blank"
+            raise typer.BadParameter(msg)
+        if len(value) < min_length:
+            msg = f"must be at least {min_length} characters long, got {len(value)}"
+            raise typer.BadParameter(msg)
+        return value
+
+    return check
+
+
+def texts(values: list[str] | None) -> list[str] | None:
+    """An option callback for a repeatable text option: no value may be blank."""
+    for value in values or []:
+        text()(value)
+    return values
 
 
 def existing_parent(path: Path) -> None:

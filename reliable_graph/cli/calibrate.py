@@ -32,7 +32,17 @@ from reliable_graph import (
     run_evaluator,
 )
 from reliable_graph.calibration import Calibration, calibrate, calibrate_pipeline, calibrate_weighted
-from reliable_graph.cli._common import CliError, at_least, echo, progress, stdout_console, unit_interval
+from reliable_graph.cli._common import (
+    CliError,
+    at_least,
+    choice,
+    echo,
+    number,
+    progress,
+    stdout_console,
+    text,
+    unit_interval,
+)
 
 __all__ = ["BUILTIN_EVALUATORS", "calibrate_command"]
 
@@ -51,6 +61,10 @@ CALIBRATE_HELP = (
 """The help text of `reliable-graph calibrate`."""
 
 _REQUIRED = ("question", "contexts", "output", "label")
+MAX_RETRIES = 10
+"""The most retries --max-retries takes."""
+MAX_DELTA = 0.5
+"""The largest --delta: a guarantee that holds with probability below 1/2 is no guarantee."""
 
 
 def _resolve(spec: str) -> Any:
@@ -210,13 +224,15 @@ def _table(figures: dict[str, Any]) -> Table:
 def calibrate_command(
     ctx: typer.Context,
     file: Annotated[
-        str | None, typer.Argument(metavar="FILE", help="JSON Lines of question, contexts, output, label.")
+        str | None,
+        typer.Argument(metavar="FILE", callback=text(), help="JSON Lines of question, contexts, output, label."),
     ] = None,
     evaluator: Annotated[
         str | None,
         typer.Option(
             "--evaluator",
             metavar="SPEC",
+            callback=text(),
             help=(
                 f"A built-in evaluator ({', '.join(sorted(BUILTIN_EVALUATORS))}) or module:attribute naming "
                 "an evaluator instance or a zero-argument factory."
@@ -242,24 +258,33 @@ def calibrate_command(
         ),
     ] = None,
     max_retries: Annotated[
-        int, typer.Option("--max-retries", callback=at_least(0), help="Retries per step before escalating.")
+        int,
+        typer.Option(
+            "--max-retries",
+            callback=at_least(0, MAX_RETRIES),
+            help=f"Retries per step before escalating, 0 to {MAX_RETRIES}.",
+        ),
     ] = 1,
     delta: Annotated[
         float,
         typer.Option(
             "--delta",
             metavar="PROB",
-            callback=unit_interval,
-            help="The guarantee holds with probability 1 - delta over the draw of the examples.",
+            callback=number(0.0, MAX_DELTA, low_open=True),
+            help=f"The guarantee holds with probability 1 - delta over the examples, delta in (0, {MAX_DELTA:g}].",
         ),
     ] = 0.05,
     method: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--method",
-            help="ltt (a guarantee; the default for --target-silent-failure) or empirical (no guarantee).",
+            callback=choice("ltt", "empirical"),
+            help=(
+                "ltt (a guarantee; the default for --target-silent-failure) or empirical (no guarantee; "
+                "the default for --target-precision)."
+            ),
         ),
-    ] = "",
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
     from_reviews: Annotated[
         bool,
@@ -270,7 +295,12 @@ def calibrate_command(
     ] = False,
     db: Annotated[
         str | None,
-        typer.Option("--db", metavar="PATH|URL", help="With --from-reviews: the SQLite file or postgresql:// URL."),
+        typer.Option(
+            "--db",
+            metavar="PATH|URL",
+            callback=text(),
+            help="With --from-reviews: the SQLite file or postgresql:// URL (only read).",
+        ),
     ] = None,
     pipeline: Annotated[
         bool,
@@ -287,7 +317,7 @@ def calibrate_command(
         typer.Option(
             "--audit-rate",
             metavar="RATE",
-            callback=unit_interval,
+            callback=number(0.0, 1.0, low_open=True),
             help="With --from-reviews: the steps' audit_rate, when the audits do not say it.",
         ),
     ] = None,
@@ -321,6 +351,12 @@ def calibrate_command(
         assert data["escalation_rate"] == 0.25 and data["evaluator"] == "lexical_relevance"
         ```
     """
+    if target_silent_failure == 0 and method != "empirical":
+        msg = (
+            "--target-silent-failure 0: no number of examples guarantees exactly 0 silent failures (a finite "
+            "sample's bound is above 0); give a target above 0, or --method empirical (no guarantee)"
+        )
+        raise CliError(msg, ctx=ctx)
     if from_reviews:
         _from_reviews(ctx, file, evaluator, db, target_silent_failure, delta, audit_rate, as_json, pipeline)
         return
@@ -334,10 +370,6 @@ def calibrate_command(
     if target_silent_failure is not None and target_precision is not None:
         msg = "--target-silent-failure and --target-precision cannot be combined: give one target"
         raise CliError(msg, ctx=ctx)
-    if method not in ("", "ltt", "empirical"):
-        raise CliError(f"--method must be ltt or empirical, got {method!r}", ctx=ctx)
-    if delta <= 0:
-        raise CliError("--delta must be above 0: a guarantee that holds with probability 1 is no bound", ctx=ctx)
     if method == "ltt" and target_precision is not None:
         raise CliError("--method ltt gives a guarantee for --target-silent-failure only", ctx=ctx)
     scorer = _resolve(evaluator)
@@ -360,7 +392,7 @@ def calibrate_command(
             min_precision=target_precision,
             max_retries=max_retries,
             delta=delta,
-            method=None if not method else method,  # type: ignore[arg-type]
+            method=method,  # type: ignore[arg-type]
         )
     except ValueError as exc:
         msg = f"{file}: {exc}"
@@ -506,9 +538,9 @@ def _pipeline(
     """Per-step thresholds for one end-to-end target, the examples grouped by their `step`."""
     assert target is not None
     data: dict[str, tuple[list[float], list[bool]]] = {}
-    for number, ((sample, label), score) in enumerate(zip(examples, scores, strict=True), start=1):
+    for line, ((sample, label), score) in enumerate(zip(examples, scores, strict=True), start=1):
         if not sample.step:
-            raise CliError(f"{file}:{number}: --pipeline needs a 'step' on every line")
+            raise CliError(f"{file}:{line}: --pipeline needs a 'step' on every line")
         step_scores, step_labels = data.setdefault(sample.step, ([], []))
         step_scores.append(score)
         step_labels.append(label)

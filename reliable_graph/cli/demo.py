@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +26,7 @@ from reliable_graph.cli._common import (
     is_sqlite_file,
     progress,
     stdout_console,
+    text,
     unit_interval,
 )
 from reliable_graph.demo import ScenarioParams, calibrated_thresholds, run_demo, run_model_demo
@@ -53,8 +57,51 @@ _ENV_VAR = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*_(?:API_KEY|KEY|TOKEN)\b"
 _INSTALL_MODELS = 'install the models extra: pip install "reliable-graph[models]"'
 
 
+DEMO_APPLICATION_ID = int.from_bytes(b"rgDm", "big")
+"""The SQLite `application_id` the demo writes into its checkpoint file: the mark of a file it may recreate."""
+
+MAX_STEPS = 20
+"""The longest pipeline `--steps` allows (the scenario's sizes are 10 and 20; calibration grows with the steps)."""
+
+
+def _application_id(path: Path) -> int | None:
+    """The `application_id` in the header of the SQLite file `path` (None when unreadable)."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        row = conn.execute("PRAGMA application_id").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return int(row[0]) if row else None
+
+
+def _mark(path: Path) -> None:
+    """Mark the demo's checkpoint file as the demo's own, so a later run may recreate it."""
+    if not is_sqlite_file(path) and not (path.is_file() and path.stat().st_size == 0):
+        return
+    conn = sqlite3.connect(str(path), timeout=30)
+    try:
+        conn.execute(f"PRAGMA application_id = {DEMO_APPLICATION_ID}")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _marked(path: Path) -> Iterator[None]:
+    """Mark `path` as the demo's own however the run ends (done, failed or interrupted)."""
+    try:
+        yield
+    finally:
+        _mark(path)
+
+
 def _check_db(value: str) -> str:
-    """The --db callback: a writable place whose existing file, if any, is a SQLite database."""
+    """The --db callback: a new file, or a SQLite file an earlier demo run created (the only kind it recreates)."""
     path = Path(value)
     if path.is_dir():
         msg = f"{path} is a directory"
@@ -62,12 +109,18 @@ def _check_db(value: str) -> str:
     existing_parent(path)
     if path.exists():
         if not is_sqlite_file(path):
-            msg = f"{path} exists and is not a SQLite database: it is never overwritten, choose another path"
+            msg = f"{path} exists and is not a SQLite database: it is never overwritten, choose another --db path"
+            raise typer.BadParameter(msg)
+        if _application_id(path) != DEMO_APPLICATION_ID:
+            msg = (
+                f"{path} is a SQLite database reliable-graph demo did not create: it is never overwritten; "
+                "choose another --db path (or delete the file yourself, e.g. one an older demo wrote)"
+            )
             raise typer.BadParameter(msg)
     else:
-        for companion in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        for companion in (Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
             if companion.exists():
-                msg = f"{companion} exists without its database {path}: remove it or choose another path"
+                msg = f"{companion} exists without its database {path}: remove it or choose another --db path"
                 raise typer.BadParameter(msg)
     return value
 
@@ -75,13 +128,17 @@ def _check_db(value: str) -> str:
 class _RunProgress:
     """Moves one rich bar per mode as `run_demo` reports each finished run."""
 
-    def __init__(self, bar: Progress, runs: int) -> None:
+    def __init__(self, bar: Progress, runs: int, db: Path) -> None:
         self._bar = bar
+        self._db: Path | None = db  # marked as the demo's own after the first run
         self._tasks: dict[str, TaskID] = {
             mode: bar.add_task(label, total=runs, start=False) for mode, label in _MODES.items()
         }
 
     def __call__(self, mode: str, done: int, total: int) -> None:
+        if self._db is not None:
+            _mark(self._db)
+            self._db = None
         task = self._tasks.get(mode)
         if task is None:
             task = self._tasks[mode] = self._bar.add_task(mode, total=total)
@@ -119,7 +176,7 @@ def _table(report: dict[str, Any], runs: int, seed: int) -> Table:
     return table
 
 
-def _simulated(*, runs: int, seed: int, db: str, params: ScenarioParams, as_json: bool) -> None:
+def _simulated(*, runs: int, seed: int, db: str, params: ScenarioParams, as_json: bool, replacing: bool) -> None:
     with progress() as bar:
         bar.add_task("calibrating the thresholds on held-out runs 100000-104999", total=None)
         thresholds, how = calibrated_thresholds(params, seed)
@@ -128,9 +185,10 @@ def _simulated(*, runs: int, seed: int, db: str, params: ScenarioParams, as_json
         shown = ", ".join(f"{k}={v}" for k, v in asdict(thresholds).items())
         echo(f"thresholds, calibrated before the run on held-out runs {how['calibration_runs']}: {shown}")
         echo(f"  judge: {how['judge_target']} (bound {how['judge_bound']:.4f}); gate: {how['gate_target']}")
-        echo(f"checkpoints: SQLite file {db} (durability='sync')")
+        again = ", replacing the one an earlier demo run wrote" if replacing else ""
+        echo(f"checkpoints: SQLite file {db} (durability='sync'){again}")
     transcript = _Transcript()
-    with progress() as bar:
+    with progress() as bar, _marked(Path(db)):
         report = run_demo(
             runs=runs,
             seed=seed,
@@ -140,7 +198,7 @@ def _simulated(*, runs: int, seed: int, db: str, params: ScenarioParams, as_json
             as_json=False,  # the progress lines come only with the table; the JSON is printed below
             show_escalation=not as_json,
             out=transcript,
-            on_progress=_RunProgress(bar, runs),
+            on_progress=_RunProgress(bar, runs, Path(db)),
         )
     if as_json:
         echo(json.dumps(report))
@@ -188,7 +246,7 @@ def _chat_model(model: str) -> Any:
 def _model(*, model: str, runs: int, db: str, params: ScenarioParams) -> None:
     chat = _chat_model(model)
     out = io.StringIO()
-    with progress() as bar:
+    with progress() as bar, _marked(Path(db)):
         bar.add_task(f"{runs} run(s) on {model}", total=None)
         try:
             run_model_demo(chat, runs=runs, db=Path(db), params=params, out=out)
@@ -222,10 +280,20 @@ def demo_command(
             "--db",
             metavar="PATH",
             callback=_check_db,
-            help="SQLite checkpoint file, recreated; an existing file that is not SQLite is never overwritten.",
+            help=(
+                "SQLite checkpoint file, written anew. An existing file is replaced only when an earlier "
+                "reliable-graph demo created it (the demo marks its files); any other file is refused, never touched."
+            ),
         ),
     ] = "reliable_graph_demo.sqlite",
-    steps: Annotated[int, typer.Option("--steps", callback=at_least(1), help="Steps per run.")] = 10,
+    steps: Annotated[
+        int,
+        typer.Option(
+            "--steps",
+            callback=at_least(1, MAX_STEPS),
+            help=f"Steps per run, 1 to {MAX_STEPS} (calibrating the thresholds takes longer the more steps).",
+        ),
+    ] = 10,
     fault_rate: Annotated[
         float,
         typer.Option(
@@ -241,6 +309,7 @@ def demo_command(
         typer.Option(
             "--model",
             metavar="PROVIDER:MODEL",
+            callback=text(),
             help="A real chat model for langchain's init_chat_model, e.g. openai:gpt-4o-mini; not with --seed, --json.",
         ),
     ] = None,
@@ -260,7 +329,7 @@ def demo_command(
     """
     params = ScenarioParams(steps=steps, fault_rate=fault_rate)
     if model is None:
-        _simulated(runs=runs, seed=seed, db=db, params=params, as_json=as_json)
+        _simulated(runs=runs, seed=seed, db=db, params=params, as_json=as_json, replacing=Path(db).exists())
         return
     if getattr(ctx.get_parameter_source("seed"), "name", "DEFAULT") != "DEFAULT":
         msg = "--model cannot be combined with --seed: --seed seeds the simulated world, a real model is not seeded"

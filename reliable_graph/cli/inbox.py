@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
+import ipaddress
 import json
+import socket
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -20,8 +23,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from reliable_graph import AlreadyResolvedError, EscalationInbox, InvalidAnswerError, NoPendingEscalationError
-from reliable_graph.cli._common import CliError
+from reliable_graph import (
+    AlreadyResolvedError,
+    EscalationInbox,
+    InvalidAnswerError,
+    NoPendingEscalationError,
+    parse_answer,
+)
+from reliable_graph.cli._common import CliError, at_least, choice, number, text, texts
 
 __all__ = ["console_command", "inbox_app", "load_graph", "open_inbox"]
 
@@ -34,16 +43,31 @@ inbox_app = typer.Typer(
 )
 """The `inbox` command group."""
 
+LIST_STATUSES = ("open", "pending", "claimed", "resolving", "resolved", "expired", "all")
+"""What `inbox list --status` takes: an item's status, `open` (pending or claimed) or `all`."""
+ACTIONS = ("approve", "edit", "provide_context", "retry", "terminate")
+"""The decisions `inbox resolve --action` takes."""
+MAX_LEASE_MINUTES = 7 * 24 * 60
+"""The longest claim `inbox claim --lease` grants: a week."""
+MAX_MINUTES = 366 * 24 * 60
+"""The longest `--older-than` and `--deadline`: a year."""
+MIN_TOKEN_LENGTH = 16
+"""The shortest `console --token` accepted (a generated one is longer)."""
+
 DbOption = Annotated[
     str,
-    typer.Option("--db", help="The checkpoint database: a SQLite file or a postgresql:// URL."),
+    typer.Option("--db", callback=text(), help="The checkpoint database: a SQLite file or a postgresql:// URL."),
 ]
 GraphOption = Annotated[
     str | None,
     typer.Option(
         "--graph",
+        callback=text(),
         help="Your graph as module:attr (a StateGraph, a compiled graph, or a function returning either).",
     ),
+]
+IdArgument = Annotated[
+    str, typer.Argument(metavar="ID", callback=text(), help="The escalation's id (from `inbox list`).")
 ]
 
 
@@ -81,6 +105,24 @@ def load_graph(spec: str) -> StateGraph[Any, Any, Any, Any]:
     return builder
 
 
+def _check_langgraph_file(path: Path) -> None:
+    """Refuse a SQLite file no LangGraph checkpointer or store wrote: the inbox would add its tables to it."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise CliError(f"--db {path}: cannot read it as a SQLite database ({exc})") from None
+    if not tables & {"checkpoints", "store"}:
+        msg = (
+            f"--db {path}: not a LangGraph database (no checkpoints or store table): "
+            "the inbox opens only a file your graph's checkpointer or store wrote, and adds nothing to others"
+        )
+        raise CliError(msg)
+
+
 @contextmanager
 def open_inbox(db: str, graph: str | None, **options: Any) -> Iterator[EscalationInbox]:
     """An `EscalationInbox` on `db` (SQLite path or Postgres URL), with the user's graph compiled on it."""
@@ -109,6 +151,7 @@ def open_inbox(db: str, graph: str | None, **options: Any) -> Iterator[Escalatio
     with path.open("rb") as fh:
         if fh.read(16) != b"SQLite format 3\x00":
             raise CliError(f"--db {db}: not a SQLite database")
+    _check_langgraph_file(path)
     saver_conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
     store_conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
     try:
@@ -141,20 +184,32 @@ def _print_json(value: Any) -> None:
 def list_command(
     db: DbOption,
     graph: GraphOption = None,
-    status: Annotated[str, typer.Option(help="pending, claimed, resolved, expired, or all.")] = "open",
-    step: Annotated[str | None, typer.Option(help="Only this step.")] = None,
-    thread: Annotated[str | None, typer.Option(help="Only this thread.")] = None,
-    assignee: Annotated[str | None, typer.Option(help="Only this reviewer's claims.")] = None,
-    older_than: Annotated[float | None, typer.Option(help="Only escalations older than this many minutes.")] = None,
-    sort: Annotated[str, typer.Option(help="oldest or confidence (lowest first).")] = "oldest",
-    limit: Annotated[int, typer.Option(min=1, help="Page size.")] = 50,
-    page: Annotated[int, typer.Option(min=1, help="Page number, from 1.")] = 1,
+    status: Annotated[
+        str,
+        typer.Option(
+            callback=choice(*LIST_STATUSES),
+            help="open (pending or claimed), pending, claimed, resolving, resolved, expired, or all.",
+        ),
+    ] = "open",
+    step: Annotated[str | None, typer.Option(callback=text(), help="Only this step.")] = None,
+    thread: Annotated[str | None, typer.Option(callback=text(), help="Only this thread.")] = None,
+    assignee: Annotated[str | None, typer.Option(callback=text(), help="Only this reviewer's claims.")] = None,
+    older_than: Annotated[
+        float | None,
+        typer.Option(
+            callback=number(0, MAX_MINUTES, unit="minutes"),
+            help=f"Only escalations older than this many minutes (0 to {MAX_MINUTES}, a year).",
+        ),
+    ] = None,
+    sort: Annotated[
+        str, typer.Option(callback=choice("oldest", "confidence"), help="oldest or confidence (lowest first).")
+    ] = "oldest",
+    limit: Annotated[int, typer.Option(callback=at_least(1, 1000), help="Page size, 1 to 1000.")] = 50,
+    page: Annotated[int, typer.Option(callback=at_least(1), help="Page number, from 1.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")] = False,
 ) -> None:
     """List the queue, oldest (or least confident) first."""
     statuses: Any = {"open": ("pending", "claimed"), "all": None}.get(status, status)
-    if sort not in ("oldest", "confidence"):
-        raise CliError(f"--sort must be oldest or confidence, got {sort!r}")
     with _handled(), open_inbox(db, graph) as inbox:
         items = inbox.list(
             status=statuses,
@@ -207,7 +262,7 @@ def list_command(
 
 @inbox_app.command("show")
 def show_command(
-    escalation_id: Annotated[str, typer.Argument(help="The escalation's id (from `inbox list`).")],
+    escalation_id: IdArgument,
     db: DbOption,
     graph: GraphOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -239,10 +294,16 @@ def _audit(entry: Any) -> dict[str, Any]:
 
 @inbox_app.command("claim")
 def claim_command(
-    escalation_id: Annotated[str, typer.Argument(help="The escalation's id.")],
+    escalation_id: IdArgument,
     db: DbOption,
-    reviewer: Annotated[str, typer.Option(help="Who claims it.")],
-    lease: Annotated[float, typer.Option(min=0.1, help="Minutes the claim holds.")] = 15.0,
+    reviewer: Annotated[str, typer.Option(callback=text(), help="Who claims it.")],
+    lease: Annotated[
+        float,
+        typer.Option(
+            callback=number(0, MAX_LEASE_MINUTES, low_open=True, unit="minutes"),
+            help=f"Minutes the claim holds, at most {MAX_LEASE_MINUTES} (a week).",
+        ),
+    ] = 15.0,
 ) -> None:
     """Claim an escalation for a while (it returns to the queue when the lease lapses)."""
     with _handled(), open_inbox(db, None, lease=timedelta(minutes=lease)) as inbox:
@@ -252,9 +313,9 @@ def claim_command(
 
 @inbox_app.command("release")
 def release_command(
-    escalation_id: Annotated[str, typer.Argument(help="The escalation's id.")],
+    escalation_id: IdArgument,
     db: DbOption,
-    reviewer: Annotated[str, typer.Option(help="Who holds the claim.")],
+    reviewer: Annotated[str, typer.Option(callback=text(), help="Who holds the claim.")],
 ) -> None:
     """Give a claim back to the queue."""
     with _handled(), open_inbox(db, None) as inbox:
@@ -264,39 +325,65 @@ def release_command(
 
 @inbox_app.command("resolve")
 def resolve_command(
-    escalation_id: Annotated[str, typer.Argument(help="The escalation's id.")],
+    escalation_id: IdArgument,
     db: DbOption,
     graph: GraphOption = None,
-    action: Annotated[str, typer.Option(help="approve, edit, provide_context, retry or terminate.")] = "approve",
-    output: Annotated[str | None, typer.Option(help="For edit: the new output, as JSON.")] = None,
-    context: Annotated[
-        list[str] | None, typer.Option(help="For provide_context: a chunk of text (repeatable).")
+    action: Annotated[
+        str, typer.Option(callback=choice(*ACTIONS), help="approve, edit, provide_context, retry or terminate.")
+    ] = "approve",
+    output: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "For edit: the new output, read like the output it replaces: as text when that is text, "
+                "as JSON otherwise (an object, a list, a number)."
+            ),
+        ),
     ] = None,
-    reviewer: Annotated[str, typer.Option(help="Who decides.")] = "cli",
-    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
+    context: Annotated[
+        list[str] | None, typer.Option(callback=texts, help="For provide_context: a chunk of text (repeatable).")
+    ] = None,
+    reviewer: Annotated[str, typer.Option(callback=text(), help="Who decides.")] = "cli",
+    reason: Annotated[str | None, typer.Option(callback=text(), help="Why (kept in the audit trail).")] = None,
 ) -> None:
     """Apply a decision to the escalation's thread, exactly once."""
     if graph is None:
         raise CliError("resolve applies the decision to the thread: give --graph module:attr")
+    if output is not None and action != "edit":
+        raise CliError(f"--output is the new output of an edit: give it with --action edit, not {action}")
+    if output is None and action == "edit":
+        raise CliError("--action edit needs --output (the new output)")
+    if context and action != "provide_context":
+        raise CliError(f"--context goes with --action provide_context, not {action}")
+    if not context and action == "provide_context":
+        raise CliError("--action provide_context needs --context TEXT (repeatable)")
     answer: dict[str, Any] = {"action": action, "reviewer": reviewer}
-    if output is not None:
-        try:
-            answer["output"] = json.loads(output)
-        except ValueError as exc:
-            raise CliError(f"--output must be JSON (quote text as '\"text\"'): {exc}") from None
     if context:
         answer["context"] = list(context)
     if reason:
         answer["reason"] = reason
     with _handled(), open_inbox(db, graph) as inbox:
+        if output is not None:
+            answer["output"] = _edited(output, inbox.show(escalation_id).escalation)
         inbox.resolve(escalation_id, answer, reviewer=reviewer, reason=reason)
     typer.echo(f"{escalation_id} resolved: {action}")
+
+
+def _edited(output: str, escalation: dict[str, Any]) -> Any:
+    """--output read like the output it replaces (text stays text, JSON otherwise), as `parse_answer` reads an edit."""
+    edit = {"type": "edit", "args": {"action": str(escalation.get("step") or "step"), "args": {"output": output}}}
+    try:
+        return parse_answer(edit, kind=escalation.get("kind", "output"), original=escalation.get("output")).output
+    except InvalidAnswerError as exc:
+        raise CliError(f"--output: {exc.reason}") from None
 
 
 @inbox_app.command("audit")
 def audit_command(
     db: DbOption,
-    escalation_id: Annotated[str | None, typer.Argument(help="One escalation's trail (default: all).")] = None,
+    escalation_id: Annotated[
+        str | None, typer.Argument(callback=text(), help="One escalation's trail (default: all).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The append-only audit trail: who did what, when, with which decision."""
@@ -318,9 +405,22 @@ def audit_command(
 def sweep_command(
     db: DbOption,
     graph: GraphOption = None,
-    deadline: Annotated[float, typer.Option(min=0.0, help="Minutes an escalation may wait.")] = 60.0,
-    action: Annotated[str, typer.Option(help="The default decision on expiry: terminate or approve.")] = "terminate",
-    assign_to: Annotated[str | None, typer.Option(help="Hand expired escalations to this reviewer instead.")] = None,
+    deadline: Annotated[
+        float,
+        typer.Option(
+            callback=number(0, MAX_MINUTES, low_open=True, unit="minutes"),
+            help=f"Minutes an escalation may wait, at most {MAX_MINUTES} (a year).",
+        ),
+    ] = 60.0,
+    action: Annotated[
+        str,
+        typer.Option(
+            callback=choice("terminate", "approve"), help="The default decision on expiry: terminate or approve."
+        ),
+    ] = "terminate",
+    assign_to: Annotated[
+        str | None, typer.Option(callback=text(), help="Hand expired escalations to this reviewer instead.")
+    ] = None,
 ) -> None:
     """Apply the default action to escalations past their deadline (safe from many processes)."""
     on_expiry: dict[str, Any] = (
@@ -343,14 +443,51 @@ def reconcile_command(db: DbOption, graph: GraphOption = None) -> None:
     typer.echo(f"{added} escalation(s) re-indexed from the checkpoints")
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A one-line error naming --port (or --host) when the console could not listen there."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise CliError(f"--host {host}: cannot listen on it ({exc.strerror or exc})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                msg = f"--port {port}: already in use on {host} (another console or program listens there)"
+                raise CliError(msg) from None
+            raise CliError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+
+
 def console_command(
     db: DbOption,
     graph: GraphOption = None,
-    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="The port.")] = 8765,
+    host: Annotated[
+        str,
+        typer.Option(
+            callback=text(),
+            help="The address to listen on (loopback by default; another address opens the console to the network).",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(callback=at_least(1, 65535), help="The port, 1 to 65535.")] = 8765,
     token: Annotated[
         str | None,
-        typer.Option(envvar="RELIABLE_GRAPH_CONSOLE_TOKEN", help="The access token (default: generated and printed)."),
+        typer.Option(
+            envvar="RELIABLE_GRAPH_CONSOLE_TOKEN",
+            callback=text(MIN_TOKEN_LENGTH),
+            help=f"The access token, at least {MIN_TOKEN_LENGTH} characters (default: generated and printed).",
+        ),
     ] = None,
 ) -> None:
     """Serve the web review console for the escalation inbox on `--db`, applying decisions through `--graph`."""
@@ -360,5 +497,13 @@ def console_command(
         raise CliError('the console needs its extra: pip install "reliable-graph[console]"') from None
     if graph is None:
         raise CliError("the console applies decisions to threads: give --graph module:attr")
+    _check_port_free(host, port)
+    if not _is_loopback(host):
+        warning = typer.style("warning", fg="yellow", bold=True)
+        typer.echo(
+            f"{warning}: --host {host}: the console is reachable from the network; anyone who can reach this "
+            "machine and has the token can resolve escalations: serve it behind TLS, or keep the default 127.0.0.1",
+            err=True,
+        )
     with _handled(), open_inbox(db, graph) as inbox:
         serve(inbox, host=host, port=port, token=token)

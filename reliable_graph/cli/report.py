@@ -12,8 +12,8 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from rich.table import Table
 
 from reliable_graph import EscalationInbox
-from reliable_graph.cli._common import CliError, at_least, echo, existing_parent, redact, stdout_console
-from reliable_graph.report import Report, reliability_report, write_chart
+from reliable_graph.cli._common import CliError, at_least, echo, existing_parent, redact, stdout_console, text
+from reliable_graph.report import PASS_K_MAX, Report, chart_path, reliability_report, write_chart
 
 __all__ = ["report_command"]
 
@@ -25,6 +25,8 @@ REPORT_HELP = (
 )
 """The help text of `reliable-graph report`."""
 
+_PASS_K_LIMIT = 16
+"""The largest --pass-k."""
 _OUTCOMES = ("pass", "retry_pass", "escalate", "approved", "edited", "terminated")
 _POSTGRES = ("postgresql://", "postgres://")
 _INSTALL_POSTGRES = 'install the postgres extra: pip install "reliable-graph[postgres]"'
@@ -49,10 +51,27 @@ def _check_db(value: str) -> str:
 
 
 def _check_chart(value: str | None) -> str | None:
-    """The --chart callback: the image goes in an existing, writable directory."""
-    if value is not None:
-        existing_parent(Path(value))
+    """The --chart callback: a directory, or an image file in an existing, writable directory."""
+    if value is None:
+        return None
+    if not value.strip():
+        msg = "must not be blank"
+        raise typer.BadParameter(msg)
+    target = chart_path(value)
+    existing_parent(target)
+    if target.is_dir():
+        msg = f"{target} is a directory"
+        raise typer.BadParameter(msg)
     return value
+
+
+def _chart_target(chart: str, force: bool) -> Path:
+    """The file --chart writes, refused when it exists and --force was not given."""
+    target = chart_path(chart)
+    if target.exists() and not force:
+        msg = f"--chart {chart}: {target} exists: it is never overwritten without --force"
+        raise CliError(msg)
+    return target
 
 
 def _audits_sqlite(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
@@ -157,8 +176,8 @@ def _summary_table(report: Report, data: dict[str, Any]) -> Table:
     return table
 
 
-def _print(report: Report) -> None:
-    data = report.to_dict()
+def _print(report: Report, task_key: str | None, pass_k_max: int | None) -> None:
+    data = report.to_dict(pass_k_max=pass_k_max)
     console = stdout_console()
     console.print(_steps_table(report))
     echo()
@@ -180,12 +199,16 @@ def _print(report: Report) -> None:
         echo(
             "they are inside the observed success: give the steps audit_rate=... and label the audits to estimate them."
         )
-    pass_k = report.pass_k()
-    if pass_k:
-        echo(
-            "pass^k (all k runs of a task succeed without a human): "
-            + ", ".join(f"k={k} {v:.1%}" for k, v in pass_k.items())
-        )
+    if task_key is not None:
+        pass_k = report.pass_k(pass_k_max)
+        if pass_k is None:
+            echo(
+                f"pass^k: no task ran twice (--task-key {task_key} gave {len(report.task_runs)} task(s), one run each)"
+            )
+        else:
+            echo(pass_k.describe())
+        if report.without_task_key:
+            echo(f"note: {report.without_task_key} thread(s) without {task_key!r} in their state are not in pass^k.")
     if report.other_threads:
         echo(f"note: {report.other_threads} thread(s) without a reliable-graph record (plain LangGraph) were ignored.")
 
@@ -207,9 +230,13 @@ def report_command(
             "--chart",
             metavar="FILE.png",
             callback=_check_chart,
-            help="Also write the compounding chart (needs the chart extra).",
+            help=(
+                "Also write the compounding chart (needs the chart extra): a file (.png, .svg, .pdf), or a "
+                "directory to write reliability.png in. An existing file is never overwritten without --force."
+            ),
         ),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Let --chart overwrite an existing file.")] = False,
     steps: Annotated[
         int | None,
         typer.Option(
@@ -221,7 +248,21 @@ def report_command(
         typer.Option(
             "--task-key",
             metavar="KEY",
-            help="A state key naming each thread's task: repeated runs of a task give pass^k.",
+            callback=text(),
+            help=(
+                "A state key naming each thread's task: repeated runs of a task give pass^k, on the tasks run "
+                f"at least --pass-k times (default: the tasks run at least twice, k up to their fewest runs, "
+                f"at most {PASS_K_MAX})."
+            ),
+        ),
+    ] = None,
+    pass_k_max: Annotated[
+        int | None,
+        typer.Option(
+            "--pass-k",
+            metavar="K",
+            callback=at_least(1, _PASS_K_LIMIT),
+            help=f"With --task-key: pass^k for k = 1 to K (1 to {_PASS_K_LIMIT}), on the tasks run at least K times.",
         ),
     ] = None,
 ) -> None:
@@ -243,22 +284,31 @@ def report_command(
         assert data["threads"] == 3 and data["other_threads"] == 3
         ```
     """
-    if _is_postgres(db):
-        report = _read_postgres(db, steps, task_key)
-    else:
-        report = _read_sqlite(Path(db), steps, task_key)
+    if pass_k_max is not None and task_key is None:
+        raise CliError("--pass-k needs --task-key KEY (which state key names a thread's task)")
+    target = _chart_target(chart, force) if chart is not None else None
+    try:
+        report = _read_postgres(db, steps, task_key) if _is_postgres(db) else _read_sqlite(Path(db), steps, task_key)
+    except ValueError as exc:  # the only one reliability_report raises here: a task key no thread has
+        if task_key is None:
+            raise
+        raise CliError(f"--task-key {task_key}: {exc}") from None
     if report.threads == 0:
         others = f" ({report.other_threads} thread(s) without one)" if report.other_threads else ""
         msg = f"--db {report.source}: no thread with a reliable-graph record{others}: nothing to report"
         raise CliError(msg)
-    if chart is not None:
+    try:
+        report.pass_k(pass_k_max)
+    except ValueError as exc:
+        raise CliError(f"--pass-k {pass_k_max}: {exc}") from None
+    if target is not None:
         try:
-            written = write_chart(report, chart)
+            written = write_chart(report, target)
         except (ImportError, ValueError, OSError) as exc:
             raise CliError(f"--chart {chart}: {exc}") from exc
         if not as_json:
             typer.echo(f"chart written to {written}", err=True)
     if as_json:
-        echo(json.dumps(report.to_dict()))
+        echo(json.dumps(report.to_dict(pass_k_max=pass_k_max)))
     else:
-        _print(report)
+        _print(report, task_key, pass_k_max)

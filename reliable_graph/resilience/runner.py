@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,26 @@ def _resolve_graph(spec: str) -> Any:
         msg = f"--graph {spec!r} must be a StateGraph, a compiled graph, or a function returning one"
         raise ValueError(msg)
     return target
+
+
+def _check_input(target: Any, value: Any, what: str) -> None:
+    """Refuse, once and before any run, an input the graph cannot start from: not an object, or unknown keys."""
+    from langgraph.graph import StateGraph
+
+    if not isinstance(value, Mapping):
+        shown = json.dumps(value, default=repr)
+        shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
+        msg = f"{what}: a run's input must be a JSON object of the graph's state keys, got {shown}"
+        raise ValueError(msg)
+    try:
+        compiled = target.compile() if isinstance(target, StateGraph) else target
+        keys = set(compiled.get_input_jsonschema().get("properties") or {})
+    except Exception:  # noqa: BLE001 - a graph whose schema cannot be drawn: its runs will say more
+        return
+    unknown = sorted(str(k) for k in set(value) - keys)
+    if keys and unknown:
+        msg = f"{what}: {', '.join(map(repr, unknown))} not in the graph's input (its keys: {', '.join(sorted(keys))})"
+        raise ValueError(msg)
 
 
 def _graph(spec: str, saver: Any) -> Any:
@@ -401,9 +421,20 @@ def run_chaos(
         msg = "give the runs' input or inputs (a function of the run index), not both"
         raise ValueError(msg)
     fault_profile = profile if isinstance(profile, FaultProfile) else FaultProfile.parse(profile, rate=rate)
-    _resolve_graph(graph)  # fail here, with a clear message, rather than in the worker
+    target = _resolve_graph(graph)  # fail here, with a clear message, rather than in the worker
     if inputs is not None:
-        load_attr(inputs, "--inputs")
+        factory = load_attr(inputs, "--inputs")
+        if not callable(factory):
+            msg = f"--inputs {inputs!r} must name a function run_index -> input"
+            raise ValueError(msg)
+        try:
+            first = factory(0)
+        except Exception as exc:  # noqa: BLE001 - the user's function: report it on one line
+            msg = f"--inputs {inputs!r}: calling it with run 0 raised {type(exc).__name__}: {exc}"
+            raise ValueError(msg) from None
+        _check_input(target, first, f"--inputs {inputs} (run 0)")
+    else:
+        _check_input(target, input, "--input")
     json.dumps(input)
     with _db_path(db) as path:
         _check_db(path)
