@@ -29,5 +29,5 @@ def test_every_module_that_reads_the_clock_is_frozen_by_the_fixture() -> None:
 
 
 def test_the_clock_is_frozen_and_moves_only_when_told(clock: Clock) -> None:
-    assert inbox._now() == FROZEN_AT == clock.at
-    assert clock.advance(timedelta(minutes=15)) == inbox._now() == datetime(2026, 12, 6, 0, 5, tzinfo=timezone.utc)
+    assert inbox._utcnow() == FROZEN_AT == clock.at
+    assert clock.advance(timedelta(minutes=15)) == inbox._utcnow() == datetime(2026, 12, 6, 0, 5, tzinfo=timezone.utc)
