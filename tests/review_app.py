@@ -103,8 +103,14 @@ def _effect(name: str, effects: Path | None) -> Any:
     return run
 
 
-def builder(shape: str, effects: Path | None = None) -> StateGraph[Any, Any, Any, Any]:
-    """The uncompiled graph of `shape`."""
+def builder(
+    shape: str, effects: Path | None = None, *, format: str = "reliable", mode: str | None = None
+) -> StateGraph[Any, Any, Any, Any]:
+    """The uncompiled graph of `shape`, its review nodes in `format` and `mode`."""
+
+    def review() -> HumanEscalation:
+        return HumanEscalation(format=format, mode=mode)  # type: ignore[arg-type]
+
     graph = StateGraph(State)
     down = DOWNSTREAM[shape]
     if shape == "straight":
@@ -129,7 +135,7 @@ def builder(shape: str, effects: Path | None = None) -> StateGraph[Any, Any, Any
         for name in ("outline", "title", "draft"):
             sub.add_node(_step(name, shape, END))
             sub.add_edge(START, name)
-        sub.add_node(HumanEscalation())
+        sub.add_node(review())
         graph.add_node("sub", sub.compile())
         graph.add_edge(START, "sub")
         graph.add_node(down, _effect(down, effects))
@@ -137,7 +143,7 @@ def builder(shape: str, effects: Path | None = None) -> StateGraph[Any, Any, Any
     elif shape == "send_subgraph":
         sub = StateGraph(State, output_schema=ItemOut)
         sub.add_node(_step("work", shape, END, per_item=True))
-        sub.add_node(HumanEscalation())
+        sub.add_node(review())
         sub.add_edge(START, "work")
         graph.add_node("fan", lambda s: {})
         graph.add_node("per_item", sub.compile())
@@ -151,16 +157,23 @@ def builder(shape: str, effects: Path | None = None) -> StateGraph[Any, Any, Any
         msg = f"unknown shape {shape!r}"
         raise ValueError(msg)
     graph.add_edge(down, END)
-    graph.add_node(HumanEscalation())
+    graph.add_node(review())
     return graph
 
 
 @contextmanager
 def app(
-    shape: str, backend: str, where: str, *, store: bool = True, effects: Path | None = None
+    shape: str,
+    backend: str,
+    where: str,
+    *,
+    store: bool = True,
+    effects: Path | None = None,
+    format: str = "reliable",
+    mode: str | None = None,
 ) -> Iterator[tuple[Any, Any]]:
     """The compiled graph of `shape` on SQLite (`where` a file) or Postgres (`where` a URL), and its store."""
-    graph = builder(shape, effects)
+    graph = builder(shape, effects, format=format, mode=mode)
     if backend == "sqlite":
         saver_conn = sqlite3.connect(where, check_same_thread=False, timeout=60)
         saver_conn.execute("PRAGMA journal_mode=WAL")

@@ -18,7 +18,7 @@ import reliable_graph.nodes
 import reliable_graph.resilience
 
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
-CONSTANTS = {"RELIABILITY_KEY", "FAULTS", "DECISIONS", "INBOX_NAMESPACE", "Action", "Format"}
+CONSTANTS = {"RELIABILITY_KEY", "FAULTS", "DECISIONS", "INBOX_NAMESPACE", "Action", "Format", "Mode", "STATUSES"}
 """Constants and type aliases: documented where they are defined, nothing to run."""
 STATUSES = {"APPLIED", "CLAIMED", "DIRECT", "DISMISSED", "EXPIRED", "FINAL", "OPEN", "PENDING", "RESOLVED"}
 STATUSES |= {"RESOLVING", "SUPERSEDED"}

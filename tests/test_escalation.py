@@ -176,9 +176,11 @@ def test_escalation_agent_inbox_round_trip() -> None:
     out = graph.invoke({"question": "q"}, config())
     request = out["__interrupt__"][0].value[0]
     assert request["action_request"]["action"] == "step" and request["config"]["allow_respond"] is True
-    args = request["action_request"]["args"]
-    assert {"output", "reason", "confidence", "inputs", "context", "attempts"} <= set(args)
-    assert "scored 0.00 against a threshold of 1.00" in request["description"]
+    assert request["action_request"]["args"] == {"output": "bad"}  # only what an edit changes is editable
+    description = request["description"]  # everything else a reviewer needs, as Markdown
+    assert "scored **0.00** against a threshold of **1.00**" in description
+    assert {"### Output", "### Inputs", "### Context (0 chunks)", "### Attempts"} <= set(description.split("\n\n"))
+    assert request["escalation"]["step"] == "step" and request["escalation"]["attempts"]
     out = graph.invoke(
         Command(resume=[{"type": "edit", "args": {"action": "step", "args": {"output": "inbox"}}}]), config()
     )

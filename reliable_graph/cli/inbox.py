@@ -31,6 +31,7 @@ from reliable_graph import (
     parse_answer,
 )
 from reliable_graph.cli._common import CliError, at_least, choice, number, text, texts
+from reliable_graph.escalation import STATUSES
 
 __all__ = ["console_command", "inbox_app", "load_graph", "open_inbox"]
 
@@ -43,7 +44,7 @@ inbox_app = typer.Typer(
 )
 """The `inbox` command group."""
 
-LIST_STATUSES = ("open", "pending", "claimed", "resolving", "resolved", "expired", "all")
+LIST_STATUSES = ("open", *STATUSES, "all")
 """What `inbox list --status` takes: an item's status, `open` (pending or claimed) or `all`."""
 ACTIONS = ("approve", "edit", "provide_context", "retry", "terminate")
 """The decisions `inbox resolve --action` takes."""

@@ -49,6 +49,7 @@ from reliable_graph.console._format import (
     when,
 )
 from reliable_graph.console._security import SECURITY_HEADERS, Guard, Keys, same_origin
+from reliable_graph.escalation import STATUSES
 
 __all__ = ["TOKEN_ENV", "create_app", "serve"]
 
@@ -60,11 +61,7 @@ T = TypeVar("T")
 _TEMPLATES = Path(__file__).parent / "templates"
 _STATUSES: dict[str, tuple[str, ...] | None] = {
     "open": ("pending", "claimed"),
-    "pending": ("pending",),
-    "claimed": ("claimed",),
-    "resolving": ("resolving",),
-    "resolved": ("resolved",),
-    "expired": ("expired",),
+    **{status: (status,) for status in STATUSES},
     "all": None,
 }
 _ORDERS = {"oldest": "oldest first", "confidence": "lowest confidence first"}

@@ -65,7 +65,7 @@ from reliable_graph._compat import copy_checkpoint, current_checkpoint_id, stric
 from reliable_graph.errors import ConcurrentResumeError, InvalidAnswerError, ThreadBusyError
 from reliable_graph.escalation._ledger import Expect, Ledger, ledger_for
 from reliable_graph.escalation.decision import Decision
-from reliable_graph.escalation.resume import escalation_of
+from reliable_graph.escalation.resume import escalations_of
 
 __all__ = [
     "APPLIED",
@@ -78,6 +78,7 @@ __all__ = [
     "PENDING",
     "RESOLVED",
     "RESOLVING",
+    "STATUSES",
     "SUPERSEDED",
     "CrashPoint",
     "ThreadView",
@@ -104,6 +105,7 @@ OPEN = (PENDING, CLAIMED)
 FINAL = (RESOLVED, EXPIRED, DISMISSED, SUPERSEDED)
 """Nothing will change any more."""
 STATUSES = (PENDING, CLAIMED, RESOLVING, APPLIED, RESOLVED, EXPIRED, DISMISSED, SUPERSEDED)
+"""Every status an inbox item can have, in the order of its life."""
 
 DIRECT = "a direct resume"
 """The owner (and resolver) of an escalation answered straight through the graph (`Command(resume=...)`)."""
@@ -252,8 +254,7 @@ def _walk(snapshot: Any, view: ThreadView) -> None:
         elif task.interrupts:
             view.interrupted = True
             for item in task.interrupts:
-                esc = escalation_of(item.value)
-                if esc is not None:
+                for esc in escalations_of(item.value):
                     view.pending.setdefault(str(esc["id"]), item.id)
         elif nested is None:
             view.runnable = True
@@ -702,7 +703,7 @@ class Resolver:
             error = None
             try:
                 if view.waits_on(escalation_id):
-                    answer = {view.pending[escalation_id]: _decision(row.get("decision"))}
+                    answer = {view.pending[escalation_id]: {escalation_id: _decision(row.get("decision"))}}
                     result = self.graph.invoke(Command(resume=answer), strict_resume(config), durability="sync")
                     crash_point(CrashPoint.RESUMED)
                 elif view.runnable:  # the answer is in; the run that carried it on was cut short

@@ -22,6 +22,7 @@ __all__ = [
     "answer_escalations",
     "apending_escalations",
     "escalation_of",
+    "escalations_of",
     "pending_escalations",
 ]
 
@@ -45,8 +46,50 @@ class PendingEscalation:
     """The `Escalation`, as JSON, whatever format it was shown in."""
 
 
+def _is_escalation(value: Any) -> bool:
+    return isinstance(value, Mapping) and {"id", "step", "task", "confidence", "reason"} <= set(value)
+
+
+def escalations_of(value: Any) -> list[dict[str, Any]]:
+    """Every escalation an interrupt value carries, in any of the three formats (one, or several in order).
+
+    Example:
+        ```python
+        from reliable_graph.escalation import escalations_of, render
+
+        esc = {"id": "e1", "step": "draft", "task": "draft", "confidence": 0.2, "threshold": 0.5,
+               "reason": "r", "output": "x"}
+        two = [esc, {**esc, "id": "e2"}]
+        for shape in ("reliable", "agent_inbox", "hitl"):
+            assert [e["id"] for e in escalations_of(render(two, shape))] == ["e1", "e2"]
+        assert escalations_of({"question": "not ours"}) == []
+        ```
+    """
+    if isinstance(value, list):
+        found = []
+        for item in value:
+            if not isinstance(item, Mapping):
+                return []
+            carried = item.get("escalation")
+            request = item.get("action_request")
+            legacy = request.get("args") if isinstance(request, Mapping) else None  # the whole escalation in args
+            esc = carried if _is_escalation(carried) else legacy if _is_escalation(legacy) else None
+            if not isinstance(esc, Mapping):
+                return []
+            found.append(dict(esc))
+        return found
+    if not isinstance(value, Mapping):
+        return []
+    if isinstance(value.get("escalations"), list):
+        return [dict(e) for e in value["escalations"] if _is_escalation(e)]
+    if isinstance(value.get("action_requests"), list):
+        requests = [r.get("args") if isinstance(r, Mapping) else None for r in value["action_requests"]]
+        return [dict(r) for r in requests if isinstance(r, Mapping) and _is_escalation(r)]
+    return [dict(value)] if _is_escalation(value) else []
+
+
 def escalation_of(value: Any) -> dict[str, Any] | None:
-    """The escalation inside an interrupt value in any of the three formats, or None.
+    """The (first) escalation inside an interrupt value in any of the three formats, or None.
 
     Example:
         ```python
@@ -59,16 +102,8 @@ def escalation_of(value: Any) -> dict[str, Any] | None:
         assert escalation_of({"question": "not ours"}) is None
         ```
     """
-    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], Mapping):
-        request = value[0].get("action_request")
-        args = request.get("args") if isinstance(request, Mapping) else None
-        return escalation_of(args)
-    if isinstance(value, Mapping) and isinstance(value.get("action_requests"), list) and value["action_requests"]:
-        first = value["action_requests"][0]
-        return escalation_of(first.get("args") if isinstance(first, Mapping) else None)
-    if isinstance(value, Mapping) and {"id", "step", "task", "confidence", "reason"} <= set(value):
-        return dict(value)
-    return None
+    found = escalations_of(value)
+    return found[0] if found else None
 
 
 def _answered(snapshot: Any) -> set[str]:
@@ -84,18 +119,21 @@ def _answered(snapshot: Any) -> set[str]:
 
 def _collect(snapshot: Any, *, skip: set[str] | None = None) -> list[PendingEscalation]:
     skip = _answered(snapshot) if skip is None else skip
-    found: dict[str, PendingEscalation] = {}
+    found: dict[tuple[str, str], PendingEscalation] = {}
     items = list(getattr(snapshot, "interrupts", ()) or ())
     for task in getattr(snapshot, "tasks", ()) or ():
         items += list(getattr(task, "interrupts", ()) or ())
     for item in items:
-        esc = escalation_of(item.value)
-        if esc is not None and item.id not in found and item.id not in skip:
-            found[item.id] = PendingEscalation(item.id, {k: v for k, v in esc.items() if k != "rejected"})
+        if item.id in skip:
+            continue
+        for esc in escalations_of(item.value):
+            key = (item.id, str(esc["id"]))
+            if key not in found:
+                found[key] = PendingEscalation(item.id, {k: v for k, v in esc.items() if k != "rejected"})
     for task in getattr(snapshot, "tasks", ()) or ():
         if task.state is not None and hasattr(task.state, "interrupts"):
             for nested in _collect(task.state, skip=skip):
-                found.setdefault(nested.interrupt_id, nested)
+                found.setdefault((nested.interrupt_id, str(nested.escalation["id"])), nested)
     return list(found.values())
 
 
@@ -159,8 +197,11 @@ async def apending_escalations(graph: Any, config: RunnableConfig) -> list[Pendi
 
 
 def _resume_map(state: tuple[list[PendingEscalation], set[str], str | None], answers: Any) -> dict[str, Any]:
+    """The resume map: `{interrupt_id: {escalation_id: decision}}`, every answer validated first."""
     pending, answered, checkpoint = state
-    by_id = {p.interrupt_id: p for p in pending}
+    by_id: dict[str, PendingEscalation] = {}
+    for p in pending:  # an interrupt carrying several escalations answers its first by interrupt id
+        by_id.setdefault(p.interrupt_id, p)
     by_escalation = {p.escalation.get("id"): p for p in pending}
     if answers is None or (isinstance(answers, Mapping) and not answers):
         msg = "no answer given: pass {interrupt_id: decision} or, with one escalation pending, the decision itself"
@@ -169,8 +210,8 @@ def _resume_map(state: tuple[list[PendingEscalation], set[str], str | None], ans
         isinstance(k, str) and (k in by_id or k in by_escalation or _ID.fullmatch(k) is not None) for k in answers
     )
     if not keyed:
-        if len(pending) != 1:
-            ids = [p.interrupt_id for p in pending]
+        if len(by_id) != 1:
+            ids = list(by_id)
             if not pending and answered:
                 raise AlreadyAnsweredError(interrupt_id=sorted(answered)[0], checkpoint_id=checkpoint)
             if not pending:
@@ -184,9 +225,9 @@ def _resume_map(state: tuple[list[PendingEscalation], set[str], str | None], ans
     unknown = [k for k in answers if k not in by_id and k not in by_escalation]
     if unknown:
         raise NoPendingEscalationError(interrupt_ids=unknown, pending=sorted(by_id))
-    resume: dict[str, Any] = {}
+    resume: dict[str, dict[str, Any]] = {}
     for key, answer in answers.items():
-        target = by_id.get(key) or by_escalation[key]
+        target = by_escalation.get(key) or by_id[key]
         esc = target.escalation
         try:
             decision = parse_answer(
@@ -197,7 +238,9 @@ def _resume_map(state: tuple[list[PendingEscalation], set[str], str | None], ans
             )
         except InvalidAnswerError as err:
             raise InvalidAnswerError(err.reason, answer=answer, interrupt_id=target.interrupt_id) from None
-        resume[target.interrupt_id] = decision.model_dump(mode="json", exclude_unset=True)
+        resume.setdefault(target.interrupt_id, {})[str(esc["id"])] = decision.model_dump(
+            mode="json", exclude_unset=True
+        )
     return resume
 
 

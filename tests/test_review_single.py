@@ -1,0 +1,161 @@
+"""`HumanEscalation(mode="single")`: one interrupt per graph carrying every escalation, answerable without an id.
+
+The answers are exactly what the stock UIs send (Agent Inbox: a list of one `HumanResponse`,
+never keyed by interrupt id; Agent Chat UI: `{"decisions": [...]}`, one decision per action
+request of the one interrupt), on every shape whose escalations wait in one graph; the library's
+own clients (`answer_escalations` by escalation id, the inbox, reviewers at once) work on the same
+threads. Each decision is applied once, the downstream node runs once, the thread finishes.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph.types import Command
+from review_app import DOWNSTREAM, ESCALATING, TASKS, app
+
+from reliable_graph import EscalationInbox, answer_escalations, pending_escalations, run_outcome, step_outcomes
+from reliable_graph.escalation import escalations_of
+
+ONE_GRAPH_SHAPES = ("straight", "branches", "send", "subgraph")
+"""Shapes whose escalations all wait in one graph (a `Send` into subgraphs waits in each instance)."""
+
+
+def task_of(escalation: dict[str, Any]) -> str:
+    return str(escalation["output"][0]).split("=", 1)[0]
+
+
+def interrupts(graph: Any, config: Any) -> list[Any]:
+    snapshot = graph.get_state(config, subgraphs=True)
+    found = list(snapshot.interrupts)
+    for task in snapshot.tasks:
+        if task.state is not None:
+            found += [i for t in task.state.tasks for i in t.interrupts]
+    return list({i.id: i for i in found}.values())
+
+
+def finished_once(graph: Any, config: Any, shape: str, effects: Path, *, edited: str = "edited") -> None:
+    state = graph.get_state(config)
+    assert not state.next and run_outcome(state) == "ok", state.tasks
+    results = Counter(state.values["results"])
+    expected = {f"{t}={edited if t in ESCALATING[shape] else 'ok'}" for t in TASKS[shape]}
+    assert set(results) == expected and set(results.values()) == {1}, results
+    thread = config["configurable"]["thread_id"]
+    lines = [line for line in effects.read_text().splitlines() if line.startswith(f"{thread} ")]
+    assert lines == [f"{thread} {DOWNSTREAM[shape]}"]
+
+
+@pytest.mark.parametrize("shape", ONE_GRAPH_SHAPES)
+def test_agent_inbox_answers_every_escalation_one_at_a_time_without_an_id(shape: str, tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    config = {"configurable": {"thread_id": f"ai-{shape}"}}
+    with app(shape, "sqlite", str(tmp_path / "a.sqlite"), effects=effects, format="agent_inbox") as (graph, _):
+        graph.invoke({"question": "q"}, config)
+        for _ in range(len(ESCALATING[shape])):
+            [only] = interrupts(graph, config)  # one interrupt, whatever the shape
+            shown = only.value[0]  # what Agent Inbox shows and answers: the first HumanInterrupt
+            assert shown["action_request"]["args"] == {"output": shown["escalation"]["output"]}
+            assert len(escalations_of(only.value)) == len(pending_escalations(graph, config))
+            edit = {
+                "action": shown["action_request"]["action"],
+                "args": {"output": [f"{task_of(shown['escalation'])}=edited"]},
+            }
+            graph.invoke(Command(resume=[{"type": "edit", "args": edit}]), config)  # no interrupt id: accepted
+        finished_once(graph, config, shape, effects)
+        assert set(step_outcomes(graph.get_state(config)).values()) <= {"pass", "edited"}
+
+
+@pytest.mark.parametrize("shape", ONE_GRAPH_SHAPES)
+def test_agent_chat_ui_submits_all_decisions_at_once(shape: str, tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    config = {"configurable": {"thread_id": f"chat-{shape}"}}
+    with app(shape, "sqlite", str(tmp_path / "a.sqlite"), effects=effects, format="hitl") as (graph, _):
+        graph.invoke({"question": "q"}, config)
+        [only] = interrupts(graph, config)
+        requests = only.value["action_requests"]
+        assert len(requests) == len(ESCALATING[shape]) and all(r["args"] == r["arguments"] for r in requests)
+        decisions = [
+            {"type": "edit", "edited_action": {"name": r["name"], "args": {"output": [f"{task_of(e)}=edited"]}}}
+            for r, e in zip(requests, only.value["escalations"], strict=True)
+        ]
+        graph.invoke(Command(resume={"decisions": decisions}), config)  # "Submit all N decisions"
+        finished_once(graph, config, shape, effects)
+
+
+def test_agent_chat_ui_approving_one_asks_the_rest_again(tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    config = {"configurable": {"thread_id": "chat-partial"}}
+    with app("send", "sqlite", str(tmp_path / "a.sqlite"), effects=effects, format="hitl") as (graph, _):
+        graph.invoke({"question": "q"}, config)
+        rounds = 0
+        while interrupts(graph, config):
+            [only] = interrupts(graph, config)
+            assert len(only.value["action_requests"]) == len(ESCALATING["send"]) - rounds
+            graph.invoke(Command(resume={"decisions": [{"type": "approve"}]}), config)  # one decision: the first
+            rounds += 1
+        assert rounds == len(ESCALATING["send"])
+        finished_once(graph, config, "send", effects, edited="draft")  # approve applies the step's own output
+
+
+def test_a_bad_part_of_an_answer_is_asked_again_with_the_reason_and_the_good_parts_apply(tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    config = {"configurable": {"thread_id": "chat-bad"}}
+    with app("branches", "sqlite", str(tmp_path / "a.sqlite"), effects=effects, format="hitl") as (graph, _):
+        graph.invoke({"question": "q"}, config)
+        [only] = interrupts(graph, config)
+        first, second = only.value["escalations"]
+        bad = {"type": "edit", "edited_action": {"name": "x", "args": {}}}  # no output
+        good = {"type": "edit", "edited_action": {"name": "x", "args": {"output": [f"{task_of(second)}=edited"]}}}
+        graph.invoke(Command(resume={"decisions": [bad, good]}), config)
+        [again] = interrupts(graph, config)
+        [left] = again.value["escalations"]
+        assert left["id"] == first["id"] and "output" in left["rejected"]["reason"]
+        fixed = {"type": "edit", "edited_action": {"name": "x", "args": {"output": [f"{task_of(first)}=edited"]}}}
+        graph.invoke(Command(resume={"decisions": [fixed]}), config)
+        finished_once(graph, config, "branches", effects)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("shape", [*ONE_GRAPH_SHAPES, "send_subgraph"])
+def test_the_library_clients_answer_single_mode_threads_by_escalation_id(
+    shape: str, backend: str, tmp_path: Path, pg_db: str
+) -> None:
+    where = str(tmp_path / "a.sqlite") if backend == "sqlite" else pg_db
+    effects = tmp_path / "effects.log"
+    thread = f"single-{shape}-{uuid.uuid4().hex[:6]}"
+    config = {"configurable": {"thread_id": thread}}
+    with app(shape, backend, where, effects=effects, format="agent_inbox") as (graph, store):
+        graph.invoke({"question": "q"}, config)
+        pending = pending_escalations(graph, config)
+        assert sorted(task_of(p.escalation) for p in pending) == sorted(ESCALATING[shape])
+        first, *rest = pending
+        answer_escalations(
+            graph,
+            config,
+            {first.escalation["id"]: {"action": "edit", "output": [f"{task_of(first.escalation)}=edited"]}},
+        )
+        inbox = EscalationInbox(store, graph=graph)
+        errors: list[BaseException] = []
+
+        def one(escalation: dict[str, Any], n: int) -> None:
+            try:
+                inbox.resolve(
+                    escalation["id"], {"action": "edit", "output": [f"{task_of(escalation)}=edited"]}, reviewer=f"r{n}"
+                )
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        workers = [threading.Thread(target=one, args=(p.escalation, n)) for n, p in enumerate(rest)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+        assert not errors, errors
+        finished_once(graph, config, shape, effects)
+        inbox.reconcile()
+        assert {i.status for i in inbox.list(thread_id=thread, status=None)} == {"resolved"}
