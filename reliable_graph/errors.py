@@ -46,9 +46,9 @@ class MissingStateKeyError(ReliableGraphError, KeyError):
         self.node = node
         self.key = key
         super().__init__(
-            f"node {node!r} reads state key {key!r}, which the state does not have; "
-            f"add {key!r} to the graph's state schema and input, or pass {key!r}'s real name "
-            "to the node's *_key parameter"
+            f"node {node!r} reads state key {key!r}, which this run's state does not hold: it was not in "
+            f"the run's input and no node wrote it. Give {key!r} in the input (and declare it in the state "
+            "schema if it is not), or pass the key's real name to the node's *_key parameter"
         )
 
     def __str__(self) -> str:

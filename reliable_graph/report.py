@@ -519,6 +519,19 @@ class _Threads:
             yield values, "error" in kinds, "interrupt" in kinds
 
 
+def _sdk_threads(threads: Iterable[Mapping[str, Any]]) -> Iterable[tuple[Mapping[str, Any], bool, bool]]:
+    """(values, errored, waiting) of each thread the LangGraph SDK listed."""
+    for thread in threads:
+        if not isinstance(thread, Mapping) or "thread_id" not in thread:
+            msg = f"reliability_report takes a checkpointer or the SDK's threads (dicts with thread_id), got {thread!r}"
+            raise TypeError(msg)
+        interrupts = thread.get("interrupts") or {}
+        waiting = thread.get("status") == "interrupted" or (
+            any(interrupts.values()) if isinstance(interrupts, Mapping) else bool(interrupts)
+        )
+        yield dict(thread.get("values") or {}), thread.get("status") == "error", waiting
+
+
 def _check_expected(expected_steps: int | None) -> None:
     if expected_steps is not None and (isinstance(expected_steps, bool) or expected_steps < 1):
         msg = f"expected_steps must be a positive integer or None, got {expected_steps!r}"
@@ -526,7 +539,7 @@ def _check_expected(expected_steps: int | None) -> None:
 
 
 def reliability_report(
-    checkpointer: BaseCheckpointSaver[Any],
+    checkpointer: BaseCheckpointSaver[Any] | Iterable[Mapping[str, Any]],
     *,
     expected_steps: int | None = None,
     source: str = "",
@@ -536,7 +549,9 @@ def reliability_report(
     """Compute the report across every thread of `checkpointer` (latest root checkpoint each).
 
     Args:
-        checkpointer: Any LangGraph checkpointer (`SqliteSaver`, `InMemorySaver`, Postgres...).
+        checkpointer: Any LangGraph checkpointer (`SqliteSaver`, `InMemorySaver`, Postgres...),
+            or the threads of a LangGraph Server deployment as the SDK lists them
+            (`client.threads.search(...)`, each with its `values` and `status`).
         expected_steps: When given, a thread that recorded fewer steps is `incomplete`, not
             `completed` (the checkpoints alone cannot tell a finished run from one stopped
             between steps).
@@ -567,14 +582,22 @@ def reliability_report(
         report = reliability_report(saver, expected_steps=3)
         assert report.threads == 4 and [s.name for s in report.steps][0] == "step_01"
         assert sum(report.statuses.values()) == 4
+        # a LangGraph Server deployment's threads, as `client.threads.search(...)` returns them
+        threads = [{"thread_id": str(run), "status": "idle", "values": graph.get_state(
+            {"configurable": {"thread_id": str(run)}}).values} for run in range(4)]
+        assert reliability_report(threads, expected_steps=3).statuses == report.statuses
         ```
     """
     _check_expected(expected_steps)
     acc = _Accumulator(expected_steps, task_key)
-    threads = _Threads()
-    for item in checkpointer.list(None):
-        threads.add(item)
-    for values, errored, waiting in threads.values():
+    if isinstance(checkpointer, BaseCheckpointSaver):
+        threads = _Threads()
+        for item in checkpointer.list(None):
+            threads.add(item)
+        found: Iterable[tuple[Mapping[str, Any], bool, bool]] = threads.values()
+    else:
+        found = _sdk_threads(checkpointer)
+    for values, errored, waiting in found:
         acc.add(values, errored=errored, waiting=waiting)
     acc.check_task_key()
     return dataclasses.replace(acc.report(source), audits={k: dict(v) for k, v in (audits or {}).items()})

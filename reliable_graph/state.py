@@ -236,11 +236,40 @@ def emit(event: dict[str, Any], writer: Any = _no_writer) -> dict[str, Any]:
     return event
 
 
+def _sdk_shape(source: Any) -> str | None:
+    """What SDK shape `source` is: a thread state (`client.threads.get_state`), a thread, or neither."""
+    if not isinstance(source, Mapping) or not isinstance(source.get("values"), (Mapping, type(None))):
+        return None
+    if "next" in source and "checkpoint" in source and "tasks" in source:
+        return "state"
+    if "thread_id" in source and "status" in source:
+        return "thread"
+    return None
+
+
 def _values(source: Any) -> Any:
-    """The state values of a state, an `invoke` result or a `StateSnapshot`."""
+    """The state values of a state, an `invoke` result, a `StateSnapshot` or a LangGraph SDK thread (state)."""
     if hasattr(source, "values") and hasattr(source, "next") and hasattr(source, "interrupts"):
         return source.values
+    if _sdk_shape(source) is not None:
+        return source.get("values") or {}
     return source
+
+
+def _waits(source: Any) -> tuple[bool, bool, bool]:
+    """Of a snapshot (a `StateSnapshot`, an SDK thread or thread state): is it one, does one wait, is any due."""
+    if hasattr(source, "values") and hasattr(source, "next") and hasattr(source, "interrupts"):
+        nested = any(getattr(t, "interrupts", None) for t in getattr(source, "tasks", ()) or ())
+        return True, bool(source.interrupts) or nested, bool(source.next)
+    shape = _sdk_shape(source)
+    if shape == "state":
+        nested = any((t or {}).get("interrupts") for t in source.get("tasks") or ())
+        return True, bool(source.get("interrupts")) or nested, bool(source.get("next"))
+    if shape == "thread":
+        interrupts = source.get("interrupts") or {}
+        waiting = any(interrupts.values()) if isinstance(interrupts, Mapping) else bool(interrupts)
+        return True, waiting or source.get("status") == "interrupted", source.get("status") in ("busy", "error")
+    return False, False, False
 
 
 def task_records(values: Any) -> dict[str, StepRecord]:
@@ -291,6 +320,8 @@ def run_outcome(values: Any) -> RunStatus:
     Pass the result of `invoke` (its `__interrupt__` counts, subgraphs' included) or, better,
     `graph.get_state(config)`: a snapshot also tells a thread whose escalation was closed
     outside the library (`dismissed`: a record still waits for review but nothing is pending).
+    A LangGraph Server thread read with the SDK works the same: `client.threads.get_state(tid)`,
+    `client.threads.get(tid)` or an item of `client.threads.search(...)`.
 
     Example:
         ```python
@@ -302,17 +333,21 @@ def run_outcome(values: Any) -> RunStatus:
         assert run_outcome({"reliability": {"tasks": {"s1": {"step": "s1", "rev": 3, "outcome": "terminated"}}}}) == (
             "terminated"
         )
+        sdk_state = {"values": waiting, "next": [], "tasks": [], "checkpoint": {}, "interrupts": []}
+        assert run_outcome(sdk_state) == "dismissed"  # client.threads.get_state(...) of a thread closed outside
+        sdk_thread = {"thread_id": "t", "status": "interrupted", "values": waiting, "interrupts": {"task": [{}]}}
+        assert run_outcome(sdk_thread) == "escalated"
         ```
     """
     records = task_records(values)
     waiting = any(rec.get("pending") == "review" for rec in records.values())
-    is_snapshot = hasattr(values, "interrupts") and hasattr(values, "next")
-    if is_snapshot and values.interrupts:
+    is_snapshot, interrupted, due = _waits(values)
+    if interrupted:
         return "escalated"
     if not is_snapshot and isinstance(values, Mapping) and values.get("__interrupt__"):
         return "escalated"
     if any(rec.get("outcome") == "terminated" for rec in records.values()):
         return "terminated"
-    if is_snapshot and waiting and not values.next:
+    if is_snapshot and waiting and not due:
         return "dismissed"
     return "escalated" if waiting else "ok"

@@ -256,3 +256,18 @@ def test_reliable_step_refetch_without_a_query_fails_before_the_step_runs() -> N
     with pytest.raises(MissingStateKeyError) as info:
         graph.invoke({"context": ["c"]}, config("noq"))
     assert (info.value.key, info.value.node) == ("question", "step") and calls == []
+
+
+def test_reliable_step_input_keys_left_out_of_a_run_are_not_shown() -> None:
+    """An optional key named in `input_keys` but absent from a run's input: a passing step passes, an escalation
+    shows the inputs the run has (LangGraph Server runs failed with MissingStateKeyError here)."""
+    passing = one_step_graph(scripted(["good"]), input_keys=["question", "context"])
+    assert step_outcomes(passing.invoke({"question": "q"}, config("optional-pass"))) == {"step": "pass"}
+    failing = one_step_graph(scripted(["bad"]), input_keys=["question", "context"], max_retries=0)
+    [pending] = failing.invoke({"question": "q"}, config("optional-esc"))["__interrupt__"]
+    assert pending.value["inputs"] == {"question": "q"}
+
+
+def test_a_missing_state_key_says_what_is_really_missing() -> None:
+    err = MissingStateKeyError(node="step", key="topic")
+    assert "this run's state does not hold" in str(err) and "not in the run's input" in str(err)

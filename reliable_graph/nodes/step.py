@@ -142,9 +142,6 @@ class ReliableStep(EscalatingNode):
             return
         if self.refetch is not None:
             read(ctx.state, self.scoring.query_key, node=self.name)
-        if self.scoring.explicit_inputs:
-            for key in self.scoring.input_keys:
-                read(ctx.state, key, node=self.name)
 
     def _check_update(self, update: Any) -> dict[str, Any]:
         if isinstance(update, Command):
@@ -418,8 +415,8 @@ def reliable_step(
         context_key: State key of the context.
         refetch: A retriever (Runnable or callable) for the retry's re-fetch; None retries as is.
         max_retries: Retries before escalating (default one, as the pattern prescribes).
-        input_keys: State keys shown to a reviewer as the task's inputs (default: the query);
-            when given, each must be in the state, checked before the step runs.
+        input_keys: State keys shown to a reviewer as the task's inputs (default: the query); a
+            key a run's state does not hold (an optional key left out of the input) is not shown.
         raise_errors: Re-raise the evaluator's exceptions instead of scoring them 0.
         merge: How re-fetched chunks join the context: `"append"` (de-duplicated) or `"replace"`.
         enrich: `(query, reasons, missing) -> str` building the re-fetch query.
