@@ -20,7 +20,7 @@ from langgraph.types import Command
 from review_app import DOWNSTREAM, ESCALATING, TASKS, app
 
 from reliable_graph import EscalationInbox, answer_escalations, pending_escalations, run_outcome, step_outcomes
-from reliable_graph.escalation import escalations_of
+from reliable_graph.escalation import INBOX_NAMESPACE, escalations_of
 
 ONE_GRAPH_SHAPES = ("straight", "branches", "send", "subgraph")
 """Shapes whose escalations all wait in one graph (a `Send` into subgraphs waits in each instance)."""
@@ -54,9 +54,12 @@ def finished_once(graph: Any, config: Any, shape: str, effects: Path, *, edited:
 def test_agent_inbox_answers_every_escalation_one_at_a_time_without_an_id(shape: str, tmp_path: Path) -> None:
     effects = tmp_path / "effects.log"
     config = {"configurable": {"thread_id": f"ai-{shape}"}}
-    with app(shape, "sqlite", str(tmp_path / "a.sqlite"), effects=effects, format="agent_inbox") as (graph, _):
+    with app(shape, "sqlite", str(tmp_path / "a.sqlite"), effects=effects, format="agent_inbox") as (graph, store):
         graph.invoke({"question": "q"}, config)
-        for _ in range(len(ESCALATING[shape])):
+        for answered in range(len(ESCALATING[shape])):
+            items = {i.key: i.value for i in store.search(INBOX_NAMESPACE, limit=100)}
+            statuses = Counter(v["status"] for v in items.values())  # the store's items tell the truth throughout
+            assert statuses == Counter({"pending": len(items) - answered, "applied": answered}), statuses
             [only] = interrupts(graph, config)  # one interrupt, whatever the shape
             shown = only.value[0]  # what Agent Inbox shows and answers: the first HumanInterrupt
             assert shown["action_request"]["args"] == {"output": shown["escalation"]["output"]}
@@ -68,6 +71,10 @@ def test_agent_inbox_answers_every_escalation_one_at_a_time_without_an_id(shape:
             graph.invoke(Command(resume=[{"type": "edit", "args": edit}]), config)  # no interrupt id: accepted
         finished_once(graph, config, shape, effects)
         assert set(step_outcomes(graph.get_state(config)).values()) <= {"pass", "edited"}
+        items = [i.value for i in store.search(INBOX_NAMESPACE, limit=100)]
+        assert {(v["status"], v["resolved_by"], v["decision"]["action"]) for v in items} == {
+            ("resolved", "a direct resume", "edit")
+        }
 
 
 @pytest.mark.parametrize("shape", ONE_GRAPH_SHAPES)

@@ -56,8 +56,10 @@ __all__ = [
     "AuditEntry",
     "EscalationInbox",
     "InboxItem",
+    "anote_status",
     "displayable",
     "index_escalation",
+    "note_status",
 ]
 
 logger = logging.getLogger(__name__)
@@ -180,6 +182,71 @@ def _index_value(escalation: Mapping[str, Any]) -> dict[str, Any]:
         "status": PENDING,
         "escalation": shown,
     }
+
+
+_RANK = {"pending": 0, "claimed": 0, "resolving": 1, "applied": 2}
+"""How far along an item is; a note never moves it back (final statuses rank highest)."""
+
+
+def _noted(current: Mapping[str, Any], status: str, decision: Any, by: str | None, at: str) -> dict[str, Any] | None:
+    """The item's value once `status` is noted, or None when it is there already or further along."""
+    now = _RANK.get(str(current.get("status")), 3)
+    if now == 3 or now > _RANK.get(status, 3) or current.get("status") == status:
+        return None  # final already, further along, or the same
+    value = {**current, "status": status, "updated_at": at}
+    if decision is not None:
+        value["decision"] = {k: v for k, v in dict(decision).items() if k != "ticket"}
+    if by is not None:
+        value["resolved_by"], value["resolved_at"] = by, at
+    return value
+
+
+def note_status(
+    store: BaseStore, escalation_id: str, status: str, *, decision: Any = None, by: str | None = None
+) -> None:
+    """Note an escalation's status (and the decision, who took it) in its store item, never moving it back.
+
+    The store's items follow each escalation's life whatever answered it (the inbox, a raw
+    resume, Agent Inbox or Agent Chat UI on LangGraph Server): the review node notes `applied`
+    when it takes an answer, the node that applies the decision `resolved`. A store reader with
+    no ledger (a LangGraph Server deployment's `client.store`) sees the true state.
+
+    Example:
+        ```python
+        from langgraph.store.memory import InMemoryStore
+        from reliable_graph.escalation.inbox import INBOX_NAMESPACE, index_escalation, note_status
+
+        store = InMemoryStore()
+        index_escalation(store, {"id": "e1", "step": "draft", "confidence": 0.1, "threshold": 0.5, "reason": "r",
+                                 "created_at": "2026-01-01T00:00:00+00:00"})
+        note_status(store, "e1", "resolved", decision={"action": "approve"}, by="ana")
+        note_status(store, "e1", "applied")  # never back
+        item = store.get(INBOX_NAMESPACE, "e1").value
+        assert (item["status"], item["resolved_by"], item["decision"]) == ("resolved", "ana", {"action": "approve"})
+        ```
+    """
+    stored = store.get(INBOX_NAMESPACE, escalation_id)
+    if stored is not None and (value := _noted(stored.value, status, decision, by, _utcnow().isoformat())):
+        store.put(INBOX_NAMESPACE, escalation_id, value, index=False)
+
+
+async def anote_status(
+    store: BaseStore, escalation_id: str, status: str, *, decision: Any = None, by: str | None = None
+) -> None:
+    """Async twin of `note_status` (the store's async API, as LangGraph Server's store needs).
+
+    Example:
+        ```python
+        import asyncio
+        from langgraph.store.memory import InMemoryStore
+        from reliable_graph.escalation.inbox import anote_status
+
+        asyncio.run(anote_status(InMemoryStore(), "nothing-here", "resolved"))  # no item: nothing to note
+        ```
+    """
+    stored = await store.aget(INBOX_NAMESPACE, escalation_id)
+    if stored is not None and (value := _noted(stored.value, status, decision, by, _utcnow().isoformat())):
+        await store.aput(INBOX_NAMESPACE, escalation_id, value, index=False)
 
 
 def _admit(store: BaseStore, value: Mapping[str, Any]) -> None:

@@ -22,7 +22,8 @@ from reliable_graph._node import ReliableNode
 from reliable_graph.errors import InvalidAnswerError
 from reliable_graph.escalation.decision import Decision, parse_answer
 from reliable_graph.escalation.formats import Format, render, response_schema
-from reliable_graph.escalation.protocol import accept
+from reliable_graph.escalation.inbox import anote_status, note_status
+from reliable_graph.escalation.protocol import DIRECT, accept, current_store
 from reliable_graph.escalation.record import DECISIONS, Action, ReviewTask, StepTask, payload_kind
 from reliable_graph.state import RELIABILITY_KEY, emit, task_records
 
@@ -171,7 +172,10 @@ class HumanEscalation(ReliableNode):
         try:
             escalation_id, decision = next(questions)
             while True:
-                escalation_id, decision = questions.send(_accepted(escalation_id, decision))
+                refused = _accepted(escalation_id, decision)
+                if refused is None and (store := current_store()) is not None:
+                    note_status(store, escalation_id, "applied", decision=_body(decision), by=_who(decision))
+                escalation_id, decision = questions.send(refused)
         except StopIteration as done:
             return done.value
 
@@ -183,6 +187,8 @@ class HumanEscalation(ReliableNode):
             escalation_id, decision = next(questions)
             while True:
                 refused = await asyncio.to_thread(_accepted, escalation_id, decision)
+                if refused is None and (store := current_store()) is not None:
+                    await anote_status(store, escalation_id, "applied", decision=_body(decision), by=_who(decision))
                 escalation_id, decision = questions.send(refused)
         except StopIteration as done:
             return done.value
@@ -320,6 +326,15 @@ class HumanEscalation(ReliableNode):
             records[item.key] = record
             sends.append(Send(item.review["return_to"], self._payload(item.review, decisions[item.id], record)))
         return Command(goto=[*sends, self.name], update={RELIABILITY_KEY: {"tasks": records}})
+
+
+def _body(decision: Decision) -> dict[str, Any]:
+    return decision.model_dump(mode="json", exclude_unset=True)
+
+
+def _who(decision: Decision) -> str:
+    """Who took a decision: its reviewer, or (a raw answer naming nobody) a direct resume."""
+    return decision.reviewer or DIRECT
 
 
 def _accepted(escalation_id: str, decision: Decision) -> InvalidAnswerError | None:

@@ -832,20 +832,11 @@ class Resolver:
 
     def mirror(self, escalation_id: str, status: str, row: Mapping[str, Any]) -> None:
         """Write the row's status (and decision, reviewer) into the store's item, for store readers."""
-        from reliable_graph.escalation.inbox import INBOX_NAMESPACE
+        from reliable_graph.escalation.inbox import note_status
 
-        stored = self.store.get(INBOX_NAMESPACE, escalation_id)
-        if stored is None:
-            return
-        decision = _decision(row.get("decision"))
-        value = {
-            **stored.value,
-            "status": status,
-            "resolved_by": row.get("resolved_by"),
-            "decision": {k: v for k, v in (decision or {}).items() if k != "ticket"} or None,
-        }
-        if value != stored.value:
-            self.store.put(INBOX_NAMESPACE, escalation_id, value, index=False)
+        note_status(
+            self.store, escalation_id, status, decision=_decision(row.get("decision")), by=row.get("resolved_by")
+        )
 
 
 # -- serialising the library's own resumes ---------------------------------------------------------

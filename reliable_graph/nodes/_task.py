@@ -18,7 +18,7 @@ from reliable_graph._messages import scorable
 from reliable_graph._node import ReliableNode, TaskRef, jsonable_or_repr, runnable_context, strict_json, task_ref
 from reliable_graph._state_access import read_optional
 from reliable_graph.escalation.decision import Decision
-from reliable_graph.escalation.inbox import aindex_escalation, index_escalation
+from reliable_graph.escalation.inbox import aindex_escalation, anote_status, index_escalation, note_status
 from reliable_graph.escalation.protocol import acontinuing, continuing, current_store
 from reliable_graph.escalation.record import Escalation, ReviewTask, StepTask, escalation_id, payload_kind
 from reliable_graph.evaluators.base import Score, as_chunks
@@ -325,16 +325,17 @@ class EscalatingNode(ReliableNode):
         if escalations and (store := current_store()) is not None:
             for escalation in escalations:
                 index_escalation(store, escalation)
+        if (applied := _applied(input)) is not None and (store := current_store()) is not None:
+            note_status(store, applied, "resolved")
         return result
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Run the node asynchronously (and index what it escalated or sent for audit)."""
         config = config if config is not None else ensure_config()
         with runnable_context(config):  # the store is found through it (Python 3.10's tasks carry none)
-            escalation = (input.get("escalation") or {}) if payload_kind(input) == "step" else {}
-            if escalation.get("id") and input.get("decision") is not None:
+            if (applying := _applied(input)) is not None:
                 # claim the decision's continuation off the event loop: the node's own claim then passes
-                await acontinuing(str(escalation["id"]), (config.get("configurable") or {}).get("thread_id"))
+                await acontinuing(applying, (config.get("configurable") or {}).get("thread_id"))
             token = _audits.set([])
             try:
                 result = await super().ainvoke(input, config, **kwargs)
@@ -345,7 +346,17 @@ class EscalatingNode(ReliableNode):
             if escalations and (store := current_store()) is not None:
                 for escalation in escalations:
                     await aindex_escalation(store, escalation)
+            if (applied := _applied(input)) is not None and (store := current_store()) is not None:
+                await anote_status(store, applied, "resolved")
         return result
+
+
+def _applied(input: Any) -> str | None:
+    """The escalation whose decision a node's run applies (its input carries one), or None."""
+    if payload_kind(input) != "step" or input.get("decision") is None:
+        return None
+    escalation_id = (input.get("escalation") or {}).get("id")
+    return None if escalation_id is None else str(escalation_id)
 
 
 def escalate(
