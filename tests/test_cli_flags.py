@@ -98,7 +98,10 @@ CHAOS = ["chaos", "--graph", "chaos_graphs:user_pipeline", "--input", "{}"]
         ([*CHAOS, "--kill-rate", "inf"], ["'--kill-rate'", "a finite number"]),
         ([*CHAOS, "--review", "bogus"], ["'--review'", "one of none, approve, terminate"]),
         (["chaos", "--graph", " ", "--input", "{}"], ["'--graph'", "must not be blank"]),
-        ([*INBOX, "--status", "bogus"], ["'--status'", "open, pending, claimed, resolving, applied, resolved, expired, dismissed, superseded, all"]),
+        (
+            [*INBOX, "--status", "bogus"],
+            ["'--status'", "open, pending, claimed, resolving, applied, resolved, expired, dismissed, superseded, all"],
+        ),
         ([*INBOX, "--sort", "newest"], ["'--sort'", "one of oldest, confidence"]),
         ([*INBOX, "--older-than", "nan"], ["'--older-than'", "a finite number"]),
         ([*INBOX, "--older-than", "-5"], ["'--older-than'", "must be in [0, 527040] minutes, got -5"]),
