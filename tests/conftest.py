@@ -9,6 +9,14 @@ import pytest
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+"""The property tests draw the same examples on every run (CI never fails on a draw it did not make before);
+`HYPOTHESIS_PROFILE=explore pytest` draws new ones, to look for bugs."""
+
 FROZEN_AT = datetime(2026, 12, 5, 23, 50, tzinfo=timezone.utc)
 """Where the `clock` fixture starts: ten minutes to midnight UTC, so a date that changes within hours shows."""
 

@@ -674,6 +674,31 @@ def _lone_surrogate(value: Any) -> bool:
     return False
 
 
+def _edit_decodes_to_surrogate(answer: Any, original: Any) -> bool:
+    """An edit sent as JSON text (a UI's) whose decoded value holds a lone surrogate (`"\\ud800"` escapes)."""
+    if isinstance(original, str):
+        return False  # a text output takes the text as it is
+    texts: list[Any] = []
+    stack = [answer]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key in ("output",):
+                if isinstance(item.get(key), str):
+                    texts.append(item[key])
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    for text in texts:
+        try:
+            decoded = json.loads(text)
+        except (ValueError, RecursionError):
+            continue
+        if _lone_surrogate(decoded):
+            return True
+    return False
+
+
 def check_case(bench: Bench, case: Case) -> None:
     spec = bench.spec
     answer = case.answer
@@ -684,8 +709,8 @@ def check_case(bench: Bench, case: Case) -> None:
         decision = None
         assert isinstance(err.reason, str) and err.reason.strip()
     expect = case.expect
-    if _lone_surrogate(answer):
-        expect = INVALID  # D: refused wherever it stands, an object's key included
+    if _lone_surrogate(answer) or _edit_decodes_to_surrogate(answer, spec.original):
+        expect = INVALID  # D: refused wherever it stands, an object's key included, or in an edit's JSON text
     if expect in DECISIONS:
         if expect in spec.allowed:
             assert decision is not None, f"a valid {expect!r} answer was rejected"
