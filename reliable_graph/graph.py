@@ -32,7 +32,8 @@ def validate_graph(graph: Any) -> Any:
 
     Raises:
         RouteTargetError: a node routes to a target that is not a node of the graph.
-        ValueError: the state schema has no `reliability` key.
+        ValueError: the state schema has no `reliability` key, or a router or gate would take a
+            reviewer's `provide_context` into a state key the schema lacks (the text would be lost).
 
     Example:
         ```python
@@ -66,4 +67,28 @@ def validate_graph(graph: Any) -> Any:
         for parameter, target in node.routes.items():
             if target is not None and target != END and target not in known:
                 raise RouteTargetError(node=name, parameter=parameter, target=target, known=sorted(known))
+    _check_context_channels(builder, ours)
     return graph
+
+
+def _check_context_channels(builder: StateGraph[Any, Any, Any, Any], ours: dict[str, ReliableNode]) -> None:
+    """A reviewer's provide_context must reach the step: a router or gate passes it through a state channel."""
+    from reliable_graph.escalation.node import HumanEscalation
+    from reliable_graph.nodes import ConfidenceRouter, ContextGate
+
+    if not any(isinstance(n, HumanEscalation) and "provide_context" in n.allowed for n in ours.values()):
+        return
+    for name, node in ours.items():
+        if isinstance(node, ConfidenceRouter):
+            key = node.scoring.context_key
+        elif isinstance(node, ContextGate):
+            key = node.context_key
+        else:
+            continue  # a reliable_step carries a reviewer's context in its task's record
+        if key not in builder.channels:
+            msg = (
+                f"node {name!r} takes a reviewer's provide_context into state key {key!r}, which the state schema "
+                f"lacks, so the reviewer's text would be dropped: add {key!r} to the state, pass its real name as "
+                f"context_key=..., or leave provide_context out of HumanEscalation(allowed=...)"
+            )
+            raise ValueError(msg)

@@ -271,3 +271,60 @@ def test_reliable_step_input_keys_left_out_of_a_run_are_not_shown() -> None:
 def test_a_missing_state_key_says_what_is_really_missing() -> None:
     err = MissingStateKeyError(node="step", key="topic")
     assert "this run's state does not hold" in str(err) and "not in the run's input" in str(err)
+
+
+def test_a_reviewers_context_reaches_the_step_when_the_state_has_no_context_key() -> None:
+    """provide_context on a graph whose state declares no `context` channel: never accepted and lost."""
+    from langgraph.types import Command
+
+    from reliable_graph import HumanEscalation, RegexMatch, ReliabilityState, reliable_step
+
+    class NoContext(ReliabilityState, total=False):
+        question: str
+        answer: str
+
+    seen: list[Any] = []
+
+    def draft(state: Any) -> dict[str, Any]:
+        seen.append(state.get("context"))
+        texts = " ".join(c["text"] for c in state.get("context") or [])
+        return {"answer": f"yes [{texts}]" if "policy" in texts else "maybe"}
+
+    builder = StateGraph(NoContext)
+    builder.add_node(
+        reliable_step(
+            draft,
+            name="draft",
+            evaluator=RegexMatch(pattern=r"policy \d"),
+            threshold=1.0,
+            max_retries=0,
+            output_key="answer",
+            pass_to=END,
+        )
+    )
+    builder.add_node(HumanEscalation())
+    builder.add_edge(START, "draft")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    cfg = config("no-context-key")
+    [first] = graph.invoke({"question": "q"}, cfg)["__interrupt__"]
+    out = graph.invoke(Command(resume={first.id: {"action": "provide_context", "context": ["see policy 7"]}}), cfg)
+    assert out["answer"] == "yes [see policy 7]" and step_outcomes(out) == {"draft": "retry_pass"}
+    assert seen == [None, [{"text": "see policy 7", "metadata": {}}]]
+
+
+def test_the_next_round_shows_the_context_a_reviewer_gave() -> None:
+    from langgraph.types import Command
+
+    graph = one_step_graph(scripted(["bad", "bad", "bad"]), max_retries=0)
+    cfg = config("round-two")
+    [first] = graph.invoke({"question": "q"}, cfg)["__interrupt__"]
+    [second] = graph.invoke(
+        Command(resume={first.id: {"action": "provide_context", "context": ["the 2024 table"], "reviewer": "ana"}}), cfg
+    )["__interrupt__"]
+    assert second.value["round"] == 2
+    assert [c["text"] for c in second.value["context"]] == ["the 2024 table"]
+    assert second.value["previous_decision"] == {
+        "action": "provide_context",
+        "reviewer": "ana",
+        "context": ["the 2024 table"],
+    }

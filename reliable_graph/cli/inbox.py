@@ -28,7 +28,9 @@ from reliable_graph import (
     EscalationInbox,
     InvalidAnswerError,
     NoPendingEscalationError,
+    RouteTargetError,
     parse_answer,
+    validate_graph,
 )
 from reliable_graph.cli._common import CliError, at_least, choice, number, text, texts
 from reliable_graph.escalation import STATUSES
@@ -128,6 +130,11 @@ def _check_langgraph_file(path: Path) -> None:
 def open_inbox(db: str, graph: str | None, **options: Any) -> Iterator[EscalationInbox]:
     """An `EscalationInbox` on `db` (SQLite path or Postgres URL), with the user's graph compiled on it."""
     builder = load_graph(graph) if graph else None
+    if builder is not None:
+        try:
+            validate_graph(builder)  # a route to nowhere, or a reviewer's context the graph would drop
+        except (ValueError, RouteTargetError) as exc:
+            raise CliError(f"--graph {graph}: {exc}") from None
     if db.startswith(("postgresql://", "postgres://")):
         try:
             from langgraph.checkpoint.postgres import PostgresSaver

@@ -140,8 +140,16 @@ class Decision(BaseModel):
         return [{"text": c, "metadata": {}} if isinstance(c, str) else dict(c) for c in self.context or ()]
 
     def recorded(self) -> dict[str, Any]:
-        """What a record keeps of this decision (no output, no context)."""
-        return {k: v for k, v in {"action": self.action, "reviewer": self.reviewer, "reason": self.reason}.items() if v}
+        """What a record keeps of this decision: action, reviewer, reason, and the texts a reviewer supplied.
+
+        The output of an edit is not kept (the state holds it).
+        """
+        kept: dict[str, Any] = {
+            k: v for k, v in {"action": self.action, "reviewer": self.reviewer, "reason": self.reason}.items() if v
+        }
+        if self.action == "provide_context":
+            kept["context"] = [str(c["text"])[:2000] for c in self.context_chunks()]
+        return kept
 
 
 _MAX_DEPTH = 64

@@ -107,7 +107,7 @@ def _record_of(state: Any, key: str) -> Any:
 
 def compact(record: Mapping[str, Any]) -> StepRecord:
     """A finished task's record: outcome and one score per attempt, the live-only fields dropped."""
-    kept = {k: v for k, v in record.items() if k not in ("pending", "checkpoint", "review", "threshold")}
+    kept = {k: v for k, v in record.items() if k not in ("pending", "checkpoint", "review", "threshold", "supplied")}
     attempts: list[AttemptRecord] = [
         {"n": a["n"], "score": a["score"], "verdict": a["verdict"]} for a in record.get("attempts") or ()
     ]

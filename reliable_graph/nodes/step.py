@@ -189,6 +189,10 @@ class ReliableStep(EscalatingNode):
             return dataclasses.replace(
                 ctx, state=state, record=cast(StepRecord, base), fresh=False, decision=None, review=None
             )
+        if action == "provide_context":
+            # the chunks also travel in the task's record: the re-run reads them even when the graph's
+            # state has no `context_key` channel (an update to it would be dropped)
+            base["supplied"] = decision.context_chunks()
         update: dict[str, Any] = {RELIABILITY_KEY: with_key(ctx.ref, base)}
         if action == "provide_context":
             update[key] = merge_context(escalation.get("context"), decision.context_chunks(), "append")
@@ -286,6 +290,11 @@ class ReliableStep(EscalatingNode):
         ctx = open_task(input, config, self.name)
         if ctx.decision is not None:
             return self._apply(ctx, ctx.decision)
+        supplied = None if ctx.fresh else ctx.record.get("supplied")
+        if supplied and ctx.state is not None:  # a reviewer's context, whether or not the state holds it
+            key = self.scoring.context_key
+            merged = merge_context(read_optional(ctx.state, key), supplied, "append")
+            ctx = dataclasses.replace(ctx, state=with_context(ctx.state, key, merged))
         self._check_input(ctx)
         return ctx
 
