@@ -24,7 +24,7 @@ __all__ = ["AllOf", "Predicate", "RegexMatch", "RequiredFields", "SchemaValid"]
 
 
 def _as_mapping(output: Any) -> Mapping[str, Any] | None:
-    if isinstance(output, Mapping):
+    if type(output) is dict or isinstance(output, Mapping):
         return output
     if isinstance(output, BaseModel):
         return output.model_dump()

@@ -257,19 +257,26 @@ def build_escalation(
 
 
 def _raised_escalations(result: Any) -> list[dict[str, Any]]:
-    """The escalations a node's result sends to review (or parks in state for an edge)."""
+    """The escalations a node's result sends to review (or parks in state for an edge).
+
+    A passing step's result (a `Command` going to one node, its record without a parked review)
+    is recognised in a few lookups.
+    """
     if not isinstance(result, Command):
         return []
     found = []
-    gotos = result.goto if isinstance(result.goto, (list, tuple)) else [result.goto]
-    for goto in gotos:
-        if isinstance(goto, Send) and payload_kind(goto.arg) == "review":
-            found.append(goto.arg["escalation"])
-    update = result.update if isinstance(result.update, dict) else {}
-    for record in ((update.get(RELIABILITY_KEY) or {}).get("tasks") or {}).values():
-        review = record.get("review") if isinstance(record, dict) else None
-        if review:
-            found.append(review["escalation"])
+    goto = result.goto
+    if not isinstance(goto, str):  # a plain route sends nothing to review
+        for target in goto if isinstance(goto, (list, tuple)) else [goto]:
+            if isinstance(target, Send) and payload_kind(target.arg) == "review":
+                found.append(target.arg["escalation"])
+    update = result.update
+    rel = update.get(RELIABILITY_KEY) if isinstance(update, dict) else None
+    if rel:
+        for record in (rel.get("tasks") or {}).values():
+            review = record.get("review") if isinstance(record, dict) else None
+            if review:
+                found.append(review["escalation"])
     return found
 
 
@@ -306,18 +313,27 @@ class EscalatingNode(ReliableNode):
 
     The index write goes through `get_store()` after the node's work, with the store's sync API
     from `invoke` and its async API from `ainvoke` (LangGraph Server's store refuses sync calls
-    on its event loop).
+    on its event loop). A node that cannot audit (`audit_rate=0`) keeps no list for audits, and
+    a result that escalates nothing touches no store.
     """
+
+    def _may_audit(self) -> bool:
+        """Whether this node can send passing outputs for audit (then its audits are collected)."""
+        return False
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Run the node synchronously (and index what it escalated or sent for audit)."""
-        token = _audits.set([])
-        try:
+        if not self._may_audit():
             result = super().invoke(input, config, **kwargs)
-            audits = _audits.get() or []
-        finally:
-            _audits.reset(token)
-        escalations = _raised_escalations(result) + audits
+            escalations = _raised_escalations(result)
+        else:
+            token = _audits.set([])
+            try:
+                result = super().invoke(input, config, **kwargs)
+                audits = _audits.get() or []
+            finally:
+                _audits.reset(token)
+            escalations = _raised_escalations(result) + audits
         if escalations and (store := current_store()) is not None:
             for escalation in escalations:
                 index_escalation(store, escalation)
@@ -327,13 +343,17 @@ class EscalatingNode(ReliableNode):
         """Run the node asynchronously (and index what it escalated or sent for audit)."""
         config = config if config is not None else ensure_config()
         with runnable_context(config):  # the store is found through it (Python 3.10's tasks carry none)
-            token = _audits.set([])
-            try:
+            if not self._may_audit():
                 result = await super().ainvoke(input, config, **kwargs)
-                audits = _audits.get() or []
-            finally:
-                _audits.reset(token)
-            escalations = _raised_escalations(result) + audits
+                escalations = _raised_escalations(result)
+            else:
+                token = _audits.set([])
+                try:
+                    result = await super().ainvoke(input, config, **kwargs)
+                    audits = _audits.get() or []
+                finally:
+                    _audits.reset(token)
+                escalations = _raised_escalations(result) + audits
             if escalations and (store := current_store()) is not None:
                 for escalation in escalations:
                     await aindex_escalation(store, escalation)
