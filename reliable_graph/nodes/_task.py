@@ -323,13 +323,14 @@ class EscalatingNode(ReliableNode):
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Run the node synchronously (and index what it escalated or sent for audit)."""
+        config = config if config is not None else ensure_config()
         if not self._may_audit():
-            result = super().invoke(input, config, **kwargs)
+            result = self._run(input, config)
             escalations = _raised_escalations(result)
         else:
             token = _audits.set([])
             try:
-                result = super().invoke(input, config, **kwargs)
+                result = self._run(input, config)
                 audits = _audits.get() or []
             finally:
                 _audits.reset(token)
@@ -344,12 +345,12 @@ class EscalatingNode(ReliableNode):
         config = config if config is not None else ensure_config()
         with runnable_context(config):  # the store is found through it (Python 3.10's tasks carry none)
             if not self._may_audit():
-                result = await super().ainvoke(input, config, **kwargs)
+                result = await self._arun(input, config)
                 escalations = _raised_escalations(result)
             else:
                 token = _audits.set([])
                 try:
-                    result = await super().ainvoke(input, config, **kwargs)
+                    result = await self._arun(input, config)
                     audits = _audits.get() or []
                 finally:
                     _audits.reset(token)
