@@ -82,7 +82,8 @@ def measure(saver: Any, runs: int, steps: int, durability: str, tag: str) -> dic
     warmup = 3
     for run in range(runs + warmup):
         for mode in ("bare", "reliable") if run % 2 == 0 else ("reliable", "bare"):
-            config: Any = {"configurable": {"thread_id": f"{tag}-{mode}-{run}"}}
+            thread = f"{tag}-{mode}-{run}" if run >= warmup else f"{tag}-warmup-{mode}-{run}"  # not counted
+            config: Any = {"configurable": {"thread_id": thread}}
             start = time.perf_counter()
             out = graphs[mode].invoke({"question": "q"}, config, durability=durability)
             elapsed = time.perf_counter() - start
@@ -100,7 +101,7 @@ def measure(saver: Any, runs: int, steps: int, durability: str, tag: str) -> dic
 
 
 def stored_bytes(conn: sqlite3.Connection, tag: str, mode: str) -> int:
-    """Bytes the SQLite saver stored for one mode's threads: checkpoints, metadata, pending writes."""
+    """Bytes the SQLite saver stored for one mode's measured threads: checkpoints, metadata, pending writes."""
     like = f"{tag}-{mode}-%"
     (checkpoints,) = conn.execute(
         "SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0) FROM checkpoints WHERE thread_id LIKE ?",
