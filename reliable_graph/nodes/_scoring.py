@@ -122,7 +122,7 @@ class OutputScoring:
         message's text; a query that is a message list is its last human message; with no query
         in the state, the last human message of `messages` is the query.
         """
-        query = read_optional(state, self.query_key)
+        query = state.get(self.query_key) if type(state) is dict else read_optional(state, self.query_key)
         if query is None:
             query = query_of(read_optional(state, MESSAGES_KEY))
         elif type(query) is not str and is_messages(query):

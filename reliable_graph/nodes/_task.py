@@ -19,7 +19,14 @@ from reliable_graph._node import ReliableNode, TaskRef, jsonable_or_repr, runnab
 from reliable_graph._state_access import read_optional
 from reliable_graph.escalation.decision import Decision
 from reliable_graph.escalation.inbox import aindex_escalation, current_store, index_escalation, mark_applied
-from reliable_graph.escalation.record import Escalation, ReviewTask, StepTask, escalation_id, payload_kind
+from reliable_graph.escalation.record import (
+    MARKER,
+    Escalation,
+    ReviewTask,
+    StepTask,
+    escalation_id,
+    payload_kind,
+)
 from reliable_graph.evaluators.base import Score, as_chunks
 from reliable_graph.state import RELIABILITY_KEY, AttemptRecord, StepRecord, emit, task_records
 
@@ -56,7 +63,7 @@ def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
     configurable = config.get("configurable") or {}
     thread = configurable.get("thread_id")
     thread_id = None if thread is None else str(thread)
-    if payload_kind(input) == "step":
+    if (input.get(MARKER) == "step") if type(input) is dict else (payload_kind(input) == "step"):
         payload: StepTask = input
         record = dict(payload["record"])
         ref = TaskRef(key=payload["key"], step=step, path=str(record.get("path", step)), push=payload["push"])
@@ -72,7 +79,14 @@ def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
             config=None,
         )
     ref = task_ref(config, step)
-    current = None if ref.push else _record_of(input, ref.key)
+    if ref.push:
+        current = None
+    elif type(input) is dict:  # a TypedDict state: look the record up without copying every record
+        rel = input.get(RELIABILITY_KEY)
+        tasks = rel.get("tasks") if isinstance(rel, dict) else None
+        current = tasks.get(ref.key) if isinstance(tasks, dict) else None
+    else:
+        current = task_records(input).get(ref.key)
     live = current is not None and current.get("pending") in ("retry", "refetch", "human_retry", "human_context")
     if live and current is not None:
         record = dict(current)
@@ -93,15 +107,6 @@ def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
         thread_id=thread_id,
         config=config,
     )
-
-
-def _record_of(state: Any, key: str) -> Any:
-    """`task_records(state).get(key)` without copying every record (the passing path's lookup)."""
-    if type(state) is dict:
-        rel = state.get(RELIABILITY_KEY)
-        tasks = rel.get("tasks") if isinstance(rel, dict) else None
-        return tasks.get(key) if isinstance(tasks, dict) else None
-    return task_records(state).get(key)
 
 
 def compact(record: Mapping[str, Any]) -> StepRecord:
