@@ -13,8 +13,14 @@ CONVERSATION_LIMIT = 20
 """The latest messages an escalation shows a reviewer."""
 
 
+_PLAIN = frozenset({str, bytes, dict, int, float, bool, type(None)})
+"""Types that are never messages: recognised at once (most outputs and queries are one of them)."""
+
+
 def is_messages(value: Any) -> bool:
     """A message, or a non-empty list of them (what a chat step returns or keeps in state)."""
+    if type(value) in _PLAIN:
+        return False
     if isinstance(value, BaseMessage):
         return True
     return (
@@ -50,6 +56,8 @@ def last_text(messages: Any, kind: type[BaseMessage]) -> str | None:
 
 def scorable(output: Any) -> Any:
     """What an evaluator scores: the last AI message's text for a message list, else the output."""
+    if type(output) in _PLAIN:
+        return output
     if is_messages(output):
         text = last_text(output, AIMessage)
         return text if text is not None else message_text(output if isinstance(output, BaseMessage) else output[-1])

@@ -6,6 +6,7 @@ This module sits below `nodes/` and `escalation/`; it imports neither.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -161,12 +162,18 @@ class TaskRef:
     """The task was started by `Send`: its input is the `Send` argument, not the state."""
 
 
+@functools.lru_cache(maxsize=4096)
+def _top_level_ref(step: str) -> TaskRef:
+    """The `TaskRef` of a plain node of the top-level graph: one per step, built once (never changed)."""
+    return TaskRef(key=step, step=step, path=step, push=False)
+
+
 def task_ref(config: RunnableConfig, step: str) -> TaskRef:
     """The `TaskRef` of the running task for `step` (stable across resumes of that task)."""
     push = is_push_task(config)
     configurable = config.get("configurable") or {}
     if not push and "|" not in str(configurable.get("checkpoint_ns") or ""):
-        return TaskRef(key=step, step=step, path=step, push=False)
+        return _top_level_ref(step)
     names, levels = namespace_path(config)
     parents = levels[:-1]
     path = "/".join([*names[:-1], step])

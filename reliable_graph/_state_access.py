@@ -26,13 +26,15 @@ def read(state: Any, key: str, *, node: str) -> Any:
 
 def read_optional(state: Any, key: str, default: Any = None) -> Any:
     """`state[key]`, or `default` when the state has no such key."""
+    if type(state) is dict:
+        return state.get(key, default)
     value = _get(state, key)
     return default if value is _MISSING else value
 
 
 def as_mapping(state: Any) -> Mapping[str, Any]:
     """A read-only mapping view of any state object, for evaluators."""
-    if isinstance(state, Mapping):
+    if type(state) is dict or isinstance(state, Mapping):
         return state
     dump = getattr(state, "model_dump", None)
     if callable(dump):

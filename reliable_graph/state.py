@@ -152,21 +152,25 @@ def merge_reliability(
         assert merge_reliability(newer, merged)["tasks"]["s1"]["outcome"] == "approved"
         ```
     """
-    if isinstance(right, Sequence) and not isinstance(right, (str, bytes)):
-        merged = {"tasks": dict((left or {}).get("tasks") or {})}  # a batch of writes (`DeltaChannel`)
-        for write in right:
-            merged = merge_reliability(merged, write)
-        return merged
-    left_tasks = (left or {}).get("tasks") or {}
-    right_tasks = (right or {}).get("tasks") or {}
-    if not right_tasks:
-        return {"tasks": dict(left_tasks)}
-    tasks = dict(left_tasks)
-    for key, record in right_tasks.items():
+    tasks = dict((left or {}).get("tasks") or {})  # one copy; `left` is never changed
+    if type(right) is list or (isinstance(right, Sequence) and not isinstance(right, (str, bytes))):
+        for write in right:  # a batch of writes (`DeltaChannel`)
+            _merge_into(tasks, write)
+    else:
+        _merge_into(tasks, right)
+    return {"tasks": tasks}
+
+
+def _merge_into(tasks: dict[str, Any], write: Any) -> None:
+    """Merge one write (or a nested batch of them) into `tasks`, the highest revision winning."""
+    if type(write) is not dict and isinstance(write, Sequence) and not isinstance(write, (str, bytes)):
+        for item in write:
+            _merge_into(tasks, item)
+        return
+    for key, record in ((write or {}).get("tasks") or {}).items():
         current = tasks.get(key)
         if current is None or _rev(record) >= _rev(current):
             tasks[key] = record
-    return {"tasks": tasks}
 
 
 def reliability_channel() -> DeltaChannel[dict[str, Any]]:

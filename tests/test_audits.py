@@ -97,6 +97,43 @@ async def test_a_seeded_share_of_passing_outputs_is_audited_without_pausing(is_a
         assert ("audit" in task_records(out)["draft"]) == any(i.thread_id == f"t{n}" for i in items)
 
 
+class _Forbidden:
+    """A stand-in for what a passing step without audits must not use."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __getattr__(self, name: str) -> Any:
+        msg = f"{self.what}.{name} used by a passing step with audit_rate=0"
+        raise AssertionError(msg)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        msg = f"{self.what} called by a passing step with audit_rate=0"
+        raise AssertionError(msg)
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+async def test_without_audits_a_passing_step_keeps_no_audit_list_and_touches_no_store(
+    is_async: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reliable_graph.nodes import _scoring, _task
+
+    store = InMemoryStore()
+    graph = _graph(store, InMemorySaver(), 0.0, is_async=is_async)
+    with monkeypatch.context() as patched:
+        patched.setattr(_task, "_audits", _Forbidden("the audit list"))
+        patched.setattr(_task, "current_store", _Forbidden("current_store"))
+        patched.setattr(_scoring.OutputScoring, "audited", _Forbidden("the audit draw"))
+        config: Any = {"configurable": {"thread_id": "t"}}
+        out = await graph.ainvoke({"question": "q"}, config) if is_async else graph.invoke({"question": "q"}, config)
+        assert out["output"] == "answer to q" and "audit" not in task_records(out)["draft"]
+        # the stand-ins are used by a step that audits: they would catch a passing step using them
+        audited = _graph(store, InMemorySaver(), 1.0, is_async=is_async)
+        with pytest.raises(AssertionError, match="audit"):
+            await audited.ainvoke({"question": "q"}, config) if is_async else audited.invoke({"question": "q"}, config)
+    assert EscalationInbox(store, graph=graph).list(kind="audit") == []
+
+
 def test_labels_are_recorded_exactly_once_and_estimate_silent_failures(tmp_path: Path) -> None:
     db = tmp_path / "runs.sqlite"
     conn, store_conn, store = _on_file(db)

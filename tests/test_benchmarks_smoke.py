@@ -68,3 +68,23 @@ def test_chaos_benchmark_smoke_loses_nothing() -> None:
     assert data["kills"] >= 1 and data["resumed"] == data["kills"] and data["steps_reexecuted"] == 0
     assert data["scenario"]["fault_rate"] == 0.3 and data["profile"]["faults"]["timeout"] == 0.15
     assert sum(data["outcomes"].values()) >= 8 * 10 - 10 * data["run_outcomes"].get("escalated", 0)
+
+
+def test_overhead_benchmark_smoke_prints_the_figures_and_the_check_verdict() -> None:
+    data = json.loads(_run("overhead.py", "--steps", "2", "--runs", "3", "--json"))
+    assert data["steps"] == 2 and data["runs"] == 3
+    assert data["memory_ratio"] > 0 and data["sqlite_ratio"] > 0 and data["checkpoint_bytes_ratio"] > 1
+    assert data["memory_ratio_paired"] > 0 and data["sqlite_ratio_paired"] > 0
+    # --check: the figures either way, then a verdict that agrees with the exit code (no speed is asserted)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--steps", "2", "--runs", "3", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert "InMemorySaver" in done.stdout and "SQLite file" in done.stdout
+    verdict = [line for line in done.stdout.splitlines() if line.startswith("overhead check: memory_ratio_paired")]
+    assert len(verdict) == 1 and " budget " in verdict[0]
+    assert done.returncode == (0 if verdict[0].endswith(": ok") else 1), done.stderr

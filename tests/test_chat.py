@@ -93,3 +93,45 @@ def test_the_escalation_shows_the_conversation_and_an_edit_stays_an_ai_message()
     assert step_outcomes(out) == {"answer": "edited"}
     last = out["messages"][-1]
     assert isinstance(last, AIMessage) and last.content == "Paris." and len(out["messages"]) == 2
+
+
+def test_plain_outputs_and_queries_skip_the_chat_handling(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reliable_graph import _messages
+    from reliable_graph.nodes import _scoring
+
+    class PlainState(ReliabilityState, total=False):
+        question: str
+        output: Any
+
+    builder = StateGraph(PlainState)
+    builder.add_node(
+        reliable_step(
+            lambda s: {"output": {"city": "Paris"}},
+            name="answer",
+            evaluator=Predicate(fn=lambda o: o["city"] == "Paris", name="paris"),
+            threshold=1.0,
+            pass_to=END,
+        )
+    )
+    builder.add_node(HumanEscalation())
+    builder.add_edge(START, "answer")
+    graph = builder.compile(checkpointer=InMemorySaver())
+
+    def forbidden(*args: Any) -> Any:
+        raise AssertionError("chat handling used on a plain output and query")
+
+    with monkeypatch.context() as patched:
+        helpers = [
+            (_messages, "is_messages"),
+            (_messages, "last_text"),
+            (_scoring, "is_messages"),
+            (_scoring, "query_of"),
+        ]
+        for module, name in helpers:
+            patched.setattr(module, name, forbidden)
+        out = graph.invoke({"question": "capital of France?"}, CONFIG)
+        assert out["output"] == {"city": "Paris"} and step_outcomes(out) == {"answer": "pass"}
+        with pytest.raises(AssertionError, match="chat handling"):  # a chat step does use it
+            _graph(ScriptedChatModel(responses=["Paris."]), RegexMatch(pattern="Paris")).invoke(
+                {"messages": [HumanMessage(QUESTION)]}, CONFIG
+            )

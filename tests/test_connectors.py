@@ -3,12 +3,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import random
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
+import tenacity
 
 from reliable_graph.resilience import ConnectorRetry, VirtualClock, connectors, observe_retries
 
@@ -312,6 +315,135 @@ def test_connector_retry_rejects_bad_configuration(
 )
 def test_connector_retry_accepts_good_configuration(kwargs: dict[str, object]) -> None:
     ConnectorRetry(**kwargs)  # type: ignore[arg-type]
+
+
+class _NoTenacity:
+    """Stands in for the tenacity module: any use of it fails the test."""
+
+    def __getattr__(self, name: str) -> Any:
+        msg = f"tenacity.{name} was used by a call that needed no retry"
+        raise AssertionError(msg)
+
+
+def test_a_call_that_needs_no_retry_never_enters_tenacity(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(connectors, "tenacity", _NoTenacity())
+    retry = ConnectorRetry(sleep=VirtualClock().sleep)
+    assert retry.call(lambda x: x * 2, 21) == 42
+    with pytest.raises(httpx.HTTPStatusError):  # permanent: re-raised as is, unretried
+        retry.call(_flaky([status_error(404)], []))
+
+    async def double(x: int) -> int:
+        return x * 2
+
+    async def forbidden() -> None:
+        raise status_error(403)
+
+    assert asyncio.run(retry.acall(double, 21)) == 42
+    with pytest.raises(httpx.HTTPStatusError):
+        asyncio.run(retry.acall(forbidden))
+    # and the stand-in does catch a use: a transient error needs tenacity
+    with pytest.raises(AssertionError, match="tenacity"):
+        retry.call(_flaky([read_timeout()], []))
+
+
+# The same failures through `call`/`acall` and through tenacity from the first attempt (how every
+# call was made before the first attempt ran directly): each scenario must give the same result,
+# attempts, waits (jitter from the same seed), callbacks, observers and predicate calls.
+SCENARIOS: dict[str, tuple[Callable[[], list[BaseException]], dict[str, Any]]] = {
+    "retry-after-then-jittered-back-off": (
+        lambda: [status_error(429, "0.2"), read_timeout(), ConnectionResetError(104, "reset")],
+        {},
+    ),
+    "without-jitter": (lambda: [read_timeout(), status_error(503), read_timeout()], {"jitter": False}),
+    "retries-spent": (lambda: [status_error(503) for _ in range(6)], {"max_attempts": 4}),
+    "transient-then-permanent": (lambda: [read_timeout(), status_error(400)], {}),
+    "one-attempt-only": (lambda: [read_timeout()], {"max_attempts": 1}),
+    "permanent-at-once": (lambda: [status_error(404)], {}),
+    "predicate": (lambda: [KeyError("a"), KeyError("b"), ValueError("c")], {"retry_on": "predicate"}),
+    "no-error": (lambda: [], {}),
+}
+
+
+def _policy(options: dict[str, Any], record: dict[str, list[Any]]) -> ConnectorRetry:
+    def sleep(seconds: float) -> None:
+        record["sleeps"].append(seconds)
+
+    async def asleep(seconds: float) -> None:
+        record["sleeps"].append(seconds)
+
+    def predicate(exc: BaseException) -> bool:
+        record["predicate"].append(type(exc).__name__)
+        return isinstance(exc, KeyError)
+
+    kwargs = dict(options)
+    if kwargs.get("retry_on") == "predicate":
+        kwargs["retry_on"] = predicate
+    return ConnectorRetry(
+        initial_wait=0.1,
+        sleep=sleep,
+        asleep=asleep,
+        on_retry=lambda exc, wait: record["hook"].append((type(exc).__name__, wait)),
+        **kwargs,
+    )
+
+
+def _from_the_start(retry: ConnectorRetry, is_async: bool) -> Any:
+    """`retry.call`/`acall` as tenacity from attempt 1, with the policy's own wait and callbacks."""
+    options: dict[str, Any] = {
+        "stop": tenacity.stop_after_attempt(retry.max_attempts),
+        "wait": retry._wait,
+        "retry": tenacity.retry_if_exception(retry.should_retry),
+        "before_sleep": retry._before_sleep,
+        "reraise": True,
+    }
+    if is_async:
+        return tenacity.AsyncRetrying(sleep=retry.asleep, **options)
+    return tenacity.Retrying(sleep=retry.sleep, **options)
+
+
+def _run_scenario(name: str, *, is_async: bool, direct: bool) -> dict[str, Any]:
+    make_errors, options = SCENARIOS[name]
+    errors = make_errors()
+    raised = list(errors)
+    record: dict[str, list[Any]] = {"sleeps": [], "hook": [], "observed": [], "predicate": [], "calls": []}
+    retry = _policy(options, record)
+
+    def fn(x: int) -> int:
+        record["calls"].append(x)
+        if errors:
+            raise errors.pop(0)
+        return x * 2
+
+    async def afn(x: int) -> int:
+        return fn(x)
+
+    random.seed(1234)  # full jitter draws from `random`: the same seed must give the same waits
+    outcome: Any
+    with observe_retries(lambda exc, wait: record["observed"].append((type(exc).__name__, wait))):
+        try:
+            if is_async:
+                runner: Callable[..., Awaitable[int]] = retry.acall if direct else _from_the_start(retry, True)
+                outcome = asyncio.run(runner(afn, 21))
+            else:
+                outcome = retry.call(fn, 21) if direct else _from_the_start(retry, False)(fn, 21)
+        except Exception as exc:  # which of the raised errors came out
+            outcome = ("raised", raised.index(exc))
+    return {"outcome": outcome, **record}
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_retries_after_a_direct_first_attempt_are_those_of_tenacity_from_the_start(name: str, is_async: bool) -> None:
+    direct = _run_scenario(name, is_async=is_async, direct=True)
+    reference = _run_scenario(name, is_async=is_async, direct=False)
+    assert direct == reference
+    assert direct["hook"] == direct["observed"] and [w for _, w in direct["hook"]] == direct["sleeps"]
+    if name == "retries-spent":  # the scenarios test what they say
+        assert direct["outcome"] == ("raised", 3) and len(direct["calls"]) == 4 and len(direct["sleeps"]) == 3
+    if name == "retry-after-then-jittered-back-off":
+        assert direct["outcome"] == 42 and direct["sleeps"][0] == 0.2 and len(set(direct["sleeps"])) == 3
+    if name == "predicate":
+        assert direct["predicate"] == ["KeyError", "KeyError", "ValueError"] and direct["outcome"] == ("raised", 2)
 
 
 # The documented classes and functions (constants such as DEFAULT_RETRY carry no example of their own).

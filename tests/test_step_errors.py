@@ -20,7 +20,7 @@ from reliable_graph import (
     reliable_step,
     step_outcomes,
 )
-from reliable_graph.resilience import ConnectorRetry, VirtualClock
+from reliable_graph.resilience import ConnectorRetry, VirtualClock, connectors, observe_retries
 
 REQUEST = httpx.Request("GET", "https://api.test/search")
 
@@ -181,3 +181,85 @@ async def test_retrieve_then_gate_escalates_a_failed_first_fetch_and_a_reviewer_
     answer = Command(resume={"action": "provide_context", "context": ["tide tables for the harbour"]})
     out = await graph.ainvoke(answer, CONFIG) if is_async else graph.invoke(answer, CONFIG)
     assert "__interrupt__" not in out and [c["text"] for c in out["context"]] == ["tide tables for the harbour"]
+
+
+class _NoTenacity:
+    """Stands in for the tenacity module: any use of it fails the test."""
+
+    def __getattr__(self, name: str) -> Any:
+        msg = f"tenacity.{name} was used by a step that needed no retry"
+        raise AssertionError(msg)
+
+
+async def _run(graph: Any, state: Any, is_async: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run to the end; the final state and the custom stream's events."""
+    if is_async:
+        events = [e async for e in graph.astream(state, CONFIG, stream_mode="custom")]
+    else:
+        events = list(graph.stream(state, CONFIG, stream_mode="custom"))
+    return graph.get_state(CONFIG).values, events
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+async def test_a_passing_step_and_its_refetch_never_enter_the_retry_machinery(
+    is_async: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connectors, "tenacity", _NoTenacity())
+    answers = iter(["", "Paris"])
+    step = reliable_step(
+        lambda s: {"output": next(answers)},
+        name="answer",
+        evaluator=KNOWN,
+        threshold=1.0,
+        pass_to=END,
+        refetch=lambda q: ["Paris is the capital of France"],
+    )
+    values, _ = await _run(_graph(step), {"question": "capital?", "context": []}, is_async)
+    assert values["output"] == "Paris" and step_outcomes(values) == {"answer": "retry_pass"}
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+async def test_a_transient_error_gets_its_retries_waits_and_events(is_async: bool) -> None:
+    calls: list[int] = []
+    clock = VirtualClock()
+    hook: list[tuple[str, float]] = []
+    observed: list[tuple[str, float]] = []
+    retry = ConnectorRetry(
+        initial_wait=0.1,
+        jitter=False,
+        sleep=clock.sleep,
+        asleep=clock.asleep,
+        on_retry=lambda exc, wait: hook.append((type(exc).__name__, wait)),
+    )
+    limited = httpx.Response(429, headers={"Retry-After": "0.3"}, request=REQUEST)
+    errors: list[BaseException] = [
+        httpx.ReadTimeout("slow", request=REQUEST),
+        httpx.HTTPStatusError("429", request=REQUEST, response=limited),
+    ]
+    step = reliable_step(_failing(errors, calls), evaluator=KNOWN, threshold=1.0, pass_to=END, retry=retry)
+    with observe_retries(lambda exc, wait: observed.append((type(exc).__name__, wait))):
+        values, events = await _run(_graph(step), {"question": "q"}, is_async)
+    # three calls: the back-off before retry 1, the server's Retry-After before retry 2
+    assert len(calls) == 3 and values["output"] == "fine"
+    assert hook == observed == [("ReadTimeout", pytest.approx(0.1)), ("HTTPStatusError", pytest.approx(0.3))]
+    assert clock.waits == 2 and clock.total == pytest.approx(0.4)
+    # the retries happen inside the attempt: one scored attempt, which passes
+    assert step_outcomes(values) == {"answer": "pass"}
+    kinds = [(e["type"], e.get("verdict") or e.get("outcome")) for e in events]
+    assert kinds == [("reliable_graph.verdict", "pass"), ("reliable_graph.outcome", "pass")]
+    assert events[1]["attempts"] == 1
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+async def test_retry_after_retries_spent_are_counted_in_the_escalation(is_async: bool) -> None:
+    calls: list[int] = []
+    clock = VirtualClock()
+    retry = ConnectorRetry(max_attempts=3, jitter=False, sleep=clock.sleep, asleep=clock.asleep)
+    limited = httpx.Response(429, headers={"Retry-After": "0.5"}, request=REQUEST)
+    errors: list[BaseException] = [httpx.HTTPStatusError("429", request=REQUEST, response=limited) for _ in range(4)]
+    step = reliable_step(_failing(errors, calls), evaluator=KNOWN, threshold=1.0, pass_to=END, retry=retry)
+    graph = _graph(step)
+    out = await graph.ainvoke({"question": "q"}, CONFIG) if is_async else graph.invoke({"question": "q"}, CONFIG)
+    reason = out["__interrupt__"][0].value["reason"]
+    assert "step 'answer' failed after 3 attempts (transient error): HTTPStatusError (HTTP 429)" in reason
+    assert len(calls) == 3 and clock.waits == 2 and clock.total == pytest.approx(1.0)

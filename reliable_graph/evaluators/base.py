@@ -51,6 +51,8 @@ class Score:
 
     def __post_init__(self) -> None:
         value = self.value
+        if type(value) is float and 0.0 <= value <= 1.0:  # the common case (NaN fails the comparison)
+            return
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             msg = f"Score value from {self.evaluator!r} must be a number, got {type(value).__name__}"
             raise InvalidScoreError(msg, evaluator=self.evaluator, value=value)
@@ -316,7 +318,7 @@ def run_evaluator(evaluator: Any, sample: EvalInput, *, raise_errors: bool = Fal
         if raise_errors:
             raise
         return _raised(evaluator, exc)
-    return _checked(evaluator, result)
+    return result if type(result) is Score else _checked(evaluator, result)
 
 
 async def arun_evaluator(evaluator: Any, sample: EvalInput, *, raise_errors: bool = False) -> Score:
@@ -345,4 +347,4 @@ async def arun_evaluator(evaluator: Any, sample: EvalInput, *, raise_errors: boo
         if raise_errors:
             raise
         return _raised(evaluator, exc)
-    return _checked(evaluator, result)
+    return result if type(result) is Score else _checked(evaluator, result)

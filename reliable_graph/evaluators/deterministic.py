@@ -23,8 +23,12 @@ from reliable_graph.evaluators.base import (
 __all__ = ["AllOf", "Predicate", "RegexMatch", "RequiredFields", "SchemaValid"]
 
 
+_EMPTY: tuple[Any, ...] = (None, "", [], {})
+"""What `RequiredFields` counts as empty (compared with ==, so `0` and `False` are present)."""
+
+
 def _as_mapping(output: Any) -> Mapping[str, Any] | None:
-    if isinstance(output, Mapping):
+    if type(output) is dict or isinstance(output, Mapping):
         return output
     if isinstance(output, BaseModel):
         return output.model_dump()
@@ -115,7 +119,7 @@ class RequiredFields(BaseEvaluator):
                 self.name,
                 f"output is a {type(sample.output).__name__}, not a mapping with fields {', '.join(self.fields)}",
             )
-        missing = [f for f in self.fields if data.get(f) in (None, "", [], {})]
+        missing = [f for f in self.fields if data.get(f) in _EMPTY]
         present = len(self.fields) - len(missing)
         reason = (
             "all required fields present" if not missing else f"missing or empty required fields: {', '.join(missing)}"

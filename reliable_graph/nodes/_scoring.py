@@ -81,6 +81,7 @@ class OutputScoring:
             raise TypeError(msg)
         self.audit_rate = float(audit_rate)
         self.audit_seed = audit_seed
+        self._first = Attempt(1, 1 + self.max_retries, False)
 
     def audited(self, ctx: TaskContext, rev: int) -> bool:
         """Whether this passing output goes to reviewers for an audit: a seeded draw per task and revision."""
@@ -108,7 +109,7 @@ class OutputScoring:
     def attempt(self, ctx: TaskContext) -> Attempt:
         """Number this attempt from the task's record: a new task starts at 1."""
         if ctx.fresh:
-            return Attempt(1, 1 + self.max_retries, False)
+            return self._first  # never changed by its users
         number = len(ctx.record.get("attempts") or []) + 1
         if ctx.record.get("pending") in ("human_retry", "human_context"):
             return Attempt(number, number, True)
@@ -121,17 +122,17 @@ class OutputScoring:
         message's text; a query that is a message list is its last human message; with no query
         in the state, the last human message of `messages` is the query.
         """
-        query = read_optional(state, self.query_key)
-        if is_messages(query):
-            query = query_of(query)
-        elif query is None:
+        query = state.get(self.query_key) if type(state) is dict else read_optional(state, self.query_key)
+        if query is None:
             query = query_of(read_optional(state, MESSAGES_KEY))
+        elif type(query) is not str and is_messages(query):
+            query = query_of(query)
         return EvalInput(
-            query=None if query is None else str(query),
-            contexts=list(context or []),
+            query=query if query is None or type(query) is str else str(query),
+            contexts=list(context) if context else [],
             output=scorable(output),
             step=step,
-            state=as_mapping(state) if state is not None else {},
+            state=state if type(state) is dict else as_mapping(state) if state is not None else {},
         )
 
     def score(self, sample: EvalInput) -> Score:
@@ -144,7 +145,7 @@ class OutputScoring:
 
     def judge(self, ctx: TaskContext, attempt: Attempt, score: Score, *, node: str, final: bool = False) -> Scored:
         """The verdict on a scored attempt and the task's record after it (events emitted)."""
-        if score.passes(self.threshold) and not final:
+        if score.value >= self.threshold and not final:  # `Score.passes`, inlined on the passing path
             verdict: Verdict = "pass"
             outcome = "pass" if attempt.number == 1 and ctx.fresh else "retry_pass"
         elif attempt.number < attempt.budget and not final:

@@ -20,7 +20,14 @@ from reliable_graph._state_access import read_optional
 from reliable_graph.escalation.decision import Decision
 from reliable_graph.escalation.inbox import aindex_escalation, anote_status, index_escalation, note_status
 from reliable_graph.escalation.protocol import acontinuing, continuing, current_store
-from reliable_graph.escalation.record import Escalation, ReviewTask, StepTask, escalation_id, payload_kind
+from reliable_graph.escalation.record import (
+    MARKER,
+    Escalation,
+    ReviewTask,
+    StepTask,
+    escalation_id,
+    payload_kind,
+)
 from reliable_graph.evaluators.base import Score, as_chunks
 from reliable_graph.state import RELIABILITY_KEY, AttemptRecord, StepRecord, emit, task_records
 
@@ -57,7 +64,7 @@ def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
     configurable = config.get("configurable") or {}
     thread = configurable.get("thread_id")
     thread_id = None if thread is None else str(thread)
-    if payload_kind(input) == "step":
+    if (input.get(MARKER) == "step") if type(input) is dict else (payload_kind(input) == "step"):
         payload: StepTask = input
         record = dict(payload["record"])
         ref = TaskRef(key=payload["key"], step=step, path=str(record.get("path", step)), push=payload["push"])
@@ -73,7 +80,14 @@ def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
             config=None,
         )
     ref = task_ref(config, step)
-    current = None if ref.push else _record_of(input, ref.key)
+    if ref.push:
+        current = None
+    elif type(input) is dict:  # a TypedDict state: look the record up without copying every record
+        rel = input.get(RELIABILITY_KEY)
+        tasks = rel.get("tasks") if isinstance(rel, dict) else None
+        current = tasks.get(ref.key) if isinstance(tasks, dict) else None
+    else:
+        current = task_records(input).get(ref.key)
     live = current is not None and current.get("pending") in ("retry", "refetch", "human_retry", "human_context")
     if live and current is not None:
         record = dict(current)
@@ -94,15 +108,6 @@ def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
         thread_id=thread_id,
         config=config,
     )
-
-
-def _record_of(state: Any, key: str) -> Any:
-    """`task_records(state).get(key)` without copying every record (the passing path's lookup)."""
-    if type(state) is dict:
-        rel = state.get(RELIABILITY_KEY)
-        tasks = rel.get("tasks") if isinstance(rel, dict) else None
-        return tasks.get(key) if isinstance(tasks, dict) else None
-    return task_records(state).get(key)
 
 
 def compact(record: Mapping[str, Any]) -> StepRecord:
@@ -261,19 +266,26 @@ def build_escalation(
 
 
 def _raised_escalations(result: Any) -> list[dict[str, Any]]:
-    """The escalations a node's result sends to review (or parks in state for an edge)."""
+    """The escalations a node's result sends to review (or parks in state for an edge).
+
+    A passing step's result (a `Command` going to one node, its record without a parked review)
+    is recognised in a few lookups.
+    """
     if not isinstance(result, Command):
         return []
     found = []
-    gotos = result.goto if isinstance(result.goto, (list, tuple)) else [result.goto]
-    for goto in gotos:
-        if isinstance(goto, Send) and payload_kind(goto.arg) == "review":
-            found.append(goto.arg["escalation"])
-    update = result.update if isinstance(result.update, dict) else {}
-    for record in ((update.get(RELIABILITY_KEY) or {}).get("tasks") or {}).values():
-        review = record.get("review") if isinstance(record, dict) else None
-        if review:
-            found.append(review["escalation"])
+    goto = result.goto
+    if not isinstance(goto, str):  # a plain route sends nothing to review
+        for target in goto if isinstance(goto, (list, tuple)) else [goto]:
+            if isinstance(target, Send) and payload_kind(target.arg) == "review":
+                found.append(target.arg["escalation"])
+    update = result.update
+    rel = update.get(RELIABILITY_KEY) if isinstance(update, dict) else None
+    if rel:
+        for record in (rel.get("tasks") or {}).values():
+            review = record.get("review") if isinstance(record, dict) else None
+            if review:
+                found.append(review["escalation"])
     return found
 
 
@@ -310,18 +322,30 @@ class EscalatingNode(ReliableNode):
 
     The index write goes through `get_store()` after the node's work, with the store's sync API
     from `invoke` and its async API from `ainvoke` (LangGraph Server's store refuses sync calls
-    on its event loop).
+    on its event loop). A node that cannot audit (`audit_rate=0`) keeps no list for audits, and
+    a result that escalates nothing touches no store. A run that applies a reviewer's decision
+    claims its continuation first (`continuing`; off the event loop in `ainvoke`) and notes the
+    escalation `resolved` in the index after.
     """
+
+    def _may_audit(self) -> bool:
+        """Whether this node can send passing outputs for audit (then its audits are collected)."""
+        return False
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Run the node synchronously (and index what it escalated or sent for audit)."""
-        token = _audits.set([])
-        try:
-            result = super().invoke(input, config, **kwargs)
-            audits = _audits.get() or []
-        finally:
-            _audits.reset(token)
-        escalations = _raised_escalations(result) + audits
+        config = config if config is not None else ensure_config()
+        if not self._may_audit():
+            result = self._run(input, config)
+            escalations = _raised_escalations(result)
+        else:
+            token = _audits.set([])
+            try:
+                result = self._run(input, config)
+                audits = _audits.get() or []
+            finally:
+                _audits.reset(token)
+            escalations = _raised_escalations(result) + audits
         if escalations and (store := current_store()) is not None:
             for escalation in escalations:
                 index_escalation(store, escalation)
@@ -333,21 +357,26 @@ class EscalatingNode(ReliableNode):
         """Run the node asynchronously (and index what it escalated or sent for audit)."""
         config = config if config is not None else ensure_config()
         with runnable_context(config):  # the store is found through it (Python 3.10's tasks carry none)
-            if (applying := _applied(input)) is not None:
+            applying = _applied(input)
+            if applying is not None:
                 # claim the decision's continuation off the event loop: the node's own claim then passes
                 await acontinuing(applying, (config.get("configurable") or {}).get("thread_id"))
-            token = _audits.set([])
-            try:
-                result = await super().ainvoke(input, config, **kwargs)
-                audits = _audits.get() or []
-            finally:
-                _audits.reset(token)
-            escalations = _raised_escalations(result) + audits
+            if not self._may_audit():
+                result = await self._arun(input, config)
+                escalations = _raised_escalations(result)
+            else:
+                token = _audits.set([])
+                try:
+                    result = await self._arun(input, config)
+                    audits = _audits.get() or []
+                finally:
+                    _audits.reset(token)
+                escalations = _raised_escalations(result) + audits
             if escalations and (store := current_store()) is not None:
                 for escalation in escalations:
                     await aindex_escalation(store, escalation)
-            if (applied := _applied(input)) is not None and (store := current_store()) is not None:
-                await anote_status(store, applied, "resolved")
+            if applying is not None and (store := current_store()) is not None:
+                await anote_status(store, applying, "resolved")
         return result
 
 

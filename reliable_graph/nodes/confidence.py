@@ -136,6 +136,9 @@ class ConfidenceRouter(EscalatingNode):
         self.rerun_to = rerun_to or retry_to or self.step
         self._declare(pass_to, retry_to, escalate_to, self.rerun_to if pass_to else None)
 
+    def _may_audit(self) -> bool:
+        return self.scoring.audit_rate > 0.0
+
     def _goto(self, ctx: TaskContext, route: str, update: dict[str, Any]) -> Any:
         target = self.routes[route]
         if target is None:
@@ -174,7 +177,7 @@ class ConfidenceRouter(EscalatingNode):
         scored = self.scoring.judge(ctx, attempt, score, node=self.name)
         record = scored.record
         if scored.verdict == "pass":
-            if self.scoring.audited(ctx, int(record.get("rev", 0))):
+            if self.scoring.audit_rate > 0.0 and self.scoring.audited(ctx, int(record.get("rev", 0))):
                 record["audit"] = self.scoring.audit(ctx, record, score, output, context)
             return self._goto(ctx, "pass_to", {RELIABILITY_KEY: with_key(ctx.ref, record)})
         if scored.verdict == "retry":

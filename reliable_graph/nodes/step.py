@@ -128,6 +128,9 @@ class ReliableStep(EscalatingNode):
 
     # -- the shared core -------------------------------------------------------------------
 
+    def _may_audit(self) -> bool:
+        return self.scoring.audit_rate > 0.0
+
     @staticmethod
     def _edited(proposed: Any, output: Any) -> Any:
         """A reviewer's edit of a chat step's answer becomes the AI message (a message list keeps its shape)."""
@@ -147,7 +150,7 @@ class ReliableStep(EscalatingNode):
         if isinstance(update, Command):
             msg = f"step {self.name!r} returned a Command; a reliable_step routes itself: return a dict of updates"
             raise TypeError(msg)
-        if not isinstance(update, Mapping):
+        if type(update) is not dict and not isinstance(update, Mapping):
             msg = f"step {self.name!r} must return a dict of state updates, got {type(update).__name__}"
             raise TypeError(msg)
         if self.scoring.output_key not in update:
@@ -159,7 +162,7 @@ class ReliableStep(EscalatingNode):
         if RELIABILITY_KEY in update:
             msg = f"step {self.name!r} must not write the library's own state key {RELIABILITY_KEY!r}"
             raise ValueError(msg)
-        return dict(update)
+        return update if type(update) is dict else dict(update)
 
     def _needs_refetch(self, ctx: TaskContext) -> bool:
         return self.refetch is not None and ctx.record.get("pending") == "retry"
@@ -216,7 +219,7 @@ class ReliableStep(EscalatingNode):
             new[key] = refetched
             record["refetches"] = int(record.get("refetches", 0)) + 1
         if scored.verdict == "pass":
-            if self.scoring.audited(ctx, int(record.get("rev", 0))):
+            if self.scoring.audit_rate > 0.0 and self.scoring.audited(ctx, int(record.get("rev", 0))):
                 context = update.get(self.scoring.context_key, read_optional(working, self.scoring.context_key))
                 record["audit"] = self.scoring.audit(
                     dataclasses.replace(ctx, state=working), record, score, update[self.scoring.output_key], context
@@ -272,30 +275,50 @@ class ReliableStep(EscalatingNode):
         """Escalate at once on an error retrying cannot (or could not) fix, naming it."""
         return self._finish(ctx, attempt, working, {self.scoring.output_key: None}, refetched, score, final=True)
 
+    # The first attempt runs directly; the retry machinery starts only once it raised an error
+    # the policy retries (`ConnectorRetry.call` does the same; `tries` counts the attempts made).
+
     def _call(self, fn: Callable[..., Any], tries: list[int], *args: Any) -> Any:
-        def once() -> Any:
+        tries[0] = 1
+        try:
+            return fn(*args)
+        except BaseException as exc:
+            if self.retry is None or not self.retry.should_retry(exc):
+                raise
+            first = exc
+
+        def again() -> Any:
             tries[0] += 1
             return fn(*args)
 
-        return once() if self.retry is None else self.retry.call(once)
+        return self.retry._after_failure(first, again)
 
     async def _acall(self, fn: Callable[..., Any], tries: list[int], *args: Any) -> Any:
-        async def once() -> Any:
+        tries[0] = 1
+        try:
+            return await fn(*args)
+        except BaseException as exc:
+            if self.retry is None or not self.retry.should_retry(exc):
+                raise
+            first = exc
+
+        async def again() -> Any:
             tries[0] += 1
             return await fn(*args)
 
-        return await once() if self.retry is None else await self.retry.acall(once)
+        return await self.retry._aafter_failure(first, again)
 
     def _open(self, input: Any, config: RunnableConfig) -> Command[Any] | TaskContext:
         ctx = open_task(input, config, self.name)
         if ctx.decision is not None:
             return self._apply(ctx, ctx.decision)
-        supplied = None if ctx.fresh else ctx.record.get("supplied")
-        if supplied and ctx.state is not None:  # a reviewer's context, whether or not the state holds it
+        if not ctx.fresh and (supplied := ctx.record.get("supplied")) and ctx.state is not None:
+            # a reviewer's context, whether or not the state holds it
             key = self.scoring.context_key
             merged = merge_context(read_optional(ctx.state, key), supplied, "append")
             ctx = dataclasses.replace(ctx, state=with_context(ctx.state, key, merged))
-        self._check_input(ctx)
+        if ctx.state is not None and self.refetch is not None:
+            self._check_input(ctx)
         return ctx
 
     # -- the two drivers -------------------------------------------------------------------
@@ -309,7 +332,7 @@ class ReliableStep(EscalatingNode):
             return ctx
         attempt = self.scoring.attempt(ctx)
         refetched = None
-        if self._needs_refetch(ctx):
+        if self.refetch is not None and self._needs_refetch(ctx):
             assert self.refetch is not None
             tries = [0]
             try:
@@ -319,7 +342,9 @@ class ReliableStep(EscalatingNode):
                 if score is None:
                     raise
                 return self._raised(ctx, attempt, ctx.state, None, score)
-        working = self._with_feedback(ctx, attempt, with_context(ctx.state, self.scoring.context_key, refetched))
+        working = ctx.state if refetched is None else with_context(ctx.state, self.scoring.context_key, refetched)
+        if attempt.number > 1:
+            working = self._with_feedback(ctx, attempt, working)
         tries = [0]
         try:
             result = self._call(self.fn, tries, working)
@@ -339,7 +364,7 @@ class ReliableStep(EscalatingNode):
             return ctx
         attempt = self.scoring.attempt(ctx)
         refetched = None
-        if self._needs_refetch(ctx):
+        if self.refetch is not None and self._needs_refetch(ctx):
             assert self.refetch is not None
             tries = [0]
             try:
@@ -351,7 +376,9 @@ class ReliableStep(EscalatingNode):
                 if score is None:
                     raise
                 return self._raised(ctx, attempt, ctx.state, None, score)
-        working = self._with_feedback(ctx, attempt, with_context(ctx.state, self.scoring.context_key, refetched))
+        working = ctx.state if refetched is None else with_context(ctx.state, self.scoring.context_key, refetched)
+        if attempt.number > 1:
+            working = self._with_feedback(ctx, attempt, working)
 
         async def step(state: Any) -> Any:
             if self.is_async:

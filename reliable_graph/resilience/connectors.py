@@ -5,9 +5,11 @@ classifier's call by default (`classify_error`: timeouts, dropped connections, H
 408/409/425/429/5xx); an HTTP 400-class error propagates at once, and LangGraph's control flow
 (`GraphInterrupt`, `GraphBubbleUp`, `ParentCommand`) is never retried whatever `retry_on` says.
 The back-off is exponential with full jitter (tenacity's `wait_random_exponential`); a server's
-`Retry-After` is honoured instead when the exception carries one. An injectable `sleep` lets
-tests and benchmarks sum the waits on a `VirtualClock` instead of sleeping. Use LangGraph's
-`RetryPolicy(retry_on=retry_on)` instead when a whole node should re-run.
+`Retry-After` is honoured instead when the exception carries one. The first attempt runs
+directly: tenacity starts only at the first error worth retrying, so a call that succeeds costs
+no more than the call itself. An injectable `sleep` lets tests and benchmarks sum the waits on
+a `VirtualClock` instead of sleeping. Use LangGraph's `RetryPolicy(retry_on=retry_on)` instead
+when a whole node should re-run.
 """
 
 from __future__ import annotations
@@ -273,11 +275,17 @@ class ConnectorRetry:
         for observer in list(_observers):
             observer(exc, wait)
 
+    def _retry(self, state: RetryCallState) -> bool:
+        if state.attempt_number == 1:
+            return True  # the first attempt's error, judged worth retrying before tenacity started
+        exc = state.outcome.exception() if state.outcome is not None and state.outcome.failed else None
+        return exc is not None and self.should_retry(exc)
+
     def _options(self) -> dict[str, Any]:
         return {
             "stop": tenacity.stop_after_attempt(self.max_attempts),
             "wait": self._wait,
-            "retry": tenacity.retry_if_exception(self.should_retry),
+            "retry": self._retry,
             "before_sleep": self._before_sleep,
             "reraise": True,
         }
@@ -303,8 +311,22 @@ class ConnectorRetry:
             assert len(calls) == 3
             ```
         """
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as exc:
+            if not self.should_retry(exc):
+                raise
+            first = exc
+        return self._after_failure(first, fn, *args, **kwargs)
+
+    def _after_failure(self, first: BaseException, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Go on with a call whose first attempt (made directly) raised `first`, which `should_retry` accepts.
+
+        Tenacity starts here, from that failure: the retries, waits and callbacks are those of a
+        call made through tenacity from the start.
+        """
         retrying = tenacity.Retrying(sleep=self.sleep, **self._options())
-        return retrying(fn, *args, **kwargs)
+        return retrying(_resumed(fn, first), *args, **kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
         """Async twin of `call` for a coroutine function, waiting with `asleep`.
@@ -327,9 +349,49 @@ class ConnectorRetry:
             assert asyncio.run(retry.acall(fetch)) == "chunks" and clock.total == 0.5
             ```
         """
+        try:
+            return await fn(*args, **kwargs)
+        except BaseException as exc:
+            if not self.should_retry(exc):
+                raise
+            first = exc
+        return await self._aafter_failure(first, fn, *args, **kwargs)
+
+    async def _aafter_failure(
+        self, first: BaseException, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+    ) -> T:
+        """Async twin of `_after_failure`, waiting with `asleep`."""
         retrying = tenacity.AsyncRetrying(sleep=self.asleep, **self._options())
-        result: T = await retrying(fn, *args, **kwargs)
+        result: T = await retrying(_aresumed(fn, first), *args, **kwargs)
         return result
+
+
+# The first attempt runs directly (a call that succeeds, or fails for good, never builds
+# tenacity's machinery); once it fails with an error worth retrying, tenacity takes over from
+# that failure: its attempt 1 re-raises the error already caught, so the predicate, the waits,
+# the callbacks and the attempt count are exactly those of a call made through tenacity.
+
+
+def _resumed(fn: Callable[..., T], first: BaseException) -> Callable[..., T]:
+    pending = [first]
+
+    def attempt(*args: Any, **kwargs: Any) -> T:
+        if pending:
+            raise pending.pop()
+        return fn(*args, **kwargs)
+
+    return attempt
+
+
+def _aresumed(fn: Callable[..., Awaitable[T]], first: BaseException) -> Callable[..., Awaitable[T]]:
+    pending = [first]
+
+    async def attempt(*args: Any, **kwargs: Any) -> T:
+        if pending:
+            raise pending.pop()
+        return await fn(*args, **kwargs)
+
+    return attempt
 
 
 DEFAULT_RETRY = ConnectorRetry()
