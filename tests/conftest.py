@@ -8,6 +8,10 @@ from datetime import datetime, timedelta, timezone, tzinfo
 import pytest
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+if "PYTEST_XDG_CACHE_HOME" not in os.environ:  # the demo's calibration cache: this run's own, never the user's
+    import tempfile
+
+    os.environ["XDG_CACHE_HOME"] = os.environ["PYTEST_XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="rg-test-cache-")
 
 from hypothesis import settings  # noqa: E402
 

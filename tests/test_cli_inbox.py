@@ -126,3 +126,34 @@ def test_cli_inbox_on_the_example_app(tmp_path: Path) -> None:
     assert [r["thread"] for r in json.loads(run("inbox", "list", "--db", db, "--json")[1])] == [
         row["thread"] for row in queue[1:]
     ]
+
+
+def test_cli_a_newcomers_journey_demo_then_inbox_then_report(tmp_path: Path) -> None:
+    """`demo` names its escalations and the next commands; those commands find them, as printed."""
+    db = str(tmp_path / "demo.sqlite")
+    code, out, _ = run("demo", "--runs", "60", "--db", db)
+    assert code == 0 and "wait in the review inbox" in out
+    assert f"reliable-graph inbox list --db {db}" in out
+    assert f"reliable-graph console --db {db} --graph reliable_graph.demo:demo_graph" in out
+    code, out, _ = run("inbox", "list", "--db", db, "--json")
+    waiting = json.loads(out)
+    assert code == 0 and waiting and all(row["step"].startswith("step_") for row in waiting)
+    first = waiting[0]["id"]
+    code, out, err = run(
+        "inbox",
+        "resolve",
+        first,
+        "--db",
+        db,
+        "--graph",
+        "reliable_graph.demo:demo_graph",
+        "--action",
+        "approve",
+        "--reviewer",
+        "ana",
+    )
+    assert code == 0, err
+    code, out, _ = run("inbox", "list", "--db", db, "--json")
+    assert [row["id"] for row in json.loads(out)] == [row["id"] for row in waiting[1:]]
+    code, out, _ = run("report", "--db", db, "--json")
+    assert code == 0 and json.loads(out)["statuses"]["escalated"] == len(waiting) - 1

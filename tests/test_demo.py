@@ -55,8 +55,24 @@ def test_demo_runs_both_modes_and_resumes_an_escalation(tmp_path: Path) -> None:
     for mode in ("bare", "reliable"):
         total = res[mode]["e2e_success"] + res[mode]["silent_failure"] + res[mode]["escalated"]
         assert abs(total - 1.0) < 1e-9
-    if res["reliable"]["escalated"]:
-        assert "A pending escalation" in text and "After review the run ended as" in text
+    escalated = round(res["reliable"]["escalated"] * 40)
+    assert escalated > 0  # seed 11: the story has escalations to tell
+    assert f"{escalated} of 40 reliable runs" in text and "wait in the review inbox" in text
+    assert "The oldest, as a reviewer sees it" in text and "After review the run ended as" in text
+    # the demo's escalations are in its inbox: the one answered resolved, the rest waiting
+    from reliable_graph import EscalationInbox
+    from reliable_graph.demo.pipeline import sqlite_store
+
+    with sqlite_store(tmp_path / "demo.sqlite") as store:
+        inbox = EscalationInbox(store)
+        assert len(inbox.list(limit=1000)) == escalated - 1
+        [answered] = inbox.list(status="resolved")
+        assert answered.resolved_by == "demo" and answered.decision["action"] == "provide_context"
+    assert (
+        "Next:" in text
+        and "reliable-graph inbox list --db" in text
+        and "--graph reliable_graph.demo:demo_graph" not in text
+    )
 
 
 def test_demo_cli_json(tmp_path: Path, capsys: object) -> None:

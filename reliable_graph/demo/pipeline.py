@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -19,7 +20,8 @@ from typing import Annotated, Any, Literal, TextIO
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, RetryPolicy
+from langgraph.store.base import BaseStore
+from langgraph.types import RetryPolicy
 from typing_extensions import TypedDict
 
 from reliable_graph import (
@@ -27,6 +29,7 @@ from reliable_graph import (
     Chaos,
     ConnectorRetry,
     ContextGate,
+    EscalationInbox,
     EvalInput,
     HumanEscalation,
     Predicate,
@@ -132,6 +135,48 @@ def router_view(
     return scores, labels, fetches
 
 
+def _code_digest() -> str:
+    """What the calibration's result depends on besides its inputs: the code that computes it."""
+    import hashlib
+
+    import reliable_graph.calibration as calibration
+    import reliable_graph.demo.world as world
+
+    digest = hashlib.sha256()
+    for module in (calibration, world, sys.modules[__name__]):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _cache_file() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "reliable-graph" / "calibration.json"
+
+
+def _cached(key: str) -> tuple[DemoThresholds, dict[str, Any]] | None:
+    try:
+        found = json.loads(_cache_file().read_text()).get(key)
+        return (DemoThresholds(**found["thresholds"]), dict(found["how"])) if found else None
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _cache(key: str, thresholds: DemoThresholds, how: dict[str, Any]) -> None:
+    path = _cache_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            saved = {}
+        saved[key] = {"thresholds": _asdict(thresholds), "how": how}
+        scratch = path.with_suffix(f".{os.getpid()}.tmp")
+        scratch.write_text(json.dumps(saved))
+        scratch.replace(path)
+    except OSError:
+        pass  # a cache that cannot be written only costs the next run the calibration again
+
+
 @functools.lru_cache(maxsize=16)
 def calibrated_thresholds(
     params: ScenarioParams,
@@ -145,6 +190,10 @@ def calibrated_thresholds(
     max_refetches: int = 2,
 ) -> tuple[DemoThresholds, dict[str, Any]]:
     """The demo's thresholds, from the library's calibration on held-out runs of the world.
+
+    Calibrating takes about 20 s: the result is kept per process and on disk
+    (`$XDG_CACHE_HOME/reliable-graph/calibration.json`, keyed by every input and the library's
+    version), so a second demo, or the console reviewing the demo's escalations, starts at once.
 
     The gate: `calibrate` on the relevance of first fetches labelled by context quality, so that
     at most `gate_max_bad_context` of fetches pass while look-alike. The step: `calibrate_pipeline`
@@ -162,6 +211,22 @@ def calibrated_thresholds(
     """
     from reliable_graph.calibration import calibrate, calibrate_pipeline
 
+    key = json.dumps(
+        [
+            _code_digest(),
+            params.describe(),
+            seed,
+            [runs.start, runs.stop, runs.step],
+            max_silent_failure,
+            gate_max_bad_context,
+            delta,
+            max_retries,
+            max_refetches,
+        ],
+        sort_keys=True,
+    )
+    if (found := _cached(key)) is not None:
+        return found
     world = SimulatedWorld(params, seed=seed)
     relevance, good = [], []
     for run in runs:
@@ -195,6 +260,7 @@ def calibrated_thresholds(
         "judge_bound": judge.silent_failure_bound,
         "split": judge.split,
     }
+    _cache(key, thresholds, how)
     return thresholds, how
 
 
@@ -535,6 +601,43 @@ def sqlite_saver(path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
         conn.close()
 
 
+@contextmanager
+def sqlite_store(path: Path) -> Iterator[BaseStore]:
+    """A `SqliteStore` in the same file as the checkpoints (the inbox's index), set up, closed afterwards."""
+    from langgraph.store.sqlite import SqliteStore
+
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    try:
+        store = SqliteStore(conn)
+        store.setup()
+        yield store
+    finally:
+        conn.close()
+
+
+DEMO_GRAPH = "reliable_graph.demo:demo_graph"
+"""The `--graph` the inbox commands and the console take to review the default demo's escalations."""
+
+
+def demo_graph() -> StateGraph[Any, Any, Any, Any]:
+    """The default demo's reliable pipeline, with the thresholds its calibration gives, for `--graph`.
+
+    `reliable-graph inbox ... --graph reliable_graph.demo:demo_graph` and `reliable-graph console
+    ... --graph reliable_graph.demo:demo_graph` review the escalations of `reliable-graph demo`
+    (its default scenario and seed) with the graph that raised them.
+
+    Example:
+        ```python
+        from reliable_graph.demo import demo_graph
+
+        assert "step_10" in demo_graph().nodes
+        ```
+    """
+    params = ScenarioParams()
+    thresholds, _ = calibrated_thresholds(params, 7)
+    return build_reliable_pipeline(SimulatedWorld(params, seed=7), thresholds)
+
+
 def _progress(out: TextIO, label: str, done: int, total: int) -> None:
     if out.isatty():
         out.write(f"\r  {label}: {done}/{total} runs" + ("\n" if done == total else ""))
@@ -576,6 +679,7 @@ def run_mode(
     saver: BaseCheckpointSaver[Any],
     thresholds: DemoThresholds,
     progress: TextIO | Callable[[str, int, int], None] | None = None,
+    store: BaseStore | None = None,
 ) -> dict[str, Any]:
     """Run `runs` runs of one mode and return its outcome fractions and costs.
 
@@ -584,7 +688,9 @@ def run_mode(
     """
     world = SimulatedWorld(params, seed=seed)
     connectors = SimulatedConnectors(world)
-    graph = validate_graph(build_pipeline(mode, world, thresholds, connectors=connectors).compile(checkpointer=saver))
+    graph = validate_graph(
+        build_pipeline(mode, world, thresholds, connectors=connectors).compile(checkpointer=saver, store=store)
+    )
     counts = {
         "success": 0,
         "silent_failure": 0,
@@ -693,11 +799,11 @@ def run_demo(
     err = err or sys.stderr
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    with sqlite_saver(db) as saver:
+    with sqlite_saver(db) as saver, sqlite_store(db) as store:
         if not as_json:
             out.write(f"scenario: {json.dumps(params.describe())}\n")
             out.write(f"thresholds (calibrated before the run): {_asdict(thresholds)} {json.dumps(calibration)}\n")
-            out.write(f"checkpoints: SQLite file {db} (durability='sync')\n")
+            out.write(f"checkpoints and the review inbox: SQLite file {db} (durability='sync')\n")
         results = {
             mode: run_mode(
                 mode,
@@ -707,6 +813,7 @@ def run_demo(
                 saver=saver,
                 thresholds=thresholds,
                 progress=on_progress if on_progress is not None else (None if as_json else err),
+                store=store if mode == "reliable" else None,
             )
             for mode in ("bare", "reliable")
         }
@@ -725,53 +832,74 @@ def run_demo(
             out.write(json.dumps(report) + "\n")
             return report
         out.write("\n" + format_table(public) + "\n")
-        pending = results["reliable"]["escalated_threads"]
-        if show_escalation and pending:
-            _resume_one(saver, params, thresholds, seed, pending[0], out)
+        graph = build_reliable_pipeline(SimulatedWorld(params, seed=seed), thresholds).compile(
+            checkpointer=saver, store=store
+        )
+        inbox = EscalationInbox(store, graph=graph)
+        _story(inbox, runs, out)
+        if show_escalation and inbox.list(limit=1):
+            _resume_one(inbox, params, out)
+        default = params == ScenarioParams() and seed == 7
+        _next_steps(db, default, out)
     return report
+
+
+def _story(inbox: EscalationInbox, runs: int, out: TextIO) -> None:
+    """Which reliable runs wait for a reviewer, and why, as the inbox lists them."""
+    waiting = inbox.list(limit=10_000)
+    if not waiting:
+        out.write("\nNo reliable run waits for a reviewer.\n")
+        return
+    out.write(
+        f"\n{len(waiting)} of {runs} reliable runs ({len(waiting) / runs:.1%}) stopped where a step could not be "
+        "trusted and wait in the review inbox:\n"
+    )
+    for item in waiting[:5]:
+        reason = item.reason if len(item.reason) <= 90 else item.reason[:89] + "…"
+        out.write(
+            f"  {item.step}  confidence {item.confidence:.2f} < {item.threshold:.2f}  {reason}  ({item.thread_id})\n"
+        )
+    if len(waiting) > 5:
+        out.write(f"  ... and {len(waiting) - 5} more\n")
+
+
+def _next_steps(db: Path, default: bool, out: TextIO) -> None:
+    shown = str(db) if " " not in str(db) else f"'{db}'"
+    graph = f" --graph {DEMO_GRAPH}" if default else " --graph <your module:graph>"
+    out.write("\nNext:\n")
+    for command, what in (
+        (f"reliable-graph report --db {shown}", "the figures above, read back from the checkpoints"),
+        (f"reliable-graph inbox list --db {shown}", "the escalations waiting for a reviewer"),
+        (f"reliable-graph console --db {shown}{graph}", "review them in a browser"),
+    ):
+        out.write(f"  {command}\n      {what}\n")
+    if not default:
+        out.write("  (the demo's own graph for --graph reproduces the default scenario and seed only)\n")
 
 
 def _asdict(t: DemoThresholds) -> dict[str, Any]:
     return {"gate": t.gate, "judge": t.judge, "max_retries": t.max_retries, "max_refetches": t.max_refetches}
 
 
-def _resume_one(
-    saver: BaseCheckpointSaver[Any],
-    params: ScenarioParams,
-    thresholds: DemoThresholds,
-    seed: int,
-    thread: str,
-    out: TextIO,
-) -> None:
-    world = SimulatedWorld(params, seed=seed)
-    graph = build_reliable_pipeline(world, thresholds).compile(checkpointer=saver)
-    config: Any = {"configurable": {"thread_id": thread}}
-    snapshot = graph.get_state(config)
-    escalation = snapshot.interrupts[0].value
+def _resume_one(inbox: EscalationInbox, params: ScenarioParams, out: TextIO) -> None:
+    """Show the oldest escalation and answer it through the inbox, as a reviewer would."""
+    [item] = inbox.list(limit=1)
+    escalation = inbox.show(item.id).escalation
     shown = {
-        k: escalation[k]
-        for k in (
-            "thread_id",
-            "step",
-            "confidence",
-            "threshold",
-            "reason",
-            "last_good_checkpoint_id",
-            "allowed_decisions",
-        )
+        k: escalation[k] for k in ("thread_id", "step", "confidence", "threshold", "reason", "last_good_checkpoint_id")
     }
     shown["attempts"] = [
-        {k: a[k] for k in ("attempt", "kind", "score", "verdict", "reason", "checks") if k in a}
-        for a in escalation["attempts"]
+        {k: a[k] for k in ("attempt", "kind", "score", "verdict", "reason") if k in a} for a in escalation["attempts"]
     ]
-    out.write(f"\nA pending escalation (thread {thread}):\n{json.dumps(shown, indent=2)}\n")
+    out.write(
+        f"\nThe oldest, as a reviewer sees it (reliable-graph inbox show {item.id}):\n{json.dumps(shown, indent=2)}\n"
+    )
     decision = {
         "action": "provide_context",
         "context": [{"text": "reviewer-supplied source", "metadata": {"good": True, "relevance": 1.0}}],
         "reason": "added the primary source",
-        "reviewer": "demo",
     }
-    out.write(f"\nResuming with the decision: {json.dumps(decision)}\n")
-    values = graph.invoke(Command(resume=decision), config, durability="sync")
+    out.write(f"\nA reviewer answers it through the inbox: {json.dumps(decision)}\n")
+    values = inbox.resolve(item.id, decision, reviewer="demo")
     summary = summarize_run(values, params.steps)
     out.write(f"After review the run ended as: {summary.status} ({summary.steps_done}/{params.steps} steps)\n")
