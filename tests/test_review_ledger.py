@@ -152,3 +152,23 @@ def test_claims_and_releases_behave_the_same_on_both_backends(backend: str, tmp_
             inbox.claim("nope", reviewer="ana")
         events = [e.event for e in inbox.audit(eid)]
         assert events == ["index", "claim", "release", "claim"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_thread_run_again_leaves_no_stale_escalation(backend: str, tmp_path: Path, pg_db: str) -> None:
+    """Running a thread again with new input escalates its task anew: the old escalation is superseded at once."""
+    where = str(tmp_path / "app.sqlite") if backend == "sqlite" else pg_db
+    thread = f"rerun-{uuid.uuid4().hex[:8]}"
+    config = {"configurable": {"thread_id": thread}}
+    with app("straight", backend, where) as (graph, store):
+        graph.invoke({"question": "q"}, config)
+        inbox = EscalationInbox(store, graph=graph, clock=lambda: T0)
+        [old] = inbox.list(thread_id=thread)
+        graph.invoke({"question": "q again"}, config)  # the same thread, run again from the start
+        [new] = inbox.list(thread_id=thread)
+        assert new.id != old.id and inbox.show(old.id).status == "superseded"
+        with pytest.raises(AlreadyResolvedError, match="superseded"):
+            inbox.resolve(old.id, {"action": "approve"}, reviewer="ana")
+        assert [e.event for e in inbox.audit(old.id)] == ["index", "superseded"]
+        inbox.resolve(new.id, {"action": "edit", "output": ["draft=edited"]}, reviewer="ana")
+        assert graph.get_state(config).values["results"] == ["draft=edited"]

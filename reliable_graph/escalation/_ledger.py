@@ -348,6 +348,10 @@ class Ledger:
                     return False
                 self.rows[key] = {c: row.get(c) for c in COLUMNS}
                 self.audit_rows.append({**line, "body": body})
+                for other in self.rows.values():
+                    if _stale(other, row):
+                        other.update(status="superseded", resolved_by="a later escalation", resolved_at=at)
+                        self.audit_rows.append(_superseded_line(other["escalation_id"], key, at))
                 return True
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
@@ -359,6 +363,18 @@ class Ledger:
             )
             if done:
                 self._log(run, line, body)
+                if row["task"] is not None and row["thread_id"] is not None and row["kind"] == "escalation":
+                    # the same task escalating anew (its thread restarted, or forked): the open one before is stale
+                    stale = run(
+                        "UPDATE reliable_graph_inbox SET status = 'superseded', resolved_by = 'a later escalation', "
+                        "resolved_at = ? WHERE thread_id = ? AND task = ? AND escalation_id <> ? "
+                        "AND status IN ('pending', 'claimed') AND COALESCE(kind, 'escalation') = ? "
+                        "RETURNING escalation_id",
+                        [at, row["thread_id"], row["task"], key, row["kind"]],
+                    )
+                    for (stale_id,) in stale:
+                        line2 = _superseded_line(stale_id, key, at)
+                        self._log(run, line2, line2["body"])
         return bool(done)
 
     def get(self, escalation_id: str) -> dict[str, Any] | None:
@@ -608,6 +624,29 @@ _MIGRATIONS: dict[int, Callable[[Ledger, Callable[..., list[Any]]], None]] = {
     1: Ledger._schema_1,
     2: Ledger._schema_2,
 }
+
+
+def _stale(other: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether `other` is an open escalation of the task `new` escalates anew (in process)."""
+    return (
+        other["escalation_id"] != new["escalation_id"]
+        and new.get("task") is not None
+        and new["kind"] == "escalation"
+        and other.get("thread_id") == new.get("thread_id")
+        and other.get("task") == new.get("task")
+        and other["status"] in ("pending", "claimed")
+        and (other.get("kind") or "escalation") == new["kind"]
+    )
+
+
+def _superseded_line(escalation_id: str, by: str, at: str) -> dict[str, Any]:
+    return {
+        "escalation_id": escalation_id,
+        "at": at,
+        "actor": "system",
+        "event": "superseded",
+        "body": {"reason": f"the same task escalated again ({by})"},
+    }
 
 
 def _effective(row: Mapping[str, Any], now: str) -> str:
