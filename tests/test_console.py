@@ -729,3 +729,51 @@ def test_console_e2e_screenshot_of_an_escalation(browser: Any, tmp_path: Path, c
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_console_e2e_rough_edges_in_chromium(browser: Any, tmp_path: Path) -> None:
+    """A refusal is a GET (a reload posts nothing), forms another reviewer holds are shut, an edit shows what was
+    applied, and a re-run that escalates again says so and links the new round."""
+    from playwright.sync_api import expect
+
+    with inbox_on(tmp_path, ["tides", "moon"]) as (graph, inbox):
+        tides, moon = inbox.list(thread_id="tides")[0], inbox.list(thread_id="moon")[0]
+        with served(create_app(inbox, token=TOKEN)) as base, new_page(browser) as ana, new_page(browser) as bo:
+            for page in (ana, bo):
+                page.goto(f"{base}/?token={TOKEN}")
+            ana.goto(f"{base}/escalations/{tides.id}")
+            ana.locator("#claim input[name=reviewer]").fill("ana")
+            ana.locator("#claim button").click()
+            expect(ana.locator("#assignee")).to_contain_text("ana")
+
+            bo.goto(f"{base}/escalations/{moon.id}")
+            bo.locator("#decide-edit textarea").fill('"not JSON')
+            bo.locator("#decide-edit input[name=reviewer]").fill("bo")
+            posts: list[str] = []
+            bo.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+            bo.locator("#decide-edit button").click()
+            expect(bo.locator(".error")).to_contain_text("not valid JSON")
+            assert "?refused=" in bo.url and len(posts) == 1  # the refusal came back as a GET
+            expect(bo.locator("#decide-edit textarea")).to_have_value('"not JSON')  # what bo typed is kept
+            bo.reload()
+            assert len(posts) == 1 and bo.locator(".error").count() == 0  # a reload posts nothing again
+            assert [e.event for e in inbox.audit(moon.id)] == ["index"]
+
+            bo.goto(f"{base}/escalations/{tides.id}")
+            expect(bo.locator("#held")).to_contain_text("ana holds the claim")
+            expect(bo.locator("#decide-approve button")).to_be_disabled()
+
+            bo.goto(f"{base}/escalations/{moon.id}")
+            bo.locator("#decide-edit textarea").fill('"approved by bo"')
+            bo.locator("#decide-edit input[name=reviewer]").fill("bo")
+            bo.locator("#decide-edit button").click()
+            expect(bo.locator("#applied-output")).to_have_text("approved by bo")
+            expect(bo.locator("#rejected-output")).to_contain_text("draft for moon")
+
+            ana.locator("#decide-provide_context textarea").fill("the 2024 tide table")
+            ana.locator("#decide-provide_context button").click()
+            expect(ana.locator(".flash")).to_contain_text("It escalated again: round 2")
+            ana.locator("#again a").click()
+            expect(ana.locator("#status")).to_have_text("pending")
+            expect(ana.locator("#context")).to_contain_text("the 2024 tide table")
+        assert state_of(graph, "moon").values["output"] == "approved by bo"

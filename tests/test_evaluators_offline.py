@@ -124,3 +124,11 @@ def test_freshness_policies_for_undated_chunks() -> None:
     assert only_undated.evaluate(EvalInput(contexts=["x"])).value == 0.0
     with pytest.raises(ValueError):
         Freshness(max_age=timedelta(0))
+
+
+def test_regex_match_reason_shows_the_pattern_as_written() -> None:
+    """A reviewer reads the pattern as it was written, not its repr (no doubled backslashes)."""
+    from reliable_graph import EvalInput, RegexMatch
+
+    score = RegexMatch(pattern=r"\[policy [0-9.]+\]").evaluate(EvalInput(output="no citation"))
+    assert score.reason == r"output does not match the pattern \[policy [0-9.]+\]"

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -96,6 +97,8 @@ class _Console:
         self.keys = keys
         self.title = title
         self.lock = threading.Lock()
+        self.refusals: OrderedDict[str, tuple[int, str, dict[str, str]]] = OrderedDict()
+        """Refusals waiting for the GET they redirect to (token -> status, message, the form as posted)."""
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(_TEMPLATES),
             autoescape=True,
@@ -195,8 +198,14 @@ class _Console:
     # -- one escalation ----------------------------------------------------------------------
 
     async def show(self, request: Request) -> Response:
-        flash = _FLASH.get(request.query_params.get("done", ""))
-        return await self._page(request, request.path_params["escalation_id"], flash=flash)
+        done = request.query_params.get("done", "")
+        refused = self.refusals.pop(request.query_params.get("refused", ""), None)
+        if refused is not None:  # a refused form, shown after a redirect: a reload does not post it again
+            status_code, message, form = refused
+            return await self._page(
+                request, request.path_params["escalation_id"], status_code=status_code, error=message, form=form
+            )
+        return await self._page(request, request.path_params["escalation_id"], flash=_FLASH.get(done), done=done)
 
     async def _page(
         self,
@@ -207,6 +216,7 @@ class _Console:
         error: str | None = None,
         flash: str | None = None,
         form: Mapping[str, str] | None = None,
+        done: str = "",
     ) -> Response:
         def load() -> tuple[InboxItem, list[Any], list[InboxItem]]:
             item = self.inbox.show(escalation_id)
@@ -228,6 +238,20 @@ class _Console:
             for a in esc.get("attempts") or []
         ]
         allowed = [d for d in _DECISIONS if d in (esc.get("allowed_decisions") or _DECISIONS)]
+        again: list[InboxItem] = []
+        if done in ("provide_context", "retry"):
+            again = [
+                o
+                for o in await self._run(lambda: [self.inbox.show(o.id) for o in others])
+                if o.escalation.get("task") == esc.get("task")
+            ]
+            if again:
+                flash = f"{flash} It escalated again: round {again[0].escalation.get('round', 2)} waits below."
+            else:
+                flash = f"{flash} It did not escalate again."
+        reviewer = unquote(request.cookies.get(_REVIEWER_COOKIE, ""))[:_MAX_NAME]
+        held = item.status == "claimed" and not lapsed(item) and item.assignee not in (None, reviewer)
+        decided = item.decision or {}
         return self._render(
             request,
             "escalation.html",
@@ -247,6 +271,10 @@ class _Console:
             allowed=allowed,
             form=dict(form or {}),
             edit_text=(form or {}).get("output", pretty_json(esc.get("output"))),
+            again=again,
+            held_by_other=held,
+            applied_output=decided.get("output") if decided.get("action") == "edit" else None,
+            edited=decided.get("action") == "edit",
             error=one_line(error) if error else None,
             flash=flash,
         )
@@ -294,7 +322,14 @@ class _Console:
         reviewer = fields.get("reviewer", "").strip()
 
         async def refuse(status_code: int, message: str) -> Response:
-            return await self._page(request, escalation_id, status_code=status_code, error=message, form=fields)
+            # Post/Redirect/Get: the refusal is shown by a GET, so reloading it posts nothing again
+            token = secrets.token_urlsafe(16)
+            with self.lock:
+                self.refusals[token] = (status_code, message, {k: v for k, v in fields.items() if k != "csrf"})
+                while len(self.refusals) > 1000:
+                    self.refusals.popitem(last=False)
+            base = request.scope.get("root_path", "")
+            return RedirectResponse(f"{base}/escalations/{quote(escalation_id, safe='')}?refused={token}", 303)
 
         if not reviewer:
             return await refuse(400, "Enter your name as reviewer: every claim and decision is recorded with it.")

@@ -174,8 +174,8 @@ class RegexMatch(BaseEvaluator):
         if not isinstance(value, str):
             return Score.failing(self.name, f"{where} is {type(value).__name__}, not text to match")
         if self._compiled.search(value):
-            return Score(value=1.0, reason=f"{where} matches {self.pattern!r}", evaluator=self.name)
-        return Score(value=0.0, reason=f"{where} does not match {self.pattern!r}", evaluator=self.name)
+            return Score(value=1.0, reason=f"{where} matches the pattern {self.pattern}", evaluator=self.name)
+        return Score(value=0.0, reason=f"{where} does not match the pattern {self.pattern}", evaluator=self.name)
 
 
 @dataclass
