@@ -15,8 +15,10 @@ What it does, before LangGraph sees the request:
   with escalations waiting): the thread's pending work is cleared as Agent Inbox's "Mark as
   Resolved" does (`update_state(values=None, as_node="__end__")`), so the escalations close.
 
-And after it: once a thread's pending work is cleared (either "Mark as Resolved"), the thread's
-open escalations in the store's index (`("reliable_graph", "escalations")`) read `dismissed`.
+And after it: once a thread's pending work is cleared (either "Mark as Resolved"; work that
+comes due after a clear, such as a deferred fan-in, is cleared too, so the thread ends), the
+thread's escalations in the store's index (`("reliable_graph", "escalations")`) whose decision
+has not taken effect read `dismissed`.
 Answers need nothing from here: the review node and the node applying a decision note
 `applied` and `resolved` in the index themselves, whatever client answered.
 """
@@ -46,8 +48,10 @@ _STATE = re.compile(r"^/threads/(?P<thread>[^/]+)/state/?$")
 _INTERRUPT_ID = re.compile(r"^[0-9a-f]{32}$")
 _INTERNAL = b"x-reliable-graph"
 _END = "__end__"
-_OPEN = ("pending", "claimed")
-"""What "Mark as Resolved" dismisses: escalations nobody answered (an answered one's decision is in the thread)."""
+_OPEN = ("pending", "claimed", "resolving", "applied")
+"""What "Mark as Resolved" dismisses: every escalation whose decision has not taken effect (`resolved` has)."""
+_CLEARS = 8
+"""How many times a thread's pending work is cleared in a row at most (a deferred fan-in comes due after a clear)."""
 
 
 def _keyed(resume: Any) -> bool:
@@ -108,7 +112,7 @@ class ReviewMiddleware:
         elif runs is not None and isinstance(data, dict) and isinstance(data.get("command"), dict):
             command = data["command"]
             if _clears(command) and await self._waiting(thread):
-                await self.client().threads.update_state(thread, None, as_node=_END)  # Agent Chat UI's, made real
+                await self._clear(thread)  # Agent Chat UI's "Mark as Resolved", made real
                 await self._dismiss(thread, "marked as resolved")
             elif "resume" in command and not _keyed(command["resume"]):
                 pending = await self._waiting(thread)
@@ -129,9 +133,23 @@ class ReviewMiddleware:
         await self.app(_with_length(scope, body), _replay(body, receive), hold)
         done = held and held[0]["type"] == "http.response.start" and 200 <= int(held[0]["status"]) < 300
         if done and not await self._waiting(thread):  # the thread's pending work really is gone
+            await self._clear(thread)  # and what comes due after it (a deferred fan-in)
             await self._dismiss(thread, "marked as resolved")
         for message in held:
             await send(message)
+
+    async def _clear(self, thread: str) -> None:
+        """Clear the thread's pending work until nothing is due: the thread ends where "Mark as Resolved" asked.
+
+        A cleared superstep can leave work due (a deferred fan-in, continuations of answers given
+        before); each is cleared the same way (`update_state(values=None, as_node="__end__")`).
+        """
+        client = self.client()
+        for _ in range(_CLEARS):
+            state = await client.threads.get_state(thread)
+            if not state.get("next"):
+                return
+            await client.threads.update_state(thread, None, as_node=_END)
 
     async def _waiting(self, thread: str) -> list[str]:
         """The ids of the interrupts pending in `thread`, in the order the server lists them (Agent Inbox's)."""

@@ -82,11 +82,14 @@ def test_a_fresh_sqlite_file_migrates_once_under_racing_threads_and_processes(tm
 
 
 def test_a_fresh_postgres_database_migrates_once_under_racing_processes(fresh_pg: str) -> None:
+    from langgraph.store.postgres import PostgresStore
+
+    with PostgresStore.from_conn_string(fresh_pg) as store:  # the store's own tables, once (LangGraph's
+        store.setup()  # migrations are not safe to race); the ledger's are left to the racers
     script = (
         "from langgraph.store.postgres import PostgresStore\n"
         "from reliable_graph.escalation._ledger import ledger_for\n"
         f"with PostgresStore.from_conn_string({fresh_pg!r}) as store:\n"
-        "    store.setup()\n"
         "    ledger_for(store)\n"
         "    print('ok')\n"
     )

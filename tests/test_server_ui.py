@@ -237,3 +237,21 @@ def test_an_answer_that_names_no_interrupt_among_several_is_refused_and_the_thre
     assert refused.status_code == 409 and "by interrupt id" in refused.json()["detail"]
     assert client.threads.get(thread_id)["status"] == "interrupted" and len(waiting(client, thread_id)) == 2
     assert_index_true(client, thread_id)
+
+
+@pytest.mark.parametrize("graph", ["batch_desk", "support_desk_inbox"])
+def test_agent_inbox_mark_as_resolved_after_one_answer_ends_the_thread(
+    client: Any, server_url: str, graph: str
+) -> None:
+    """One escalation answered, then "Mark as Resolved": the thread ends (a deferred fan-in cleared too) and no
+    item claims a decision that never took effect."""
+    payload = {"questions": ["refunds?", "bitcoin?", "crypto?"]} if graph == "batch_desk" else {"question": UNKNOWN}
+    thread_id = start(client, graph, payload)
+    [(_, shown), *_] = waiting(client, thread_id)
+    body = {"command": {"resume": [{"type": "accept", "args": None}]}, "stream_mode": "events", "assistant_id": graph}
+    assert post(server_url, f"/threads/{thread_id}/runs/stream", body).status_code == 200
+    assert index(client, thread_id)[shown["id"]]["status"] == "applied"  # the other still waits
+    assert post(server_url, f"/threads/{thread_id}/state", {"values": None, "as_node": "__end__"}).status_code == 200
+    state = client.threads.get_state(thread_id)
+    assert state["next"] == [] and client.threads.get(thread_id)["status"] == "idle"
+    assert {v["status"] for v in index(client, thread_id).values()} == {"dismissed"}

@@ -128,13 +128,14 @@ def build(format: str = "reliable", *, chat: bool = False) -> StateGraph[Any, An
     if chat:
 
         def intake(state: ChatState) -> dict[str, Any]:
-            """The customer's last message is the question."""
-            return {"question": str(state["messages"][-1].content)}
+            """The customer's last message is the question (its text, however the client sent it)."""
+            return {"question": state["messages"][-1].text}
 
         def reply(state: ChatState) -> dict[str, Any]:
-            """Answer in the conversation, once both steps are done."""
-            source = (state.get("citation") or {}).get("source") or "no source yet"
-            return {"messages": [AIMessage(content=f"{state.get('answer', '')} ({source})")]}
+            """Answer in the conversation, once both steps are done (a reviewer may have ended a step: say so)."""
+            answer = state.get("answer") or UNKNOWN
+            source = (state.get("citation") or {}).get("source")
+            return {"messages": [AIMessage(content=f"{answer} (source: {source})" if source else answer)]}
 
         builder.add_node("intake", intake)
         builder.add_node("reply", reply, defer=True)

@@ -71,8 +71,13 @@ def describe_markdown(escalation: Mapping[str, Any]) -> str:
     """
     esc = escalation
     what = "its context" if esc.get("kind") == "gate" else "its output"
+    first = _text(esc.get("reason") or "no reason given", 300)
+    inputs = esc.get("inputs") or {}
+    if inputs:  # list rows show a description's first characters: say which task this is there
+        key, value = next(iter(inputs.items()))
+        first += f" ({key}: {_text(value, 80)})"
     lines = [
-        _text(esc.get("reason") or "no reason given", 300),
+        first,
         f"**Step** `{esc.get('path') or esc.get('step')}` · {what} scored **{float(esc.get('confidence') or 0):.2f}** "
         f"against a threshold of **{float(esc.get('threshold') or 0):.2f}** · round {esc.get('round', 1)}",
     ]
@@ -88,7 +93,6 @@ def describe_markdown(escalation: Mapping[str, Any]) -> str:
             said += f": {_text(previous['reason'], 300)}"
         lines.append(said)
     lines += ["### Output", _fenced(esc.get("output"))]
-    inputs = esc.get("inputs") or {}
     if inputs:
         lines.append("### Inputs")
         lines.append("\n".join(f"- **{k}**: {_text(v)}" for k, v in inputs.items()))
@@ -108,7 +112,8 @@ def describe_markdown(escalation: Mapping[str, Any]) -> str:
         rows = ["| # | score | verdict | reason |", "|---|---|---|---|"]
         for a in attempts:
             reason = _text(a.get("reason") or "", 160).replace("|", "\\|").replace("\n", " ")
-            rows.append(f"| {a.get('n', '')} | {float(a.get('score') or 0):.2f} | {a.get('verdict', '')} | {reason} |")
+            number = a.get("attempt", a.get("n", ""))
+            rows.append(f"| {number} | {float(a.get('score') or 0):.2f} | {a.get('verdict', '')} | {reason} |")
         lines.append("\n".join(rows))
     notes = list(esc.get("notes") or []) + list(esc.get("display_notes") or [])
     if notes:
@@ -172,12 +177,19 @@ def to_hitl_request(escalation: Mapping[str, Any] | Sequence[Mapping[str, Any]])
     """
     escalations = [escalation] if isinstance(escalation, Mapping) else list(escalation)
     requests, configs = [], []
-    for esc in escalations:
+    for n, esc in enumerate(escalations):
         name = esc.get("path") or esc["step"]
         allowed = esc.get("allowed_decisions") or DECISIONS
-        requests.append(
-            {"name": name, "args": _editable(esc), "arguments": _editable(esc), "description": describe_markdown(esc)}
-        )
+        description = describe_markdown(esc)
+        if n == 0 and len(escalations) > 1:  # some UIs show only the first description: list them all there
+            waiting = "\n".join(
+                f"{k}. **{e.get('path') or e['step']}**: {_text(e.get('reason') or '', 160)}"
+                for k, e in enumerate(escalations, start=1)
+            )
+            description = (
+                f"**{len(escalations)} escalations wait on this thread:**\n\n{waiting}\n\n---\n\n{description}"
+            )
+        requests.append({"name": name, "args": _editable(esc), "arguments": _editable(esc), "description": description})
         configs.append({"action_name": name, "allowed_decisions": [_HITL[a] for a in allowed if a in _HITL]})
     return {"action_requests": requests, "review_configs": configs, "escalations": [dict(e) for e in escalations]}
 
@@ -200,7 +212,12 @@ def render(escalation: Mapping[str, Any] | Sequence[Mapping[str, Any]], format: 
     many = not isinstance(escalation, Mapping)
     escalations: list[Mapping[str, Any]] = [escalation] if isinstance(escalation, Mapping) else list(escalation)
     if format == "agent_inbox":
-        return [to_agent_inbox(e) for e in escalations]
+        shown = [to_agent_inbox(e) for e in escalations]
+        if len(shown) > 1:  # Agent Inbox shows the first: say how many wait behind it
+            shown[0]["description"] = (
+                f"*1 of {len(shown)} escalations waiting on this thread.*\n\n" + shown[0]["description"]
+            )
+        return shown
     if format == "hitl":
         return to_hitl_request(escalations)
     if many:

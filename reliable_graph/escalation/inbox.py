@@ -558,9 +558,9 @@ class EscalationInbox:
             if taken is None:
                 continue  # another process took it first
             try:
-                self.resolver.drive(taken, owner=owner)
-            except ThreadBusyError:
-                continue  # the thread is held by a live resolution: the next reconcile finishes this one
+                self.resolver.drive(taken, owner=owner, takeover=True)
+            except (ThreadBusyError, AlreadyResolvedError):
+                continue  # held by a live resolution (the next reconcile finishes this one), or dismissed
             finished.append(str(row["escalation_id"]))
         return finished
 

@@ -681,8 +681,11 @@ class Resolver:
         crash_point(CrashPoint.TAKEN_OVER)
         return self.ledger.get(row["escalation_id"])
 
-    def drive(self, row: Mapping[str, Any], *, owner: str) -> Any:
+    def drive(self, row: Mapping[str, Any], *, owner: str, takeover: bool = False) -> Any:
         """Apply a resolution this owner holds to its thread, then settle the thread's applied rows.
+
+        With `takeover`, the row's former owner died: a thread its resume left between
+        supersteps (the answer in, the run cut short) is run to its end.
 
         Returns:
             What the resume returned (the thread's values), or None when nothing had to run.
@@ -690,59 +693,83 @@ class Resolver:
         escalation_id = str(row["escalation_id"])
         thread_id = str(row["thread_id"])
         with self.holding(thread_id, owner, [escalation_id]):
-            result = self._apply(row, owner=owner)
+            result = self._apply(row, owner=owner, takeover=takeover)
         return result
 
-    def _apply(self, row: Mapping[str, Any], *, owner: str) -> Any:
+    def _reopen(self, escalation_id: str, owner: str, reason: str) -> None:
+        """Resolving -> pending: the thread did not take the answer (refused it, or a run failed before it)."""
+        cleared = dict.fromkeys(
+            ("owner", "ticket", "heartbeat", "decision", "resolved_by", "resolved_at", "assignee", "lease_until")
+        )
+        self.ledger.transition(
+            escalation_id,
+            Expect(statuses=(RESOLVING,), owner=owner, now=self.now()),
+            {"status": PENDING, **cleared},
+            log=(owner, "resolve_failed", {"reason": reason}),
+            at=self.now(),
+        )
+
+    def _apply(self, row: Mapping[str, Any], *, owner: str, takeover: bool) -> Any:
         escalation_id = str(row["escalation_id"])
         config: RunnableConfig = {"configurable": {"thread_id": row["thread_id"], RESOLVER_KEY: owner}}
+        answered_at = (self.ledger.get(escalation_id) or row).get("answered_at")
         result: Any = None
         error: BaseException | None = None
-        for _ in range(5):  # a direct resume may ask the escalation again meanwhile, under a new interrupt id
+        deadline = time.monotonic() + self.wait.total_seconds()
+        delay = 0.01
+        sent = False
+        while True:
             view = read_thread(self.graph, config)
             error = None
             try:
                 if view.waits_on(escalation_id):
                     answer = {view.pending[escalation_id]: {escalation_id: _decision(row.get("decision"))}}
+                    sent = True
                     result = self.graph.invoke(Command(resume=answer), strict_resume(config), durability="sync")
                     crash_point(CrashPoint.RESUMED)
-                elif view.runnable:  # the answer is in; the run that carried it on was cut short
+                elif view.runnable and takeover and answered_at:
+                    # the dead owner's answer is in; the run that carried it on was cut short: finish it
                     result = self.graph.invoke(None, config, durability="sync")
                     crash_point(CrashPoint.RESUMED)
+                elif view.runnable and time.monotonic() < deadline:
+                    # a run of the thread is in flight (the escalation indexed before its interrupt is): wait
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.25)
+                    continue
+                elif view.runnable:
+                    self._reopen(escalation_id, owner, "the thread kept running: nothing was sent")
+                    raise ThreadBusyError(thread_id=str(row["thread_id"]), waited=self.wait.total_seconds())
             except UnknownInterruptError as exc:  # consumed by a direct resume since we read it: read again
                 error = exc
-                continue
+                if time.monotonic() < deadline:
+                    continue
+            except ThreadBusyError:
+                raise
             except Exception as exc:  # noqa: BLE001 - the user's graph raised: settle what is durable, re-raise
                 error = exc
             break
         view = read_thread(self.graph, config)
+        answered_at = (self.ledger.get(escalation_id) or row).get("answered_at")
         if view.waits_on(escalation_id):
-            # the thread did not take the answer (it refused it, or a run failed before it): hand it back
-            self.ledger.transition(
-                escalation_id,
-                Expect(statuses=(RESOLVING,), owner=owner, now=self.now()),
-                {
-                    "status": PENDING,
-                    "owner": None,
-                    "ticket": None,
-                    "heartbeat": None,
-                    "decision": None,
-                    "resolved_by": None,
-                    "resolved_at": None,
-                    "assignee": None,
-                    "lease_until": None,
-                },
-                log=(
-                    owner,
-                    "resolve_failed",
-                    {"reason": str(error) if error else "the thread did not take the answer"},
-                ),
-                at=self.now(),
-            )
+            self._reopen(escalation_id, owner, str(error) if error else "the thread did not take the answer")
             if error is not None:
                 raise error
             msg = "the thread did not take the answer; the escalation is pending again"
             raise InvalidAnswerError(msg)
+        if not sent and not answered_at and not view.runnable:
+            # the answer never reached the thread, and the thread no longer waits on the escalation
+            now = self.now()
+            self.ledger.transition(
+                escalation_id,
+                Expect(statuses=(RESOLVING,), owner=owner, now=now),
+                {"status": DISMISSED, "heartbeat": None},
+                log=(owner, DISMISSED, {"reason": "its thread no longer waits on it; nothing was applied"}),
+                at=now,
+            )
+            self.mirror(escalation_id, DISMISSED, {})
+            from reliable_graph.escalation.inbox import AlreadyResolvedError
+
+            raise AlreadyResolvedError(escalation_id=escalation_id, by="reconcile", at=now, status=DISMISSED)
         self.ledger.transition(
             escalation_id, Expect(statuses=(RESOLVING,), owner=owner, now=self.now()), {"status": APPLIED}
         )
