@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import operator
 import os
 import sqlite3
@@ -118,3 +119,12 @@ def results_of(graph: Any, thread: str) -> tuple[list[str], bool]:
     """A thread's `results` and whether it reached its end."""
     state = graph.get_state({"configurable": {"thread_id": thread}})
     return list(state.values.get("results") or []), not state.next
+
+
+def print_result(result: dict[str, Any], *, as_json: bool) -> None:
+    """One JSON object, or one aligned line per figure."""
+    if as_json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:28} {value}")

@@ -54,7 +54,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import ESCALATING, ITEMS, compiled, edit_of, fan_out_builder, fresh_postgres, results_of  # noqa: E402
+from _common import (  # noqa: E402
+    ESCALATING,
+    ITEMS,
+    compiled,
+    edit_of,
+    fan_out_builder,
+    fresh_postgres,
+    print_result,
+    results_of,
+)
 from langgraph.graph import START, StateGraph  # noqa: E402
 
 from reliable_graph import (  # noqa: E402
@@ -297,12 +306,10 @@ def verdicts(backend: str, where: str, effects: Path, threads: dict[str, list[st
     return {"lost": lost, "applied_twice": twice, "stalled": stalled}
 
 
-def measure_fanout_race(backend: str, where: str, n: int, prefix: str, tmp: Path) -> dict[str, Any]:
-    effects = tmp / f"fanout-{backend}.log"
-    sys.stderr.write(f"{backend}: {n} fan-out threads, {FAN_REVIEWERS} reviewers on each at once...\n")
-    threads = fan_threads(backend, where, n, prefix)
-    start_at = time.time() + 3
-    started = time.perf_counter()
+def fan_reviewers(
+    backend: str, where: str, effects: Path, threads: dict[str, list[str]], tmp: Path, start_at: float
+) -> None:
+    """5 reviewer processes at once, reviewer k resolving the k-th escalation of every thread; wait for them."""
     reviewers = [
         spawn(
             "fan_reviewer",
@@ -320,6 +327,15 @@ def measure_fanout_race(backend: str, where: str, n: int, prefix: str, tmp: Path
         _out, err = proc.communicate(timeout=3600)
         if proc.returncode != 0:
             raise RuntimeError(f"a reviewer process failed:\n{err[-2000:]}")
+
+
+def measure_fanout_race(backend: str, where: str, n: int, prefix: str, tmp: Path) -> dict[str, Any]:
+    effects = tmp / f"fanout-{backend}.log"
+    sys.stderr.write(f"{backend}: {n} fan-out threads, {FAN_REVIEWERS} reviewers on each at once...\n")
+    threads = fan_threads(backend, where, n, prefix)
+    start_at = time.time() + 3
+    started = time.perf_counter()
+    fan_reviewers(backend, where, effects, threads, tmp, start_at)
     seconds = time.perf_counter() - started - max(0.0, start_at - time.time())
     return {
         "threads": n,
@@ -400,24 +416,7 @@ def measure_reconcile_race(backend: str, where: str, n: int, prefix: str, tmp: P
     sys.stderr.write(f"{backend}: {n} fan-out threads resolved while 2 operators reconcile in a loop...\n")
     threads = fan_threads(backend, where, n, prefix)
     operators = [spawn("reconciler", backend, where, effects, tmp, stop=stop) for _ in range(2)]
-    start_at = time.time() + 3
-    reviewers = [
-        spawn(
-            "fan_reviewer",
-            backend,
-            where,
-            effects,
-            tmp,
-            ids=[ids[k] for ids in threads.values()],
-            seed=k,
-            start_at=start_at,
-        )
-        for k in range(FAN_REVIEWERS)
-    ]
-    for proc in reviewers:
-        _out, err = proc.communicate(timeout=3600)
-        if proc.returncode != 0:
-            raise RuntimeError(f"a reviewer process failed:\n{err[-2000:]}")
+    fan_reviewers(backend, where, effects, threads, tmp, time.time() + 3)
     stop.write_text("stop")
     reconciles = 0
     for proc in operators:
@@ -491,11 +490,7 @@ def main() -> None:
             result[f"{part}_{key}"] = sum(result[f"{part}_{b}"][key] for b in backends)
     result["kill_points_kills"] = sum(result[f"kill_points_{b}"]["kills"] for b in backends)
     result["machine"] = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
-    if args.json:
-        print(json.dumps(result))
-        return
-    for key, value in result.items():
-        print(f"{key:28} {value}")
+    print_result(result, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import fresh_postgres  # noqa: E402
+from _common import fresh_postgres, print_result  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 
 from reliable_graph import EscalationInbox, run_outcome  # noqa: E402
@@ -286,11 +286,7 @@ def main() -> None:
         "reliable": reliable,
         "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
     }
-    if args.json:
-        print(json.dumps(result))
-        return
-    for key, value in result.items():
-        print(f"{key:28} {value}")
+    print_result(result, as_json=args.json)
 
 
 if __name__ == "__main__":

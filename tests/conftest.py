@@ -27,8 +27,8 @@ FROZEN_AT = datetime(2026, 12, 5, 23, 50, tzinfo=timezone.utc)
 CLOCK_READERS = (
     "reliable_graph.nodes._task",  # an escalation's created_at
     "reliable_graph.escalation.inbox",  # claims, leases, deadlines, sweeps
-    "reliable_graph.escalation.protocol",
-    "reliable_graph.server",  # when "Mark as Resolved" dismissed an escalation  # a direct answer's claim, a continuation's claim, the default clock
+    "reliable_graph.escalation.protocol",  # a direct answer's claim, a continuation's claim, the default clock
+    "reliable_graph.server",  # when "Mark as Resolved" dismissed an escalation
     "reliable_graph.console._format",  # a claim shown as lapsed
     "reliable_graph.resilience.classify",  # a Retry-After HTTP date
     "reliable_graph.evaluators.freshness",  # Freshness's default clock

@@ -22,12 +22,12 @@ ROW_KEYS = {
 }
 
 
-def _run(script: str, *args: str) -> str:
+def _run(script: str, *args: str, timeout: int = 120) -> str:
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         cwd=ROOT,
         check=False,
     )
@@ -88,3 +88,38 @@ def test_overhead_benchmark_smoke_prints_the_figures_and_the_check_verdict() -> 
     verdict = [line for line in done.stdout.splitlines() if line.startswith("overhead check: memory_ratio_paired")]
     assert len(verdict) == 1 and " budget " in verdict[0]
     assert done.returncode == (0 if verdict[0].endswith(": ok") else 1), done.stderr
+
+
+def test_inbox_benchmark_smoke_prints_every_key() -> None:
+    out = _run(
+        "inbox.py",
+        "--threads",
+        "60",
+        "--race",
+        "2",
+        "--kills",
+        "1",
+        "--fanout-threads",
+        "1",
+        "--kill-points",
+        "1",
+        "--reconcile-race",
+        "1",
+        "--backends",
+        "sqlite",
+        "--json",
+        timeout=600,
+    )
+    data = json.loads(out)
+    for part in ("fanout", "kill_points", "reconcile_race"):
+        for key in ("lost", "applied_twice", "stalled"):
+            assert data[f"{part}_{key}"] == 0, (part, key, data[f"{part}_sqlite"])
+    assert data["kill_points_kills"] >= 6 and data["list_page_ms_sqlite"] > 0
+    assert data["race_lost"] == 0 and data["race_applied_twice"] == 0
+
+
+def test_scale_benchmark_smoke_prints_every_key() -> None:
+    out = _run("scale.py", "--threads", "8", "--workers", "2", "--reviewers", "1", "--json", timeout=900)
+    data = json.loads(out)
+    assert data["lost"] == 0 and data["stalled"] == 0 and data["applied_twice"] == 0
+    assert data["bare_steps_per_s"] > 0 and data["reliable_steps_per_s"] > 0 and "throughput_ratio_vs_bare" in data
