@@ -378,7 +378,11 @@ def test_cli_demo_table_shows_every_json_figure(tmp_path: Path) -> None:
         fmt = "{:.2f}" if key.endswith("_per_run") else "{:.1%}"
         assert cells == [fmt.format(data["bare"][key]), fmt.format(data["reliable"][key])], label
     assert set(labels) | {"runs"} == set(data["bare"]) == set(data["reliable"])
-    assert data["reliable"]["escalated"] > 0 and "A pending escalation" in table
+    assert (
+        data["reliable"]["escalated"] > 0
+        and "wait in the review inbox" in table
+        and "The oldest, as a reviewer sees it" in table
+    )
     assert "After review the run ended as" in table
 
 
