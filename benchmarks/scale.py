@@ -1,6 +1,6 @@
 """Production at scale on Postgres: the 10-step research pipeline from 4 worker processes, reviewers alongside.
 
-One run, one fresh Postgres database, the scenario's default world (seed 7):
+One run, a fresh Postgres database per phase, the scenario's default world (seed 7):
 
 1. bare: `--threads` runs of the pipeline in plain LangGraph on `AsyncPostgresSaver`, from 4
    worker processes (async, at most `--concurrency` runs at once in each). The bare twin has
@@ -16,7 +16,10 @@ Throughput is pipeline steps completed per second of the workers' wall time, fro
 start to the last run's end, process start-up excluded (a step completes
 when its answer is accepted; a run that escalates stops there until a reviewer answers, and the
 steps its reviewer's resume completes are not counted). `throughput_ratio_vs_bare` is reliable
-over bare. After the reviewers drain the inbox: `lost` counts escalations not resolved or runs
+over bare. The reliable pipeline does more work per step than the bare one by design (a context
+the gate refuses is fetched again, an output the judge refuses is produced again):
+`superstep_ratio_vs_bare` compares LangGraph supersteps executed per second, the cost of the
+library per unit of work. After the reviewers drain the inbox: `lost` counts escalations not resolved or runs
 not finished, `stalled` runs not at their end, `applied_twice` connector calls made twice for
 the same (run, step, attempt), which a decision applied twice (or a continuation run twice)
 would cause. `list_ms_*`: the inbox's `list()` of 50 pending escalations, timed in the reviewer
@@ -119,19 +122,20 @@ async def _work(
     async with AsyncPostgresSaver.from_conn_string(url) as saver, AsyncPostgresStore.from_conn_string(url) as store:
         graph = graph_of(mode, log, thresholds).compile(checkpointer=saver, store=store if mode == "reliable" else None)
         gate = asyncio.Semaphore(concurrency)
-        steps = 0
+        steps = supersteps = 0
 
         async def one(run: int) -> None:
-            nonlocal steps
+            nonlocal steps, supersteps
+            config = {"configurable": {"thread_id": f"{mode}-{run:05d}"}}
             async with gate:
-                values = await graph.ainvoke(
-                    research_input(run), {"configurable": {"thread_id": f"{mode}-{run:05d}"}}, durability="sync"
-                )
+                values = await graph.ainvoke(research_input(run), config, durability="sync")
                 steps += len(values.get("answers") or {})
+                done = await graph.aget_state(config)  # (read before adding: `x += await ...` loses updates)
+                supersteps += int(done.metadata.get("step", 0)) + 1
 
         start = time.time()
         await asyncio.gather(*(one(run) for run in runs))
-        out.write_text(json.dumps({"steps": steps, "start": start, "end": time.time()}))
+        out.write_text(json.dumps({"steps": steps, "supersteps": supersteps, "start": start, "end": time.time()}))
 
 
 def worker(
@@ -210,7 +214,14 @@ def phase(
     done = [json.loads((tmp / f"{mode}-{k}.json").read_text()) for k in range(args.workers)]
     steps = sum(d["steps"] for d in done)
     wall = max(d["end"] for d in done) - min(d["start"] for d in done)  # from the first run to the last
-    result: dict[str, Any] = {"steps": steps, "seconds": round(wall, 1), "steps_per_s": round(steps / wall, 1)}
+    supersteps = sum(d["supersteps"] for d in done)
+    result: dict[str, Any] = {
+        "steps": steps,
+        "supersteps": supersteps,
+        "seconds": round(wall, 1),
+        "steps_per_s": round(steps / wall, 1),
+        "supersteps_per_s": round(supersteps / wall, 1),
+    }
     if reviewers:
         reports = [json.loads((tmp / f"reviewer-{k}.json").read_text()) for k in range(args.reviewers)]
         timings = sorted(t for r in reports for t in r["list_ms"])
@@ -262,14 +273,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp_dir, fresh_postgres() as url:
+    sys.stderr.write("calibrating the thresholds on held-out runs...\n")
+    thresholds, _how = calibrated_thresholds(ScenarioParams(), SEED)
+    with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        setup(url)
-        sys.stderr.write("calibrating the thresholds on held-out runs...\n")
-        thresholds, _how = calibrated_thresholds(ScenarioParams(), SEED)
-        bare = phase("bare", url, args, tmp, tmp / "bare-calls.log", thresholds)
-        reliable = phase("reliable", url, args, tmp, tmp / "reliable-calls.log", thresholds)
-        found = verdicts(url, tmp / "reliable-calls.log", args.threads, thresholds)
+        with fresh_postgres() as url:  # each phase on a database of its own, equally empty at its start
+            setup(url)
+            bare = phase("bare", url, args, tmp, tmp / "bare-calls.log", thresholds)
+        with fresh_postgres() as url:
+            setup(url)
+            reliable = phase("reliable", url, args, tmp, tmp / "reliable-calls.log", thresholds)
+            found = verdicts(url, tmp / "reliable-calls.log", args.threads, thresholds)
     result = {
         "threads": args.threads,
         "workers": args.workers,
@@ -279,6 +293,7 @@ def main() -> None:
         "bare_steps_per_s": bare["steps_per_s"],
         "reliable_steps_per_s": reliable["steps_per_s"],
         "throughput_ratio_vs_bare": round(reliable["steps_per_s"] / bare["steps_per_s"], 3),
+        "superstep_ratio_vs_bare": round(reliable["supersteps_per_s"] / bare["supersteps_per_s"], 3),
         **found,
         "list_ms_median": reliable.get("list_ms_median"),
         "list_ms_p95": reliable.get("list_ms_p95"),
