@@ -88,19 +88,24 @@ class Remote:
             raise ConnectionError(msg) from None
 
     def info(self) -> dict[str, Any]:
-        """The server's `/info`; a `ConnectionError` when what answers is not a LangGraph Server."""
+        """The server's `/info`, asked once (the client's transport retries a refused connection for seconds).
+
+        Raises:
+            ConnectionError: nothing answers at the URL, or what answers is not a LangGraph Server.
+        """
         import httpx
 
+        headers = dict(self.client.http.client.headers)  # the SDK's: its API key, its user agent
+        response = self.call(httpx.get, f"{self.url}/info", headers=headers, timeout=10.0)
+        if response.status_code != 200:
+            msg = f"{self.url} is not a LangGraph Server (GET /info answered {response.status_code})"
+            raise ConnectionError(msg)
         try:
-            info = self.call(self.client.http.get, "/info")
-        except httpx.HTTPStatusError as exc:
-            msg = f"{self.url} is not a LangGraph Server (GET /info answered {_status(exc)})"
-            raise ConnectionError(msg) from None
+            info = response.json()
         except ValueError:
-            msg = f"{self.url} is not a LangGraph Server (GET /info did not answer JSON)"
-            raise ConnectionError(msg) from None
+            info = None
         if not isinstance(info, dict):
-            msg = f"{self.url} is not a LangGraph Server (GET /info answered {type(info).__name__})"
+            msg = f"{self.url} is not a LangGraph Server (GET /info did not answer a JSON object)"
             raise ConnectionError(msg)
         return info
 

@@ -141,7 +141,7 @@ class ServerInbox:
         with ServerInbox("http://127.0.0.1:9", lease=timedelta(minutes=5)) as inbox:  # nothing sent yet
             assert inbox.url == "http://127.0.0.1:9" and inbox.deadline is None
             try:
-                inbox.list()
+                inbox.check()  # GET /info, once
             except ConnectionError as err:  # nothing listens there
                 assert "cannot reach LangGraph Server at http://127.0.0.1:9" in str(err)
         try:
@@ -607,11 +607,11 @@ def _after(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
 
 
 def _recorded(value: Mapping[str, Any], written: set[str]) -> builtins.list[dict[str, Any]]:
-    """The lines an item's own record gives: its `index`, and how it ended unless a line says so already."""
+    """The lines an item's own record gives (its `index`, how it ended) where no written line says so already."""
     key = str(value.get("id"))
-    lines: builtins.list[dict[str, Any]] = [
-        {"escalation_id": key, "at": value.get("created_at") or "", "actor": "system", "event": "index"}
-    ]
+    lines: builtins.list[dict[str, Any]] = []
+    if "index" not in written:  # reconcile() writes its own when it indexes an escalation
+        lines.append({"escalation_id": key, "at": value.get("created_at") or "", "actor": "system", "event": "index"})
     status = str(value.get("status") or PENDING)
     event = "resolve" if status in (APPLIED, RESOLVED) else status
     if status not in OPEN and event not in written:
