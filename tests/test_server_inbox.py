@@ -278,6 +278,59 @@ def test_server_inbox_resolves_a_send_fan_out(client: SyncLangGraphClient, inbox
     assert {i.status for i in inbox.list(thread_id=thread_id, status=None)} == {"resolved"}
 
 
+# -- an answer sent from a stale read --------------------------------------------------------------
+
+
+def racing(late: ServerInbox, first: ServerInbox, escalation_id: str, answer: dict[str, Any], reviewer: str) -> None:
+    """Make `first` resolve `escalation_id` between `late`'s read of the thread and its resume (the race's window)."""
+    send = late.remote.resume
+
+    def after_the_other(*args: Any, **kwargs: Any) -> Any:
+        late.remote.resume = send  # type: ignore[method-assign]
+        first.resolve(escalation_id, answer, reviewer=reviewer)
+        return send(*args, **kwargs)
+
+    late.remote.resume = after_the_other  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("graph_id", ["support_desk", "support_desk_inbox"])
+def test_server_inbox_an_answer_read_before_another_run_applies_nothing(
+    client: SyncLangGraphClient, server_url: str, graph_id: str, clock: Clock
+) -> None:
+    thread_id = start(client, graph_id, {"question": UNKNOWN})
+    with ServerInbox(server_url, api_key=None) as ana, ServerInbox(server_url, api_key=None) as bo:
+        items = by_step(ana, thread_id)
+        draft, cite = items["draft_answer"], items["cite_source"]
+        racing(bo, ana, draft.id, {"action": "edit", "output": "by ana"}, "ana")
+        with pytest.raises(AlreadyResolvedError) as lost:  # bo's resume names an interrupt ana's run consumed
+            bo.resolve(draft.id, {"action": "edit", "output": "by bo"}, reviewer="bo")
+        assert lost.value.by == "ana"
+        assert (bo.show(draft.id).resolved_by, bo.show(cite.id).status) == ("ana", "pending")
+        assert [e["id"] for _, e in bo.remote.waiting(thread_id)] == [cite.id]  # still asked, unanswered
+
+        # the other escalation took nothing from bo's late answer: bo's own answer to it applies
+        bo.resolve(cite.id, {"action": "terminate", "reason": "no source"}, reviewer="bo")
+    assert client.threads.get(thread_id)["status"] == "idle"
+    assert values(client, thread_id)["answer"] == "by ana" and "citation" not in values(client, thread_id)
+    assert outcomes(client, thread_id) == {"draft_answer": "edited", "cite_source": "terminated"}
+
+
+def test_server_inbox_a_stale_read_of_a_single_interrupt_still_answers_its_own_escalation(
+    client: SyncLangGraphClient, server_url: str, clock: Clock
+) -> None:
+    thread_id = start(client, "support_desk_inbox", {"question": UNKNOWN})
+    with ServerInbox(server_url, api_key=None) as ana, ServerInbox(server_url, api_key=None) as bo:
+        items = by_step(ana, thread_id)
+        draft, cite = items["draft_answer"], items["cite_source"]
+        # bo read the one interrupt carrying both; ana's run answers draft_answer (the thread asks again, a new id)
+        racing(bo, ana, draft.id, {"action": "approve"}, "ana")
+        bo.resolve(cite.id, {"action": "terminate"}, reviewer="bo")  # names the consumed id: the task's next question
+        assert (bo.show(draft.id).resolved_by, bo.show(cite.id).resolved_by) == ("ana", "bo")
+    assert client.threads.get(thread_id)["status"] == "idle"
+    assert values(client, thread_id)["answer"] == FALLBACK and "citation" not in values(client, thread_id)
+    assert outcomes(client, thread_id) == {"draft_answer": "approved", "cite_source": "terminated"}
+
+
 # -- the audit trail shows what other clients did --------------------------------------------------
 
 
