@@ -37,7 +37,7 @@ def main() -> None:
     with ServerInbox(url, clock=lambda: FIXED, wait=timedelta(minutes=5)) as inbox:
         outputs = {escalation_id: inbox.show(escalation_id).escalation.get("output") for escalation_id in order}
         runs = 0
-        send = inbox.remote.resume
+        send = inbox._remote.resume
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             nonlocal runs
@@ -45,7 +45,7 @@ def main() -> None:
             runs += out is not None
             return out
 
-        inbox.remote.resume = counted  # type: ignore[method-assign]
+        inbox._remote.resume = counted  # type: ignore[method-assign]
         print("ready", flush=True)
         sys.stdin.readline()
         for escalation_id in order:

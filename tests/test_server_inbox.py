@@ -283,14 +283,14 @@ def test_server_inbox_resolves_a_send_fan_out(client: SyncLangGraphClient, inbox
 
 def racing(late: ServerInbox, first: ServerInbox, escalation_id: str, answer: dict[str, Any], reviewer: str) -> None:
     """Make `first` resolve `escalation_id` between `late`'s read of the thread and its resume (the race's window)."""
-    send = late.remote.resume
+    send = late._remote.resume
 
     def after_the_other(*args: Any, **kwargs: Any) -> Any:
-        late.remote.resume = send  # type: ignore[method-assign]
+        late._remote.resume = send  # type: ignore[method-assign]
         first.resolve(escalation_id, answer, reviewer=reviewer)
         return send(*args, **kwargs)
 
-    late.remote.resume = after_the_other  # type: ignore[method-assign]
+    late._remote.resume = after_the_other  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("graph_id", ["support_desk", "support_desk_inbox"])
@@ -306,7 +306,7 @@ def test_server_inbox_an_answer_read_before_another_run_applies_nothing(
             bo.resolve(draft.id, {"action": "edit", "output": "by bo"}, reviewer="bo")
         assert lost.value.by == "ana"
         assert (bo.show(draft.id).resolved_by, bo.show(cite.id).status) == ("ana", "pending")
-        assert [e["id"] for _, e in bo.remote.waiting(thread_id)] == [cite.id]  # still asked, unanswered
+        assert [e["id"] for _, e in bo._remote.waiting(thread_id)] == [cite.id]  # still asked, unanswered
 
         # the other escalation took nothing from bo's late answer: bo's own answer to it applies
         bo.resolve(cite.id, {"action": "terminate", "reason": "no source"}, reviewer="bo")

@@ -16,23 +16,27 @@ item, whatever it held), so the compare step is the thread itself:
    resume sent with `multitask_strategy="reject"` is refused (HTTP 409) while any other run of
    the thread is pending or running. `resolve` then waits a little and tries again (for at most
    `wait`). An accepted resume therefore runs alone, against the thread as every earlier run
-   left it.
+   left it. (Verified on `langgraph dev`'s in-memory runtime, langgraph-api 0.16.7; the
+   Postgres-backed server's queue lives outside this package and was not tested here.)
 2. `resolve` answers by interrupt id and escalation id (`{interrupt_id: {escalation_id:
    decision}}`), reading the interrupt that carries the escalation right before it sends. An
-   interrupt is answered once: its answer is recorded in the checkpoint and the question is not
-   asked again. A resume naming an interrupt that another run consumed meanwhile applies nothing
-   to the escalation: LangGraph ignores it (langgraph-api 0.16.7 ignores `strict_resume`), or,
-   when it names the first question of a `mode="single"` review task that asked again, hands it
-   to that task's next question, where the review node reads answers by escalation id: an answer
-   for an escalation no longer shown is refused (the escalation shown first is asked again, its
-   `rejected` note saying why), never applied to another one.
-3. The review node takes at most one answer per escalation (it stops asking once it has one) and
-   notes the item `applied` with `resolved_by` = the answer's reviewer, never moving an item
-   back. So the item names the one answer the thread took.
-4. After its run, `resolve` reads the item back: it names this reviewer and decision: the
-   resolution is this caller's; another name: `AlreadyResolvedError` naming who and when; still
-   open: this answer reached the thread too late (step 2) and `resolve` reads the thread again
-   and retries.
+   interrupt is answered once: its answer is recorded in the checkpoint and never asked for
+   again. A resume naming an interrupt another run consumed between that read and the send
+   cannot apply the answer twice: LangGraph ignores an answer to an interrupt that is not
+   pending (langgraph-api 0.16.7 ignores `strict_resume`), except that an answer naming a
+   task's first interrupt goes to the same task's next question when the task asked again
+   (LangGraph's compatibility with older interrupt ids), as a `mode="single"` review task does
+   after a partial answer. There the review node reads the answer by escalation id: for an
+   escalation still shown, it is that escalation's answer (the first to arrive); for one no
+   longer shown, it is refused (the escalation shown first is asked again with a `rejected`
+   note), never applied to another escalation.
+3. The review node takes at most one answer per escalation (it stops asking once it has one) and,
+   inside the run that takes it, notes the item `applied` with `resolved_by` = the answer's
+   reviewer, never moving an item back. So once that run has ended, the item names the one
+   answer the thread took.
+4. After its run, `resolve` reads the item back. It names this reviewer and decision: the
+   resolution is this caller's. Another name: `AlreadyResolvedError` naming who and when. Still
+   open: this answer arrived too late (step 2); `resolve` reads the thread again and retries.
 
 Each escalation is therefore resolved, and its decision applied, exactly once, however many
 reviewers race. What is weaker than the local inbox's ledger (`EscalationInbox`):
@@ -49,15 +53,16 @@ reviewers race. What is weaker than the local inbox's ledger (`EscalationInbox`)
   stops between its run and its `resolve` line leaves none; `audit()` then shows the resolution
   the item records (as it shows answers other clients sent).
 - `reconcile()`'s `dismissed`/`superseded` and an audit item's label are read-modify-writes of
-  the item (a label is written, then read back: two labellers at the same instant may both be
-  told theirs was recorded, the last write wins).
+  the item (a label is written, then read back, as a claim is: two labellers at the same
+  instant may both be told theirs was recorded; the last write wins).
+- A late answer in a `mode="single"` thread (step 2) shows the escalation asked first a
+  `rejected` note its reviewers did not cause; nothing is applied.
 - No deadlines: `sweep` is not offered.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 import random
 import time
 import uuid
@@ -68,6 +73,13 @@ from typing import Any, Literal
 
 from reliable_graph.errors import InvalidAnswerError, NoPendingEscalationError, ThreadBusyError
 from reliable_graph.escalation._remote import Remote, iso, when
+from reliable_graph.escalation._server_items import (
+    item_of,
+    later_round,
+    recorded_lines,
+    run_failure,
+    same_decision,
+)
 from reliable_graph.escalation.decision import parse_answer
 from reliable_graph.escalation.inbox import (
     INBOX_NAMESPACE,
@@ -82,7 +94,6 @@ from reliable_graph.escalation.inbox import (
 from reliable_graph.escalation.protocol import (
     APPLIED,
     CLAIMED,
-    DIRECT,
     DISMISSED,
     OPEN,
     PENDING,
@@ -101,15 +112,6 @@ AUDIT_NAMESPACE = ("reliable_graph", "audit")
 _TAKES = 5
 """Runs that did not take an answer after which it is reported refused rather than raced."""
 _DECISIONS = ("approve", "edit", "provide_context", "retry", "terminate")
-
-
-def _same(decision: Any, body: Mapping[str, Any]) -> bool:
-    return json.dumps(_public(decision), sort_keys=True) == json.dumps(dict(body), sort_keys=True)
-
-
-def _failure(out: Any) -> Mapping[str, Any] | None:
-    error = out.get("__error__") if isinstance(out, Mapping) else None
-    return error if isinstance(error, Mapping) else None
 
 
 class ServerInbox:
@@ -150,8 +152,8 @@ class ServerInbox:
             assert "http://" in str(err)
         ```
 
-        Against a deployment (`langgraph dev` serving `examples/server`; tests/test_server_inbox.py
-        runs this):
+        Against a deployment (`langgraph dev` serving `examples/server`, as tests/test_server_inbox.py
+        drives it):
 
         ```text
         inbox = ServerInbox("http://127.0.0.1:2024")
@@ -186,7 +188,7 @@ class ServerInbox:
         self.lease = lease
         self.wait = wait
         self.clock: Callable[[], datetime] = clock or _utcnow
-        self.remote = Remote(self.url, api_key=api_key, timeout=timeout)
+        self._remote = Remote(self.url, api_key=api_key, timeout=timeout)
 
     def __enter__(self) -> ServerInbox:
         return self
@@ -198,7 +200,7 @@ class ServerInbox:
 
     def close(self) -> None:
         """Close the HTTP client (the inbox makes a new one if used again)."""
-        self.remote.close()
+        self._remote.close()
 
     def check(self) -> dict[str, Any]:
         """The server's `/info` (its version and flags).
@@ -206,7 +208,7 @@ class ServerInbox:
         Raises:
             ConnectionError: nothing answers at the URL, or what answers is not a LangGraph Server.
         """
-        return self.remote.info()
+        return self._remote.info()
 
     def _now(self) -> datetime:
         return self.clock().astimezone(timezone.utc)
@@ -215,33 +217,9 @@ class ServerInbox:
         """Append one audit line: an item of its own, keyed by time (concurrent writers never lose one)."""
         at = iso(self._now())
         line = {"escalation_id": escalation_id, "at": at, "actor": actor, "event": event, **dict(body or {})}
-        self.remote.put((*AUDIT_NAMESPACE, escalation_id), f"{at}~{uuid.uuid4().hex[:12]}", line)
+        self._remote.put((*AUDIT_NAMESPACE, escalation_id), f"{at}~{uuid.uuid4().hex[:12]}", line)
 
     # -- reading -----------------------------------------------------------------------------------
-
-    def _item(
-        self, value: Mapping[str, Any], claim: Mapping[str, Any] | None, now: datetime, *, with_escalation: bool
-    ) -> InboxItem:
-        status = str(value.get("status") or PENDING)
-        until = when((claim or {}).get("lease_until"))
-        live = status == PENDING and until is not None and until > now  # a lapsed claim is pending
-        return InboxItem(
-            id=str(value.get("id")),
-            thread_id=value.get("thread_id"),
-            step=str(value.get("step") or ""),
-            status=CLAIMED if live else status,
-            confidence=float(value.get("confidence") or 0.0),
-            threshold=float(value.get("threshold") or 0.0),
-            reason=str(value.get("reason") or ""),
-            created_at=str(value.get("created_at") or ""),
-            assignee=(claim or {}).get("assignee") if live else None,
-            lease_until=(claim or {}).get("lease_until") if live else None,
-            resolved_by=value.get("resolved_by"),
-            resolved_at=value.get("resolved_at"),
-            decision=_public(value.get("decision")),
-            escalation=dict(value.get("escalation") or {}) if with_escalation else {},
-            kind=str(value.get("kind") or "escalation"),
-        )
 
     def list(
         self,
@@ -284,9 +262,9 @@ class ServerInbox:
             raise ValueError(msg)
         where = {k: v for k, v in (("thread_id", thread_id), ("step", step), ("kind", kind)) if v is not None}
         now = self._now()
-        claims = {str(i["key"]): dict(i["value"]) for i in self.remote.search(CLAIMS_NAMESPACE)}
-        found = self.remote.search(INBOX_NAMESPACE, **({"filter": where} if where else {}))
-        items = [self._item(i["value"], claims.get(str(i["key"])), now, with_escalation=False) for i in found]
+        claims = {str(i["key"]): dict(i["value"]) for i in self._remote.search(CLAIMS_NAMESPACE)}
+        found = self._remote.search(INBOX_NAMESPACE, **({"filter": where} if where else {}))
+        items = [item_of(i["value"], claims.get(str(i["key"])), now, with_escalation=False) for i in found]
         cutoff = now - older_than if older_than is not None else None
         kept = [
             i
@@ -309,12 +287,12 @@ class ServerInbox:
             NoPendingEscalationError: no escalation has this id on this server.
             ConnectionError: the server cannot be reached.
         """
-        value = self.remote.get(INBOX_NAMESPACE, escalation_id)
+        value = self._remote.get(INBOX_NAMESPACE, escalation_id)
         if value is None:
             waiting = [i.id for i in self.list(limit=5)]
             raise NoPendingEscalationError(interrupt_ids=[escalation_id], pending=waiting, what="escalation id")
-        claim = self.remote.get(CLAIMS_NAMESPACE, escalation_id)
-        return self._item(value, claim, self._now(), with_escalation=True)
+        claim = self._remote.get(CLAIMS_NAMESPACE, escalation_id)
+        return item_of(value, claim, self._now(), with_escalation=True)
 
     def audit(self, escalation_id: str | None = None) -> builtins.list[AuditEntry]:
         """The audit trail (of one escalation, or all), oldest first.
@@ -324,17 +302,17 @@ class ServerInbox:
         with what its item records (an answer another client sent, "Mark as Resolved").
         """
         if escalation_id is not None:
-            value = self.remote.get(INBOX_NAMESPACE, escalation_id)
+            value = self._remote.get(INBOX_NAMESPACE, escalation_id)
             values = [value] if value is not None else []
-            lines = [dict(i["value"]) for i in self.remote.search((*AUDIT_NAMESPACE, escalation_id))]
+            lines = [dict(i["value"]) for i in self._remote.search((*AUDIT_NAMESPACE, escalation_id))]
         else:
-            values = [dict(i["value"]) for i in self.remote.search(INBOX_NAMESPACE)]
-            lines = [dict(i["value"]) for i in self.remote.search(AUDIT_NAMESPACE)]
+            values = [dict(i["value"]) for i in self._remote.search(INBOX_NAMESPACE)]
+            lines = [dict(i["value"]) for i in self._remote.search(AUDIT_NAMESPACE)]
         written: dict[str, set[str]] = {}
         for line in lines:
             written.setdefault(str(line.get("escalation_id")), set()).add(str(line.get("event")))
         for value in values:
-            lines.extend(_recorded(value, written.get(str(value.get("id")), set())))
+            lines.extend(recorded_lines(value, written.get(str(value.get("id")), set())))
         lines.sort(key=lambda line: (line.get("event") != "index", str(line.get("at") or "")))
         return [
             AuditEntry(
@@ -356,7 +334,7 @@ class ServerInbox:
         A label is `wrong` when the reviewer edited or terminated the audited output.
         """
         found: dict[str, dict[str, int]] = {}
-        for item in self.remote.search(INBOX_NAMESPACE, filter={"kind": "audit"}):
+        for item in self._remote.search(INBOX_NAMESPACE, filter={"kind": "audit"}):
             value = item["value"]
             stats = found.setdefault(str(value.get("step") or ""), {"labelled": 0, "wrong": 0, "pending": 0})
             decision = value.get("decision")
@@ -391,8 +369,8 @@ class ServerInbox:
         until = iso(self._now() + self.lease)
         token = uuid.uuid4().hex
         claim = {"escalation_id": escalation_id, "assignee": reviewer, "lease_until": until, "token": token}
-        self.remote.put(CLAIMS_NAMESPACE, escalation_id, claim)
-        held = self.remote.get(CLAIMS_NAMESPACE, escalation_id) or {}
+        self._remote.put(CLAIMS_NAMESPACE, escalation_id, claim)
+        held = self._remote.get(CLAIMS_NAMESPACE, escalation_id) or {}
         if held.get("token") != token:  # another claim's write landed after ours
             raise AlreadyResolvedError(
                 escalation_id=escalation_id, by=held.get("assignee"), at=held.get("lease_until"), status=CLAIMED
@@ -416,7 +394,7 @@ class ServerInbox:
                     escalation_id=escalation_id, by=item.assignee, at=item.lease_until, status=CLAIMED
                 )
             raise AlreadyResolvedError(escalation_id=escalation_id, by=reviewer, at=None, status=PENDING)
-        self.remote.delete(CLAIMS_NAMESPACE, escalation_id)
+        self._remote.delete(CLAIMS_NAMESPACE, escalation_id)
         self._log(escalation_id, reviewer, "release")
         return self.show(escalation_id)
 
@@ -474,15 +452,16 @@ class ServerInbox:
         delay = 0.05
         missed = 0
         while True:
-            found = next(((i, e) for i, e in self.remote.waiting(thread_id) if str(e.get("id")) == escalation_id), None)
+            waiting = self._remote.waiting(thread_id)
+            found = next(((i, e) for i, e in waiting if str(e.get("id")) == escalation_id), None)
             self._refuse_unless_open(self.show(escalation_id), reviewer)  # answered or claimed meanwhile
             if found is None:
-                if (self.remote.thread(thread_id) or {}).get("status") != "busy":
+                if (self._remote.thread(thread_id) or {}).get("status") != "busy":
                     raise AlreadyResolvedError(escalation_id=escalation_id, by=None, at=None, status=DISMISSED)
             else:
                 interrupt_id, esc = found
                 body = self._decision(esc, answer, reviewer, reason)  # as the thread shows it now
-                out = self.remote.resume(thread_id, {interrupt_id: {escalation_id: body}})
+                out = self._remote.resume(thread_id, {interrupt_id: {escalation_id: body}})
                 if out is not None:
                     if self._settled(escalation_id, reviewer, body, out):
                         return out or None
@@ -499,13 +478,17 @@ class ServerInbox:
     def _settled(self, escalation_id: str, reviewer: str, body: Mapping[str, Any], out: Any) -> bool:
         """Read the item back: True if it records this answer, False if still open; raise if someone else's."""
         item = self.show(escalation_id)
-        error = _failure(out)
+        error = run_failure(out)
         if item.status in OPEN:
             if error is not None:
                 msg = f"the run on thread {item.thread_id} failed: {error.get('error')}: {error.get('message')}"
                 raise RuntimeError(msg)
             return False
-        if item.status not in (APPLIED, RESOLVED) or item.resolved_by != reviewer or not _same(item.decision, body):
+        if (
+            item.status not in (APPLIED, RESOLVED)
+            or item.resolved_by != reviewer
+            or not same_decision(item.decision, body)
+        ):
             raise AlreadyResolvedError(
                 escalation_id=escalation_id, by=item.resolved_by, at=item.resolved_at, status=item.status
             )
@@ -514,7 +497,7 @@ class ServerInbox:
         after = decision.get("output") if decision.get("action") == "edit" else before
         trail = {"decision": decision, "reason": decision.get("reason"), "before": before, "after": after}
         self._log(escalation_id, reviewer, "resolve", trail)
-        self.remote.delete(CLAIMS_NAMESPACE, escalation_id)
+        self._remote.delete(CLAIMS_NAMESPACE, escalation_id)
         if error is not None:
             msg = (
                 f"the decision was applied, then the run on thread {item.thread_id} failed: "
@@ -525,12 +508,12 @@ class ServerInbox:
 
     def _label(self, item: InboxItem, body: dict[str, Any], reviewer: str) -> None:
         """Record a label on an audit item: written, then read back (see the module's docstring)."""
-        value = self.remote.get(INBOX_NAMESPACE, item.id) or {}
+        value = self._remote.get(INBOX_NAMESPACE, item.id) or {}
         now = iso(self._now())
         token = uuid.uuid4().hex
         labelled = {**value, "status": RESOLVED, "decision": body, "resolved_by": reviewer, "resolved_at": now}
-        self.remote.put(INBOX_NAMESPACE, item.id, {**labelled, "updated_at": now, "label_token": token})
-        back = self.remote.get(INBOX_NAMESPACE, item.id) or {}
+        self._remote.put(INBOX_NAMESPACE, item.id, {**labelled, "updated_at": now, "label_token": token})
+        back = self._remote.get(INBOX_NAMESPACE, item.id) or {}
         if back.get("label_token") != token:
             raise AlreadyResolvedError(
                 escalation_id=item.id, by=back.get("resolved_by"), at=back.get("resolved_at"), status=RESOLVED
@@ -540,7 +523,7 @@ class ServerInbox:
         label = "correct" if body["action"] == "approve" else "wrong"
         trail = {"decision": body, "reason": body.get("reason"), "before": before, "after": after, "label": label}
         self._log(item.id, reviewer, "resolve", trail)
-        self.remote.delete(CLAIMS_NAMESPACE, item.id)
+        self._remote.delete(CLAIMS_NAMESPACE, item.id)
 
     # -- the index ---------------------------------------------------------------------------------
 
@@ -555,16 +538,16 @@ class ServerInbox:
         Raises:
             ConnectionError: the server cannot be reached.
         """
-        items = {str(i["key"]): dict(i["value"]) for i in self.remote.search(INBOX_NAMESPACE)}
+        items = {str(i["key"]): dict(i["value"]) for i in self._remote.search(INBOX_NAMESPACE)}
         added = 0
         for status in ("interrupted", "error"):
-            for thread in self.remote.threads(status=status, select=["thread_id", "status"]):
-                for _, esc in self.remote.waiting(str(thread["thread_id"])):
+            for thread in self._remote.threads(status=status, select=["thread_id", "status"]):
+                for _, esc in self._remote.waiting(str(thread["thread_id"])):
                     key = str(esc["id"])
                     if key in items:
                         continue
                     value = _index_value({k: v for k, v in esc.items() if k != "rejected"})
-                    self.remote.put(INBOX_NAMESPACE, key, value)
+                    self._remote.put(INBOX_NAMESPACE, key, value)
                     items[key] = value
                     self._log(key, "reconcile", "index", {"reason": "waiting in its thread, missing from the index"})
                     added += 1
@@ -575,55 +558,24 @@ class ServerInbox:
 
     def _retire(self, thread_id: str, items: Mapping[str, Mapping[str, Any]]) -> None:
         """Mark the open items of `thread_id` its thread no longer waits on: superseded or dismissed."""
-        thread = self.remote.thread(thread_id)
+        thread = self._remote.thread(thread_id)
         if thread is not None and thread.get("status") == "busy":
             return  # a run may be taking one of them now
-        waiting = {str(esc["id"]) for _, esc in self.remote.waiting(thread_id)} if thread is not None else set()
+        waiting = {str(esc["id"]) for _, esc in self._remote.waiting(thread_id)} if thread is not None else set()
         mine = {k: v for k, v in items.items() if v.get("thread_id") == thread_id and v.get("kind") != "audit"}
         for key, value in mine.items():
             if value.get("status") not in OPEN or key in waiting:
                 continue
             later = any(
-                other_key != key and other.get("task") == value.get("task") and _after(other, value)
+                other_key != key and other.get("task") == value.get("task") and later_round(other, value)
                 for other_key, other in mine.items()
             )
-            fresh = self.remote.get(INBOX_NAMESPACE, key)
+            fresh = self._remote.get(INBOX_NAMESPACE, key)
             if fresh is None or fresh.get("status") not in OPEN:
                 continue  # answered since it was read
             status = SUPERSEDED if later else DISMISSED
             now = iso(self._now())
             retired = {**fresh, "status": status, "resolved_by": "reconcile", "resolved_at": now, "updated_at": now}
-            self.remote.put(INBOX_NAMESPACE, key, retired)
+            self._remote.put(INBOX_NAMESPACE, key, retired)
             why = "a later escalation of the same task replaced it" if later else "its thread no longer waits on it"
             self._log(key, "reconcile", status, {"reason": why})
-
-
-def _after(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
-    """Whether escalation `one` is a later round than `other` (its round, else its time)."""
-    rounds = (one.get("round"), other.get("round"))
-    if all(isinstance(r, int) for r in rounds) and rounds[0] != rounds[1]:
-        return bool(rounds[0] > rounds[1])  # type: ignore[operator]
-    return str(one.get("created_at") or "") > str(other.get("created_at") or "")
-
-
-def _recorded(value: Mapping[str, Any], written: set[str]) -> builtins.list[dict[str, Any]]:
-    """The lines an item's own record gives (its `index`, how it ended) where no written line says so already."""
-    key = str(value.get("id"))
-    lines: builtins.list[dict[str, Any]] = []
-    if "index" not in written:  # reconcile() writes its own when it indexes an escalation
-        lines.append({"escalation_id": key, "at": value.get("created_at") or "", "actor": "system", "event": "index"})
-    status = str(value.get("status") or PENDING)
-    event = "resolve" if status in (APPLIED, RESOLVED) else status
-    if status not in OPEN and event not in written:
-        decision = _public(value.get("decision"))
-        lines.append(
-            {
-                "escalation_id": key,
-                "at": value.get("resolved_at") or value.get("updated_at") or "",
-                "actor": value.get("resolved_by") or DIRECT,
-                "event": event,
-                "decision": decision,
-                "reason": (decision or {}).get("reason"),
-            }
-        )
-    return lines
