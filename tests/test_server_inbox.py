@@ -212,6 +212,16 @@ def test_server_inbox_list_filters_by_age_kind_and_status(
         ServerInbox(server_url, lease=timedelta(0))
 
 
+def test_run_error_reads_a_failed_run_of_the_server(client: SyncLangGraphClient) -> None:
+    from reliable_graph._compat import run_error
+
+    thread_id = str(client.threads.create()["thread_id"])
+    failed = client.runs.wait(thread_id, "batch_desk", input={}, raise_error=False)  # no questions to fan out
+    error = run_error(failed)
+    assert error is not None and error["error"] == "KeyError" and "questions" in error["message"]
+    assert run_error(client.runs.wait(thread_id, "batch_desk", input={"questions": []}, raise_error=False)) is None
+
+
 # -- one interrupt carrying several escalations ----------------------------------------------------
 
 

@@ -183,8 +183,8 @@ class Remote:
         """Resume the thread with `answer` in a run of its own and wait for it; None if another run holds it (409).
 
         The run is created with `multitask_strategy="reject"` (refused while any other run of the
-        thread is pending or running) and `durability="sync"`. A run that failed comes back as
-        `{"__error__": {...}}`.
+        thread is pending or running) and `durability="sync"`. A failed run comes back as its
+        error (read it with `_compat.run_error`).
         """
         import httpx
 

@@ -43,12 +43,6 @@ def same_decision(decision: Any, body: Mapping[str, Any]) -> bool:
     return json.dumps(_public(decision), sort_keys=True) == json.dumps(dict(body), sort_keys=True)
 
 
-def run_failure(out: Any) -> Mapping[str, Any] | None:
-    """The error a run ended with (`runs.wait(..., raise_error=False)`'s `__error__`), or None."""
-    error = out.get("__error__") if isinstance(out, Mapping) else None
-    return error if isinstance(error, Mapping) else None
-
-
 def later_round(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
     """Whether escalation `one` is a later round than `other` (by round, else by time)."""
     rounds = (one.get("round"), other.get("round"))

@@ -71,13 +71,13 @@ from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any, Literal
 
+from reliable_graph._compat import run_error
 from reliable_graph.errors import InvalidAnswerError, NoPendingEscalationError, ThreadBusyError
 from reliable_graph.escalation._remote import Remote, iso, when
 from reliable_graph.escalation._server_items import (
     item_of,
     later_round,
     recorded_lines,
-    run_failure,
     same_decision,
 )
 from reliable_graph.escalation.decision import parse_answer
@@ -478,7 +478,7 @@ class ServerInbox:
     def _settled(self, escalation_id: str, reviewer: str, body: Mapping[str, Any], out: Any) -> bool:
         """Read the item back: True if it records this answer, False if still open; raise if someone else's."""
         item = self.show(escalation_id)
-        error = run_failure(out)
+        error = run_error(out)
         if item.status in OPEN:
             if error is not None:
                 msg = f"the run on thread {item.thread_id} failed: {error.get('error')}: {error.get('message')}"
