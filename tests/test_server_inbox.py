@@ -497,8 +497,9 @@ def test_cli_report_with_url(client: SyncLangGraphClient, server_url: str) -> No
     done = cli("report", "--url", server_url, "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    with_record = [t for t in threads if (t.get("values") or {}).get("reliability")]
+    with_record = [t for t in threads if isinstance((t.get("values") or {}).get("reliability"), dict)]
     assert report["threads"] == len(with_record) and report["source"] == server_url
+    assert report["other_threads"] == len(threads) - len(with_record)
     assert report["statuses"]["completed"] >= 1
     table = cli("report", "--url", server_url)
     assert table.returncode == 0 and "draft_answer" in table.stdout
