@@ -25,6 +25,7 @@ __all__ = [
     "pending_write_kinds",
     "strict_resume",
     "copy_checkpoint",
+    "run_error",
 ]
 
 _PUSH = "__pregel_push"
@@ -137,3 +138,12 @@ def copy_checkpoint(graph: Any, config: RunnableConfig) -> RunnableConfig:
     """Make a copy of the checkpoint `config` addresses the thread's newest one; its config."""
     copied: RunnableConfig = graph.update_state(config, None, as_node=_COPY)
     return copied
+
+
+def run_error(out: Any) -> dict[str, Any] | None:
+    """The error a LangGraph Server run ended with, from `runs.wait(..., raise_error=False)`'s output, or None.
+
+    The server answers a failed run with `{"__error__": {"error": <type>, "message": <text>}}`.
+    """
+    error = out.get(_ERROR) if isinstance(out, dict) else None
+    return dict(error) if isinstance(error, dict) else None

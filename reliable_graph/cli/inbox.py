@@ -29,10 +29,13 @@ from reliable_graph import (
     InvalidAnswerError,
     NoPendingEscalationError,
     RouteTargetError,
+    ServerInbox,
+    ThreadBusyError,
     parse_answer,
     validate_graph,
 )
 from reliable_graph.cli._common import CliError, at_least, choice, number, text, texts
+from reliable_graph.cli._server import UrlOption, exclusive, server_inbox
 from reliable_graph.escalation import STATUSES
 
 __all__ = ["console_command", "inbox_app", "load_graph", "open_inbox"]
@@ -40,7 +43,8 @@ __all__ = ["console_command", "inbox_app", "load_graph", "open_inbox"]
 inbox_app = typer.Typer(
     help=(
         "Work through escalations across threads: list the queue, show one, claim it, resolve it "
-        "(exactly once), release it, read the audit trail, apply deadlines, rebuild the index."
+        "(exactly once), release it, read the audit trail, apply deadlines, rebuild the index; "
+        "on a checkpoint database (--db) or a LangGraph Server deployment (--url)."
     ),
     no_args_is_help=True,
 )
@@ -58,8 +62,10 @@ MIN_TOKEN_LENGTH = 16
 """The shortest `console --token` accepted (a generated one is longer)."""
 
 DbOption = Annotated[
-    str,
-    typer.Option("--db", callback=text(), help="The checkpoint database: a SQLite file or a postgresql:// URL."),
+    str | None,
+    typer.Option(
+        "--db", callback=text(), help="The checkpoint database: a SQLite file or a postgresql:// URL (or --url)."
+    ),
 ]
 GraphOption = Annotated[
     str | None,
@@ -173,10 +179,25 @@ def open_inbox(db: str, graph: str | None, **options: Any) -> Iterator[Escalatio
 
 
 @contextmanager
+def _open(
+    db: str | None, url: str | None, graph: str | None, **options: Any
+) -> Iterator[EscalationInbox | ServerInbox]:
+    """The inbox on `--db` (with `--graph`) or on the LangGraph Server at `--url` (exactly one of them)."""
+    exclusive(db, url, graph)
+    if url is not None:
+        with server_inbox(url, **{k: v for k, v in options.items() if k == "lease"}) as remote:
+            yield remote
+        return
+    assert db is not None  # exclusive() refused neither
+    with open_inbox(db, graph, **options) as local:
+        yield local
+
+
+@contextmanager
 def _handled() -> Iterator[None]:
     try:
         yield
-    except (AlreadyResolvedError, NoPendingEscalationError, InvalidAnswerError) as exc:
+    except (AlreadyResolvedError, NoPendingEscalationError, InvalidAnswerError, ThreadBusyError) as exc:
         raise CliError(str(exc)) from None
     except ValueError as exc:
         if "graph=" in str(exc):
@@ -190,7 +211,8 @@ def _print_json(value: Any) -> None:
 
 @inbox_app.command("list")
 def list_command(
-    db: DbOption,
+    db: DbOption = None,
+    url: UrlOption = None,
     graph: GraphOption = None,
     status: Annotated[
         str,
@@ -218,7 +240,7 @@ def list_command(
 ) -> None:
     """List the queue, oldest (or least confident) first."""
     statuses: Any = {"open": ("pending", "claimed"), "all": None}.get(status, status)
-    with _handled(), open_inbox(db, graph) as inbox:
+    with _handled(), _open(db, url, graph) as inbox:
         items = inbox.list(
             status=statuses,
             step=step,
@@ -271,12 +293,13 @@ def list_command(
 @inbox_app.command("show")
 def show_command(
     escalation_id: IdArgument,
-    db: DbOption,
+    db: DbOption = None,
+    url: UrlOption = None,
     graph: GraphOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Everything a reviewer needs about one escalation, and its audit trail."""
-    with _handled(), open_inbox(db, graph) as inbox:
+    with _handled(), _open(db, url, graph) as inbox:
         item = inbox.show(escalation_id)
         audit = inbox.audit(escalation_id)
     esc = item.escalation
@@ -303,8 +326,9 @@ def _audit(entry: Any) -> dict[str, Any]:
 @inbox_app.command("claim")
 def claim_command(
     escalation_id: IdArgument,
-    db: DbOption,
     reviewer: Annotated[str, typer.Option(callback=text(), help="Who claims it.")],
+    db: DbOption = None,
+    url: UrlOption = None,
     lease: Annotated[
         float,
         typer.Option(
@@ -314,7 +338,7 @@ def claim_command(
     ] = 15.0,
 ) -> None:
     """Claim an escalation for a while (it returns to the queue when the lease lapses)."""
-    with _handled(), open_inbox(db, None, lease=timedelta(minutes=lease)) as inbox:
+    with _handled(), _open(db, url, None, lease=timedelta(minutes=lease)) as inbox:
         item = inbox.claim(escalation_id, reviewer=reviewer)
     typer.echo(f"{escalation_id} claimed by {item.assignee} until {item.lease_until}")
 
@@ -322,11 +346,12 @@ def claim_command(
 @inbox_app.command("release")
 def release_command(
     escalation_id: IdArgument,
-    db: DbOption,
     reviewer: Annotated[str, typer.Option(callback=text(), help="Who holds the claim.")],
+    db: DbOption = None,
+    url: UrlOption = None,
 ) -> None:
     """Give a claim back to the queue."""
-    with _handled(), open_inbox(db, None) as inbox:
+    with _handled(), _open(db, url, None) as inbox:
         inbox.release(escalation_id, reviewer=reviewer)
     typer.echo(f"{escalation_id} is back in the queue")
 
@@ -334,7 +359,8 @@ def release_command(
 @inbox_app.command("resolve")
 def resolve_command(
     escalation_id: IdArgument,
-    db: DbOption,
+    db: DbOption = None,
+    url: UrlOption = None,
     graph: GraphOption = None,
     action: Annotated[
         str, typer.Option(callback=choice(*ACTIONS), help="approve, edit, provide_context, retry or terminate.")
@@ -355,7 +381,8 @@ def resolve_command(
     reason: Annotated[str | None, typer.Option(callback=text(), help="Why (kept in the audit trail).")] = None,
 ) -> None:
     """Apply a decision to the escalation's thread, exactly once."""
-    if graph is None:
+    exclusive(db, url, graph)
+    if graph is None and url is None:
         raise CliError("resolve applies the decision to the thread: give --graph module:attr")
     if output is not None and action != "edit":
         raise CliError(f"--output is the new output of an edit: give it with --action edit, not {action}")
@@ -370,7 +397,7 @@ def resolve_command(
         answer["context"] = list(context)
     if reason:
         answer["reason"] = reason
-    with _handled(), open_inbox(db, graph) as inbox:
+    with _handled(), _open(db, url, graph) as inbox:
         if output is not None:
             answer["output"] = _edited(output, inbox.show(escalation_id).escalation)
         inbox.resolve(escalation_id, answer, reviewer=reviewer, reason=reason)
@@ -388,14 +415,15 @@ def _edited(output: str, escalation: dict[str, Any]) -> Any:
 
 @inbox_app.command("audit")
 def audit_command(
-    db: DbOption,
+    db: DbOption = None,
+    url: UrlOption = None,
     escalation_id: Annotated[
         str | None, typer.Argument(callback=text(), help="One escalation's trail (default: all).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The append-only audit trail: who did what, when, with which decision."""
-    with _handled(), open_inbox(db, None) as inbox:
+    with _handled(), _open(db, url, None) as inbox:
         entries = inbox.audit(escalation_id)
     if as_json:
         _print_json([_audit(e) for e in entries])
@@ -411,7 +439,8 @@ def audit_command(
 
 @inbox_app.command("sweep")
 def sweep_command(
-    db: DbOption,
+    db: DbOption = None,
+    url: UrlOption = None,
     graph: GraphOption = None,
     deadline: Annotated[
         float,
@@ -430,25 +459,34 @@ def sweep_command(
         str | None, typer.Option(callback=text(), help="Hand expired escalations to this reviewer instead.")
     ] = None,
 ) -> None:
-    """Apply the default action to escalations past their deadline (safe from many processes)."""
+    """Apply the default action to escalations past their deadline (safe from many processes; --db only)."""
+    if url is not None:
+        raise CliError(
+            "--url: sweep is not supported on a LangGraph Server deployment (its inbox keeps no deadlines); "
+            "run it on a checkpoint database (--db)"
+        )
+    exclusive(db, url, graph)
     on_expiry: dict[str, Any] = (
         {"assign_to": assign_to} if assign_to else {"action": action, "reason": "deadline passed"}
     )
     if not assign_to and graph is None:
         raise CliError("sweep applies the default decision: give --graph module:attr (or --assign-to)")
+    assert db is not None  # exclusive() refused neither
     with _handled(), open_inbox(db, graph, deadline=timedelta(minutes=deadline), on_expiry=on_expiry) as inbox:
         done = inbox.sweep()
     typer.echo(f"{len(done)} escalation(s) past their deadline handled")
 
 
 @inbox_app.command("reconcile")
-def reconcile_command(db: DbOption, graph: GraphOption = None) -> None:
-    """Rebuild the index from the checkpoints and finish resolutions a crash cut short."""
-    if graph is None:
+def reconcile_command(db: DbOption = None, url: UrlOption = None, graph: GraphOption = None) -> None:
+    """Rebuild the index from the checkpoints (or the server's threads) and finish what a crash cut short."""
+    exclusive(db, url, graph)
+    if graph is None and url is None:
         raise CliError("reconcile reads the threads through your graph: give --graph module:attr")
-    with _handled(), open_inbox(db, graph) as inbox:
+    with _handled(), _open(db, url, graph) as inbox:
         added = inbox.reconcile()
-    typer.echo(f"{added} escalation(s) re-indexed from the checkpoints")
+    where = "the server's threads" if url is not None else "the checkpoints"
+    typer.echo(f"{added} escalation(s) re-indexed from {where}")
 
 
 def _is_loopback(host: str) -> bool:
@@ -479,7 +517,8 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def console_command(
-    db: DbOption,
+    db: DbOption = None,
+    url: UrlOption = None,
     graph: GraphOption = None,
     host: Annotated[
         str,
@@ -498,12 +537,13 @@ def console_command(
         ),
     ] = None,
 ) -> None:
-    """Serve the web review console for the escalation inbox on `--db`, applying decisions through `--graph`."""
+    """Serve the web review console for the inbox on `--db` (applying decisions through `--graph`) or `--url`."""
     try:
         from reliable_graph.console import serve
     except ImportError:
         raise CliError('the console needs its extra: pip install "reliable-graph[console]"') from None
-    if graph is None:
+    exclusive(db, url, graph)
+    if graph is None and url is None:
         raise CliError("the console applies decisions to threads: give --graph module:attr")
     _check_port_free(host, port)
     if not _is_loopback(host):
@@ -513,5 +553,5 @@ def console_command(
             "machine and has the token can resolve escalations: serve it behind TLS, or keep the default 127.0.0.1",
             err=True,
         )
-    with _handled(), open_inbox(db, graph) as inbox:
+    with _handled(), _open(db, url, graph) as inbox:
         serve(inbox, host=host, port=port, token=token)

@@ -1,4 +1,7 @@
-"""`reliable-graph report --db PATH|URL`: the reliability report of a SQLite or Postgres checkpoint database."""
+"""`reliable-graph report --db PATH|URL` or `--url http://...`: the reliability report of a checkpoint database.
+
+The database is SQLite or Postgres; `--url` reads a LangGraph Server deployment's threads instead.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +16,16 @@ from rich.table import Table
 
 from reliable_graph import EscalationInbox
 from reliable_graph.cli._common import CliError, at_least, echo, existing_parent, redact, stdout_console, text
+from reliable_graph.cli._server import UrlOption, exclusive, server_inbox, server_threads
 from reliable_graph.report import PASS_K_MAX, Report, chart_path, reliability_report, write_chart
 
 __all__ = ["report_command"]
 
 REPORT_HELP = (
-    "Read the latest checkpoint of every thread of a SQLite or Postgres checkpoint database and print "
-    "per-step outcome counts, per-step success, observed end-to-end success and the success predicted "
-    "by multiplying per-step rates. Silent failures cannot be seen in checkpoints. Nothing is written "
-    "to the database."
+    "Read the latest checkpoint of every thread of a SQLite or Postgres checkpoint database (--db), or "
+    "every thread of a LangGraph Server deployment (--url), and print per-step outcome counts, per-step "
+    "success, observed end-to-end success and the success predicted by multiplying per-step rates. "
+    "Silent failures cannot be seen in checkpoints. Nothing is written."
 )
 """The help text of `reliable-graph report`."""
 
@@ -36,9 +40,9 @@ def _is_postgres(db: str) -> bool:
     return db.startswith(_POSTGRES)
 
 
-def _check_db(value: str) -> str:
-    """The --db callback: a Postgres URL, or an existing file."""
-    if _is_postgres(value):
+def _check_db(value: str | None) -> str | None:
+    """The --db callback: a Postgres URL, or an existing file (or None: --url instead)."""
+    if value is None or _is_postgres(value):
         return value
     path = Path(value)
     if not path.exists():
@@ -135,6 +139,14 @@ def _read_postgres(url: str, steps: int | None, task_key: str | None = None) -> 
         raise CliError(f"--db {shown}: {type(exc).__name__}: {exc}") from exc
 
 
+def _read_server(url: str, steps: int | None, task_key: str | None = None) -> Report:
+    """The report of every thread of the deployment at `url`, with the audit labels of its inbox."""
+    with server_inbox(url) as inbox:
+        audits = inbox.audit_labels()
+    threads = server_threads(url)
+    return reliability_report(threads, expected_steps=steps, source=redact(url), task_key=task_key, audits=audits)
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
@@ -215,14 +227,15 @@ def _print(report: Report, task_key: str | None, pass_k_max: int | None) -> None
 
 def report_command(
     db: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--db",
             metavar="PATH|URL",
             callback=_check_db,
             help="The SQLite checkpoint file, or a postgresql:// URL (needs the postgres extra); only read.",
         ),
-    ],
+    ] = None,
+    url: UrlOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
     chart: Annotated[
         str | None,
@@ -284,18 +297,25 @@ def report_command(
         assert data["threads"] == 3 and data["other_threads"] == 3
         ```
     """
+    exclusive(db, url)
     if pass_k_max is not None and task_key is None:
         raise CliError("--pass-k needs --task-key KEY (which state key names a thread's task)")
     target = _chart_target(chart, force) if chart is not None else None
     try:
-        report = _read_postgres(db, steps, task_key) if _is_postgres(db) else _read_sqlite(Path(db), steps, task_key)
+        if url is not None:
+            report = _read_server(url, steps, task_key)
+        elif _is_postgres(str(db)):
+            report = _read_postgres(str(db), steps, task_key)
+        else:
+            report = _read_sqlite(Path(str(db)), steps, task_key)
     except ValueError as exc:  # the only one reliability_report raises here: a task key no thread has
         if task_key is None:
             raise
         raise CliError(f"--task-key {task_key}: {exc}") from None
     if report.threads == 0:
         others = f" ({report.other_threads} thread(s) without one)" if report.other_threads else ""
-        msg = f"--db {report.source}: no thread with a reliable-graph record{others}: nothing to report"
+        flag = "--url" if url is not None else "--db"
+        msg = f"{flag} {report.source}: no thread with a reliable-graph record{others}: nothing to report"
         raise CliError(msg)
     try:
         report.pass_k(pass_k_max)

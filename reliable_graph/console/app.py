@@ -36,6 +36,7 @@ from reliable_graph import (
     InboxItem,
     InvalidAnswerError,
     NoPendingEscalationError,
+    ServerInbox,
 )
 from reliable_graph.console._format import (
     compact,
@@ -92,7 +93,7 @@ def _no_constants(name: str) -> Any:
 class _Console:
     """The endpoints, around one inbox."""
 
-    def __init__(self, inbox: EscalationInbox, *, keys: Keys, title: str) -> None:
+    def __init__(self, inbox: EscalationInbox | ServerInbox, *, keys: Keys, title: str) -> None:
         self.inbox = inbox
         self.keys = keys
         self.title = title
@@ -353,6 +354,8 @@ class _Console:
             return await refuse(409, refusal(err))
         except NoPendingEscalationError:
             return self._message(request, 404, f"There is no escalation {escalation_id!r} in this inbox.")
+        except ConnectionError:
+            raise  # a ServerInbox's server stopped answering: the app's 502 page
         except Exception as err:  # noqa: BLE001 - the step itself failed while the decision was applied
             message = (
                 f"Applying the decision failed: {type(err).__name__}: {err}. "
@@ -404,6 +407,16 @@ def _answer(fields: Mapping[str, str], reviewer: str) -> dict[str, Any]:
     return answer
 
 
+async def _unreachable(request: Request, exc: Exception) -> Response:
+    """A `ServerInbox` whose LangGraph Server stopped answering: one line, 502."""
+    return HTMLResponse(
+        "<!doctype html><meta charset=utf-8><title>502</title><p>502: the LangGraph Server behind this inbox "
+        "cannot be reached; see the console's log.",
+        status_code=502,
+        headers=dict(SECURITY_HEADERS),
+    )
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     return HTMLResponse(
         "<!doctype html><meta charset=utf-8><title>500</title><p>500: the console hit an internal error; "
@@ -413,7 +426,9 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(inbox: EscalationInbox, *, token: str | None = None, title: str = "reliable-graph inbox") -> Starlette:
+def create_app(
+    inbox: EscalationInbox | ServerInbox, *, token: str | None = None, title: str = "reliable-graph inbox"
+) -> Starlette:
     """The web review console for `inbox`: an ASGI app (Starlette, Jinja2 templates, no JavaScript).
 
     Pages: `GET /` is the queue (filters `status` (`open`, `pending`, `claimed`, `resolving`,
@@ -431,7 +446,8 @@ def create_app(inbox: EscalationInbox, *, token: str | None = None, title: str =
     (autoescaped, JSON in `<pre>`), under a Content-Security-Policy that allows no script at all.
 
     Args:
-        inbox: The inbox to review (built with `graph=` so decisions can be applied).
+        inbox: The inbox to review: an `EscalationInbox` (built with `graph=` so decisions can be
+            applied) or a `ServerInbox` (a LangGraph Server deployment's).
         token: The access token; default the `RELIABLE_GRAPH_CONSOLE_TOKEN` environment variable,
             else a new random one. The app keeps it in `app.state.token` (to print the URL).
         title: The heading of every page.
@@ -440,7 +456,7 @@ def create_app(inbox: EscalationInbox, *, token: str | None = None, title: str =
         The Starlette app, to serve with any ASGI server (`serve` runs uvicorn).
 
     Raises:
-        TypeError: `inbox` is not an `EscalationInbox`.
+        TypeError: `inbox` is neither an `EscalationInbox` nor a `ServerInbox`.
         ValueError: `token` is empty.
 
     Example:
@@ -481,8 +497,8 @@ def create_app(inbox: EscalationInbox, *, token: str | None = None, title: str =
         assert client.post(link + "/resolve", data={**form, "csrf": "forged"}).status_code == 403
         ```
     """
-    if not isinstance(inbox, EscalationInbox):
-        msg = f"create_app needs an EscalationInbox, not {type(inbox).__name__}"
+    if not isinstance(inbox, (EscalationInbox, ServerInbox)):
+        msg = f"create_app needs an EscalationInbox or a ServerInbox, not {type(inbox).__name__}"
         raise TypeError(msg)
     if token is None:
         token = os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(32)
@@ -500,14 +516,16 @@ def create_app(inbox: EscalationInbox, *, token: str | None = None, title: str =
             Route("/escalations/{escalation_id}/resolve", console.resolve, methods=["POST"]),
         ],
         middleware=[Middleware(Guard, keys=keys)],
-        exception_handlers={Exception: _server_error},
+        exception_handlers={ConnectionError: _unreachable, Exception: _server_error},
     )
     app.state.token = token
     app.state.inbox = inbox
     return app
 
 
-def serve(inbox: EscalationInbox, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -> None:
+def serve(
+    inbox: EscalationInbox | ServerInbox, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None
+) -> None:
     """Serve the console for `inbox` with uvicorn until interrupted, printing the URL to open.
 
     The URL carries the token once (`?token=...`); the browser keeps a session cookie after that.

@@ -29,6 +29,7 @@ from reliable_graph.escalation.resume import (
     escalations_of,
     pending_escalations,
 )
+from reliable_graph.escalation.server_inbox import ServerInbox
 
 __all__ = [
     "DECISIONS",
@@ -49,6 +50,7 @@ __all__ = [
     "HumanEscalation",
     "PendingEscalation",
     "ReviewTask",
+    "ServerInbox",
     "StepTask",
     "ThreadView",
     "aanswer_escalations",
