@@ -1,4 +1,4 @@
-# One entry point for people and CI: `make demo`, `make test`, `make lint`.
+# One entry point for people and CI: `make demo`, `make test`, `make lint`, `make docs`.
 VENV ?= .venv
 PYTHON ?= python3
 EXTRAS ?= dev
@@ -11,7 +11,7 @@ DEMO_EXTRAS ?= chart
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install install-demo demo test lint bench
+.PHONY: install install-demo demo test lint docs bench
 
 $(BIN)/python:
 	@echo "== creating $(VENV)"
@@ -48,6 +48,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# the documentation site (mkdocs.yml, docs/) into site/; --strict fails on any warning (a broken link,
+# a docstring the API reference cannot render). NO_MKDOCS_2_WARNING quiets mkdocs-material's banner.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 bench: install
 	$(BIN)/python benchmarks/overhead.py

@@ -332,7 +332,8 @@ class Retrieve(Refetch):
             (it may also take `state=`).
         name: The node's name.
         step: The step the context is for (the gate's `step`; default: `name`).
-        query_key / context_key: State keys of the query and the context.
+        query_key: State key of the query.
+        context_key: State key of the context (replaced by the fetched chunks).
         goto: Where to go next (the gate); None routes by your edges.
         retry: Retries on transient errors; None: no retrying, transient errors propagate.
 

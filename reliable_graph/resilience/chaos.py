@@ -443,7 +443,8 @@ class Chaos:
     Args:
         profile: A `FaultProfile`, or a preset name / JSON accepted by `FaultProfile.parse`.
         seed: Seeds every draw (with the connector's name, the call's key and its index).
-        sleep / asleep: How `latency` waits (default real sleeps; a `VirtualClock` sums them).
+        sleep: How `latency` waits in sync code (default real sleeps; a `VirtualClock` sums them).
+        asleep: How `latency` waits in async code (default real sleeps; a `VirtualClock` sums them).
 
     Example:
         ```python
