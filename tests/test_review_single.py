@@ -166,3 +166,59 @@ def test_the_library_clients_answer_single_mode_threads_by_escalation_id(
         finished_once(graph, config, shape, effects)
         inbox.reconcile()
         assert {i.status for i in inbox.list(thread_id=thread, status=None)} == {"resolved"}
+
+
+@pytest.mark.parametrize("format", ["agent_inbox", "reliable"])
+def test_a_late_answer_for_an_escalation_answered_before_is_ignored_not_taken_for_the_next(
+    format: str, tmp_path: Path
+) -> None:
+    # LangGraph hands an answer keyed by a task's first interrupt to that task's next question: a
+    # reviewer who read the interrupt before another's answer consumed it must not answer (or get a
+    # rejection recorded on) the escalation asked next.
+    effects = tmp_path / "effects.log"
+    config = {"configurable": {"thread_id": f"late-{format}"}}
+    with app("branches", "sqlite", str(tmp_path / "a.sqlite"), effects=effects, format=format, mode="single") as (
+        graph,
+        store,
+    ):
+        graph.invoke({"question": "q"}, config)
+        [first_interrupt] = interrupts(graph, config)
+        first, second = escalations_of(first_interrupt.value)
+        approve = {"action": "edit", "output": [f"{task_of(first)}=edited"], "reviewer": "ana"}
+        graph.invoke(Command(resume={first_interrupt.id: {first["id"]: approve}}), config)
+        [asked] = interrupts(graph, config)
+        [still] = escalations_of(asked.value)
+        assert still["id"] == second["id"] and not still.get("rejected")
+
+        late = {"action": "terminate", "reviewer": "bo"}  # read before ana's answer consumed the interrupt
+        events = list(
+            graph.stream(Command(resume={first_interrupt.id: {first["id"]: late}}), config, stream_mode="custom")
+        )
+        [again] = interrupts(graph, config)
+        [shown] = escalations_of(again.value)
+        assert shown["id"] == second["id"] and not shown.get("rejected"), shown["rejected"]  # asked again, unchanged
+        assert {"type": "reliable_graph.late_answer_ignored", "escalation": first["id"]} in events
+        items = {i.key: i.value for i in store.search(INBOX_NAMESPACE, limit=100)}
+        assert items[first["id"]]["decision"]["action"] == "edit" and items[first["id"]]["resolved_by"] == "ana"
+        assert items[second["id"]]["status"] == "pending"
+
+        edit = {"action": "edit", "output": [f"{task_of(second)}=edited"], "reviewer": "cy"}
+        graph.invoke(Command(resume={again.id: {second["id"]: edit}}), config)
+        finished_once(graph, config, "branches", effects)
+
+
+def test_a_late_keyed_answer_on_a_per_task_interrupt_is_asked_again_without_a_rejection(tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    config = {"configurable": {"thread_id": "late-per-task"}}
+    with app("straight", "sqlite", str(tmp_path / "a.sqlite"), effects=effects, mode="per_task") as (graph, _):
+        graph.invoke({"question": "q"}, config)
+        [asked] = interrupts(graph, config)
+        [escalation] = escalations_of(asked.value)
+        other = "0123456789abcdef0123"  # an escalation id this interrupt does not carry
+        graph.invoke(Command(resume={asked.id: {other: {"action": "approve"}}}), config)
+        [again] = interrupts(graph, config)
+        [shown] = escalations_of(again.value)
+        assert shown["id"] == escalation["id"] and not shown.get("rejected"), shown["rejected"]
+        edit = {"action": "edit", "output": [f"{task_of(escalation)}=edited"]}
+        graph.invoke(Command(resume={again.id: {escalation["id"]: edit, other: {"action": "terminate"}}}), config)
+        finished_once(graph, config, "straight", effects)

@@ -10,6 +10,7 @@ for want of an interrupt id.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -62,16 +63,38 @@ class _Waiting:
         return str(self.escalation["id"])
 
 
+_ESCALATION_ID = re.compile(r"[0-9a-f]{20}")
+
+
+def _keyed(answer: Any) -> bool:
+    """Whether `answer` is `{escalation_id: answer, ...}` (the shape the library's clients send)."""
+    return (
+        isinstance(answer, Mapping)
+        and bool(answer)
+        and all(isinstance(k, str) and _ESCALATION_ID.fullmatch(k) for k in answer)
+    )
+
+
+def _late(answer: Mapping[str, Any], shown: Sequence[str]) -> None:
+    """Say on the stream that parts of a keyed answer named escalations no longer asked (answered already)."""
+    for escalation in answer:
+        if escalation not in shown:
+            emit({"type": "late_answer_ignored", "escalation": escalation})
+
+
 def _assign(answer: Any, shown: list[_Waiting]) -> list[tuple[_Waiting, Any]]:
     """Which shown escalation each part of an answer is for.
 
-    `{escalation_id: answer, ...}` names them; a HITL `{"decisions": [...]}` or an Agent Inbox
-    response list answers them in order (a shorter list, the first ones); anything else is one
-    answer, for the first.
+    `{escalation_id: answer, ...}` names them; a part naming an escalation no longer shown (a late
+    answer: another reviewer's answer reached it first, and LangGraph hands an answer keyed by a
+    task's first interrupt to that task's next question) is ignored, never taken for another
+    escalation. A HITL `{"decisions": [...]}` or an Agent Inbox response list answers them in
+    order (a shorter list, the first ones); anything else is one answer, for the first.
     """
     ids = {w.id: w for w in shown}
-    if isinstance(answer, Mapping) and answer and all(k in ids for k in answer):
-        return [(ids[k], v) for k, v in answer.items()]
+    if _keyed(answer):
+        _late(answer, list(ids))
+        return [(ids[k], v) for k, v in answer.items() if k in ids]
     if isinstance(answer, Mapping) and set(answer) == {"decisions"} and isinstance(answer["decisions"], list):
         items = answer["decisions"]
         if 1 <= len(items) <= len(shown):
@@ -225,6 +248,8 @@ class HumanEscalation(ReliableNode):
         shown, rejected = escalation, 0
         while True:
             decision, error = self._ask(escalation, shown)
+            if decision is None and error is None:
+                continue  # a late answer for an escalation answered before: asked again, unchanged
             if decision is not None:
                 error = yield escalation["id"], decision
                 if error is None:
@@ -235,8 +260,11 @@ class HumanEscalation(ReliableNode):
     def _ask(self, escalation: dict[str, Any], shown: dict[str, Any]) -> tuple[Decision | None, Any]:
         """Interrupt with `shown`; the answer as a validated decision, or the error that refused it."""
         answer = interrupt(render(shown, self.format), response_schema=self.schema)
-        if isinstance(answer, Mapping) and set(answer) == {escalation["id"]}:
-            answer = answer[escalation["id"]]  # keyed by its escalation id, as the library's clients send it
+        if _keyed(answer):  # keyed by escalation id, as the library's clients send it
+            _late(answer, [escalation["id"]])
+            if escalation["id"] not in answer:
+                return None, None
+            answer = answer[escalation["id"]]
         return self._parse(answer, escalation)
 
     def _parse(self, answer: Any, escalation: dict[str, Any]) -> tuple[Decision | None, Any]:

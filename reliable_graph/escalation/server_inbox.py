@@ -27,9 +27,9 @@ item, whatever it held), so the compare step is the thread itself:
    task's first interrupt goes to the same task's next question when the task asked again
    (LangGraph's compatibility with older interrupt ids), as a `mode="single"` review task does
    after a partial answer. There the review node reads the answer by escalation id: for an
-   escalation still shown, it is that escalation's answer (the first to arrive); for one no
-   longer shown, it is refused (the escalation shown first is asked again with a `rejected`
-   note), never applied to another escalation.
+   escalation still shown, it is that escalation's answer (the first to arrive); one naming an
+   escalation no longer shown is ignored (the open escalations are asked again, unchanged, and
+   the stream says `late_answer_ignored`), never applied to another escalation.
 3. The review node takes at most one answer per escalation (it stops asking once it has one) and,
    inside the run that takes it, notes the item `applied` with `resolved_by` = the answer's
    reviewer, never moving an item back. So once that run has ended, the item names the one
