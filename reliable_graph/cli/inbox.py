@@ -75,6 +75,17 @@ GraphOption = Annotated[
         help="Your graph as module:attr (a StateGraph, a compiled graph, or a function returning either).",
     ),
 ]
+ConsoleGraphOption = Annotated[
+    str | None,
+    typer.Option(
+        "--graph",
+        callback=text(),
+        help=(
+            "Your graph as module:attr (a StateGraph, a compiled graph, or a function returning either); "
+            "required with --db, the console applies decisions through it (not with --url)."
+        ),
+    ),
+]
 IdArgument = Annotated[
     str, typer.Argument(metavar="ID", callback=text(), help="The escalation's id (from `inbox list`).")
 ]
@@ -519,7 +530,7 @@ def _check_port_free(host: str, port: int) -> None:
 def console_command(
     db: DbOption = None,
     url: UrlOption = None,
-    graph: GraphOption = None,
+    graph: ConsoleGraphOption = None,
     host: Annotated[
         str,
         typer.Option(
