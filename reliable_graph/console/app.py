@@ -431,13 +431,20 @@ def create_app(
 ) -> Starlette:
     """The web review console for `inbox`: an ASGI app (Starlette, Jinja2 templates, no JavaScript).
 
-    Pages: `GET /` is the queue (filters `status` (`open`, `pending`, `claimed`, `resolving`,
-    `resolved`, `expired`, `all`), `step`, `thread`, `assignee`; `order` `oldest` or
-    `confidence`; `page`, `per_page`). `GET /escalations/{id}` shows one escalation with
-    everything a reviewer needs, its audit trail and the forms. `POST /escalations/{id}/claim`,
-    `/release` and `/resolve` are the only routes that change anything; each answers with a 303
-    back to the escalation, or with the page and a one-line message (400 for an answer that
-    breaks a rule or an edit that is not JSON, 409 when someone else resolved or holds it).
+    Pages: `GET /` is the queue (filters `status` (`open`, an item's status such as `pending`,
+    `claimed`, `resolved` or `dismissed`, or `all`), `step`, `thread`, `assignee`; `order`
+    `oldest` or `confidence`; `page`, `per_page`). `GET /escalations/{id}` shows one escalation
+    with everything a reviewer needs, its audit trail and the forms. `POST /escalations/{id}/claim`,
+    `/release` and `/resolve` are the only routes that change anything. Each answers with a 303
+    to a GET of the escalation, so that a reload posts nothing again: `?done=ACTION` when it was
+    done (the page says what happened), `?refused=TOKEN` when it was refused. That GET shows the
+    page with the form as it was typed and a one-line message, under the refusal's status: 400
+    for a missing reviewer name, an answer that breaks a rule or an edit that is not JSON, 409
+    when someone else resolved or holds it, 500 when the step failed while the decision was
+    applied. A refusal is kept in memory and shown once (reloading shows the page as it is now).
+    A POST refused before its form is read (another origin, a missing or wrong CSRF token, a body
+    over 1 MB) or naming no escalation is answered at once with a one-line page (403, 413, 404),
+    and a `ServerInbox` whose server stopped answering gives 502.
 
     Every route needs the token: given once as `?token=` (which starts a session in an HttpOnly,
     SameSite=Strict cookie and redirects to the same page without it), then the cookie; anything

@@ -1,4 +1,4 @@
-"""The demo application: the simulated world of SCENARIO.md and the 10-step research pipeline.
+"""The demo application: the simulated world of docs/scenario.md and the 10-step research pipeline.
 
 `world` is the seeded world (retrieval, step model, validator, judge, flaky connectors),
 `pipeline` the pipeline bare and with reliable-graph, `model` the same pipeline on a real chat

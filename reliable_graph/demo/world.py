@@ -1,4 +1,4 @@
-"""The fixed simulated world the demo and the benchmarks run against (shared/SCENARIO.md).
+"""The fixed simulated world the demo and the benchmarks run against (docs/scenario.md).
 
 No LLM is reachable where the library is tested, so a seeded world stands in for retrieval,
 the step model, the deterministic validator, the judge and flaky connectors. Every draw is
@@ -26,7 +26,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScenarioParams:
-    """The world's parameters; the defaults are SCENARIO.md's, exactly.
+    """The world's parameters; the defaults are docs/scenario.md's, exactly.
 
     Example:
         ```python
