@@ -55,8 +55,6 @@ reviewers race. What is weaker than the local inbox's ledger (`EscalationInbox`)
 - `reconcile()`'s `dismissed`/`superseded` and an audit item's label are read-modify-writes of
   the item (a label is written, then read back, as a claim is: two labellers at the same
   instant may both be told theirs was recorded; the last write wins).
-- A late answer in a `mode="single"` thread (step 2) shows the escalation asked first a
-  `rejected` note its reviewers did not cause; nothing is applied.
 - No deadlines: `sweep` is not offered.
 """
 
