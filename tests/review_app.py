@@ -162,18 +162,8 @@ def builder(
 
 
 @contextmanager
-def app(
-    shape: str,
-    backend: str,
-    where: str,
-    *,
-    store: bool = True,
-    effects: Path | None = None,
-    format: str = "reliable",
-    mode: str | None = None,
-) -> Iterator[tuple[Any, Any]]:
-    """The compiled graph of `shape` on SQLite (`where` a file) or Postgres (`where` a URL), and its store."""
-    graph = builder(shape, effects, format=format, mode=mode)
+def compiled(graph: Any, backend: str, where: str, *, store: bool = True) -> Iterator[tuple[Any, Any]]:
+    """`graph` compiled on SQLite (`where` a file) or Postgres (`where` a URL), with the store or without."""
     if backend == "sqlite":
         saver_conn = sqlite3.connect(where, check_same_thread=False, timeout=60)
         saver_conn.execute("PRAGMA journal_mode=WAL")
@@ -195,6 +185,22 @@ def app(
         pg_store.setup()
         chosen = pg_store if store else None
         yield graph.compile(checkpointer=saver, store=chosen), chosen
+
+
+@contextmanager
+def app(
+    shape: str,
+    backend: str,
+    where: str,
+    *,
+    store: bool = True,
+    effects: Path | None = None,
+    format: str = "reliable",
+    mode: str | None = None,
+) -> Iterator[tuple[Any, Any]]:
+    """The compiled graph of `shape` on SQLite (`where` a file) or Postgres (`where` a URL), and its store."""
+    with compiled(builder(shape, effects, format=format, mode=mode), backend, where, store=store) as made:
+        yield made
 
 
 @asynccontextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import operator
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,9 +17,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
-from langgraph.checkpoint.sqlite import SqliteSaver
+import review_app
 from langgraph.graph import END, START, StateGraph
-from langgraph.store.sqlite import SqliteStore
 
 from reliable_graph import (
     EscalationInbox,
@@ -75,24 +73,8 @@ def builder(content: Any) -> StateGraph[Any, Any, Any, Any]:
 
 @contextmanager
 def compiled(content: Any, backend: str, where: str) -> Iterator[tuple[Any, Any]]:
-    if backend == "sqlite":
-        saver_conn = sqlite3.connect(where, check_same_thread=False)
-        store_conn = sqlite3.connect(where, check_same_thread=False, isolation_level=None)
-        store = SqliteStore(store_conn)
-        store.setup()
-        try:
-            yield builder(content).compile(checkpointer=SqliteSaver(saver_conn), store=store), store
-        finally:
-            store_conn.close()
-            saver_conn.close()
-        return
-    from langgraph.checkpoint.postgres import PostgresSaver
-    from langgraph.store.postgres import PostgresStore
-
-    with PostgresSaver.from_conn_string(where) as saver, PostgresStore.from_conn_string(where) as pg_store:
-        saver.setup()
-        pg_store.setup()
-        yield builder(content).compile(checkpointer=saver, store=pg_store), pg_store
+    with review_app.compiled(builder(content), backend, where) as made:
+        yield made
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

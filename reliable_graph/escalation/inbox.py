@@ -382,6 +382,34 @@ class AuditEntry:
     """The output after it."""
 
 
+def list_filters(
+    status: Any, kind: Any, order: Any, limit: Any, offset: Any, older_than: timedelta | None
+) -> list[str] | None:
+    """The statuses a `list()` call asks for (None: all), its other arguments checked.
+
+    Raises:
+        ValueError: an unknown status, kind or order, a bad page, or a negative `older_than`.
+    """
+    statuses = [status] if isinstance(status, str) else (builtins.list(status) if status is not None else None)
+    unknown = [s for s in statuses or () if s not in STATUSES]
+    if unknown:
+        msg = f"unknown status {unknown[0]!r}: choose from {', '.join(STATUSES)}"
+        raise ValueError(msg)
+    if kind not in (None, "escalation", "audit"):
+        msg = f"kind must be 'escalation', 'audit' or None, got {kind!r}"
+        raise ValueError(msg)
+    if order not in ("oldest", "confidence"):
+        msg = f"order must be 'oldest' or 'confidence', got {order!r}"
+        raise ValueError(msg)
+    if isinstance(limit, bool) or isinstance(offset, bool) or limit < 1 or offset < 0:
+        msg = f"limit must be >= 1 and offset >= 0, got {limit} and {offset}"
+        raise ValueError(msg)
+    if older_than is not None and older_than < timedelta(0):
+        msg = f"older_than must not be negative, got {older_than}"
+        raise ValueError(msg)
+    return statuses
+
+
 def _reviewer(reviewer: Any) -> str:
     if not isinstance(reviewer, str) or not reviewer.strip():
         msg = f"reviewer must be a non-blank name (every claim and decision is recorded with it), got {reviewer!r}"
@@ -618,23 +646,7 @@ class EscalationInbox:
         Raises:
             ValueError: an unknown status, kind or order, a bad page, or a negative `older_than`.
         """
-        statuses = [status] if isinstance(status, str) else (builtins.list(status) if status is not None else None)
-        unknown = [s for s in statuses or () if s not in STATUSES]
-        if unknown:
-            msg = f"unknown status {unknown[0]!r}: choose from {', '.join(STATUSES)}"
-            raise ValueError(msg)
-        if kind not in (None, "escalation", "audit"):
-            msg = f"kind must be 'escalation', 'audit' or None, got {kind!r}"
-            raise ValueError(msg)
-        if order not in ("oldest", "confidence"):
-            msg = f"order must be 'oldest' or 'confidence', got {order!r}"
-            raise ValueError(msg)
-        if isinstance(limit, bool) or isinstance(offset, bool) or limit < 1 or offset < 0:
-            msg = f"limit must be >= 1 and offset >= 0, got {limit} and {offset}"
-            raise ValueError(msg)
-        if older_than is not None and older_than < timedelta(0):
-            msg = f"older_than must not be negative, got {older_than}"
-            raise ValueError(msg)
+        statuses = list_filters(status, kind, order, limit, offset, older_than)
         if self.ledger.kind == "memory":  # the nodes could not write this ledger: read the store
             self.sync()
         now = self._now()

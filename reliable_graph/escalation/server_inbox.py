@@ -88,6 +88,7 @@ from reliable_graph.escalation.inbox import (
     _public,
     _reviewer,
     _utcnow,
+    list_filters,
 )
 from reliable_graph.escalation.protocol import (
     APPLIED,
@@ -96,7 +97,6 @@ from reliable_graph.escalation.protocol import (
     OPEN,
     PENDING,
     RESOLVED,
-    STATUSES,
     SUPERSEDED,
 )
 
@@ -241,23 +241,7 @@ class ServerInbox:
             ValueError: an unknown status, kind or order, a bad page, or a negative `older_than`.
             ConnectionError: the server cannot be reached.
         """
-        statuses = [status] if isinstance(status, str) else (builtins.list(status) if status is not None else None)
-        unknown = [s for s in statuses or () if s not in STATUSES]
-        if unknown:
-            msg = f"unknown status {unknown[0]!r}: choose from {', '.join(STATUSES)}"
-            raise ValueError(msg)
-        if kind not in (None, "escalation", "audit"):
-            msg = f"kind must be 'escalation', 'audit' or None, got {kind!r}"
-            raise ValueError(msg)
-        if order not in ("oldest", "confidence"):
-            msg = f"order must be 'oldest' or 'confidence', got {order!r}"
-            raise ValueError(msg)
-        if isinstance(limit, bool) or isinstance(offset, bool) or limit < 1 or offset < 0:
-            msg = f"limit must be >= 1 and offset >= 0, got {limit} and {offset}"
-            raise ValueError(msg)
-        if older_than is not None and older_than < timedelta(0):
-            msg = f"older_than must not be negative, got {older_than}"
-            raise ValueError(msg)
+        statuses = list_filters(status, kind, order, limit, offset, older_than)
         where = {k: v for k, v in (("thread_id", thread_id), ("step", step), ("kind", kind)) if v is not None}
         now = self._now()
         claims = {str(i["key"]): dict(i["value"]) for i in self._remote.search(CLAIMS_NAMESPACE)}
