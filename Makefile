@@ -11,7 +11,7 @@ DEMO_EXTRAS ?= chart
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install install-demo demo test lint docs bench
+.PHONY: install install-demo demo test smoke lint docs bench
 
 $(BIN)/python:
 	@echo "== creating $(VENV)"
@@ -43,6 +43,10 @@ demo: install-demo
 
 test: install
 	RAGAS_DO_NOT_TRACK=true $(BIN)/pytest
+
+# the suite without the full matrix (marker `matrix`, tests/conftest.py): CI's run on the other Pythons
+smoke: install
+	RAGAS_DO_NOT_TRACK=true $(BIN)/pytest -m "not matrix"
 
 lint: install
 	$(BIN)/ruff check .

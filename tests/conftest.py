@@ -21,6 +21,28 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 """The property tests draw the same examples on every run (CI never fails on a draw it did not make before);
 `HYPOTHESIS_PROFILE=explore pytest` draws new ones, to look for bugs."""
 
+MATRIX_MODULES = frozenset(
+    {
+        "test_review_matrix",  # every escalation path x shape x backend x store x reviewers
+        "test_review_kills",  # a process SIGKILLed at every crash point, both backends
+        "test_answers_property",  # generated answers along every path
+        "test_shapes_postgres",  # the shapes on Postgres
+        "test_server",  # the real `langgraph dev` server
+        "test_server_inbox",
+        "test_server_ui",  # the stock UIs' requests against the server
+        "test_chaos_runner",  # chaos runs with SIGKILLs
+        "test_benchmarks_smoke",  # every benchmark script, small
+    }
+)
+"""The modules of the full matrix (marker `matrix`): CI runs them on one Python; `make smoke` leaves them out."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in MATRIX_MODULES:
+            item.add_marker(pytest.mark.matrix)
+
+
 FROZEN_AT = datetime(2026, 12, 5, 23, 50, tzinfo=timezone.utc)
 """Where the `clock` fixture starts: ten minutes to midnight UTC, so a date that changes within hours shows."""
 
