@@ -247,10 +247,13 @@ def _walk(snapshot: Any, view: ThreadView) -> None:
     done = 0
     for task in tasks:
         nested = task.state if task.state is not None and hasattr(task.state, "tasks") else None
-        if task.error is not None:
-            view.failed = True
-        elif task.result is not None:
+        if task.result is not None:
+            # finished (LangGraph reads a task with an output write as done, and does not run it
+            # again), even when a run of it stopped for racing another (`ConcurrentResumeError`)
+            # left an error or an interrupt beside the winner's output
             done += 1
+        elif task.error is not None:
+            view.failed = True
         elif task.interrupts:
             view.interrupted = True
             for item in task.interrupts:
