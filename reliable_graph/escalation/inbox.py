@@ -20,10 +20,10 @@ import builtins
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.store.base import BaseStore
@@ -244,9 +244,13 @@ async def anote_status(
         asyncio.run(anote_status(InMemoryStore(), "nothing-here", "resolved"))  # no item: nothing to note
         ```
     """
-    stored = await store.aget(INBOX_NAMESPACE, escalation_id)
-    if stored is not None and (value := _noted(stored.value, status, decision, by, _utcnow().isoformat())):
-        await store.aput(INBOX_NAMESPACE, escalation_id, value, index=False)
+
+    async def note() -> None:
+        stored = await store.aget(INBOX_NAMESPACE, escalation_id)
+        if stored is not None and (value := _noted(stored.value, status, decision, by, _utcnow().isoformat())):
+            await store.aput(INBOX_NAMESPACE, escalation_id, value, index=False)
+
+    await _retry_busy(note)
 
 
 def _admit(store: BaseStore, value: Mapping[str, Any]) -> None:
@@ -297,11 +301,43 @@ async def aindex_escalation(store: BaseStore, escalation: Mapping[str, Any]) -> 
         ```
     """
     key = str(escalation["id"])
-    if await store.aget(INBOX_NAMESPACE, key) is not None:
-        return
     value = _index_value(escalation)
-    await store.aput(INBOX_NAMESPACE, key, value, index=False)
-    await asyncio.to_thread(_admit, store, value)  # the ledger's statement may wait on a database lock
+
+    async def index() -> bool:
+        if await store.aget(INBOX_NAMESPACE, key) is not None:
+            return False
+        await store.aput(INBOX_NAMESPACE, key, value, index=False)
+        return True
+
+    if await _retry_busy(index):
+        await asyncio.to_thread(_admit, store, value)  # the ledger's statement may wait on a database lock
+
+
+BUSY_RETRIES = 40
+"""How many times an async store write refused with SQLite's "database is locked" is tried again."""
+
+
+T = TypeVar("T")
+
+
+async def _retry_busy(write: Callable[[], Awaitable[T]]) -> T:
+    """Run `write` (a read then a write of the store), again while SQLite answers "database is locked".
+
+    `AsyncSqliteStore` batches the reads and writes of concurrent tasks into one deferred
+    transaction; in WAL mode SQLite refuses its upgrade to a write at once (no busy wait) when
+    another connection (the saver's, the ledger's) wrote since it read. Both writes here are
+    idempotent (an item indexed once, a status never moved back), so they are simply run again.
+    """
+    for attempt in range(BUSY_RETRIES):
+        try:
+            return await write()
+        except Exception as exc:
+            if "database is locked" not in str(exc) or type(exc).__name__ != "OperationalError":
+                raise
+            if attempt == BUSY_RETRIES - 1:
+                raise
+            await asyncio.sleep(min(0.01 * (attempt + 1), 0.25))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
