@@ -13,7 +13,9 @@ What it does, before LangGraph sees the request:
   where LangGraph would fail the run and leave the thread in `error`.
 - **Agent Chat UI's "Mark as Resolved"** (a run with `command: {goto: "__end__"}` on a thread
   with escalations waiting): the thread's pending work is cleared as Agent Inbox's "Mark as
-  Resolved" does (`update_state(values=None, as_node="__end__")`), so the escalations close.
+  Resolved" does (`update_state(values=None, as_node="__end__")`), so the escalations close;
+  the run then goes on from the cleared thread, not from the checkpoint Agent Chat UI pins (where
+  it would fork and ask the reviewer again).
 
 And after it: once a thread's pending work is cleared (either "Mark as Resolved"; work that
 comes due after a clear, such as a deferred fan-in, is cleared too, so the thread ends), the
@@ -113,7 +115,12 @@ class ReviewMiddleware:
             command = data["command"]
             if _clears(command) and await self._waiting(thread):
                 await self._clear(thread)  # Agent Chat UI's "Mark as Resolved", made real
-                await self._dismiss(thread, "marked as resolved")
+                # the run goes on from the cleared thread, not from the checkpoint the UI pinned (it
+                # pins the one it showed, where the run would fork and ask the reviewer again)
+                data = {k: v for k, v in data.items() if k not in ("checkpoint", "checkpoint_id")}
+                body = json.dumps(data).encode()
+                if not await self._waiting(thread):  # the thread's pending work really is gone
+                    await self._dismiss(thread, "marked as resolved")
             elif "resume" in command and not _keyed(command["resume"]):
                 pending = await self._waiting(thread)
                 if len(pending) > 1:

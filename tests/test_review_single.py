@@ -116,13 +116,14 @@ def test_a_bad_part_of_an_answer_is_asked_again_with_the_reason_and_the_good_par
         graph.invoke({"question": "q"}, config)
         [only] = interrupts(graph, config)
         first, second = only.value["escalations"]
-        bad = {"type": "edit", "edited_action": {"name": "x", "args": {}}}  # no output
-        good = {"type": "edit", "edited_action": {"name": "x", "args": {"output": [f"{task_of(second)}=edited"]}}}
+        one, two = (r["name"] for r in only.value["action_requests"])  # the names the UI shows and sends back
+        bad = {"type": "edit", "edited_action": {"name": one, "args": {}}}  # no output
+        good = {"type": "edit", "edited_action": {"name": two, "args": {"output": [f"{task_of(second)}=edited"]}}}
         graph.invoke(Command(resume={"decisions": [bad, good]}), config)
         [again] = interrupts(graph, config)
         [left] = again.value["escalations"]
         assert left["id"] == first["id"] and "output" in left["rejected"]["reason"]
-        fixed = {"type": "edit", "edited_action": {"name": "x", "args": {"output": [f"{task_of(first)}=edited"]}}}
+        fixed = {"type": "edit", "edited_action": {"name": one, "args": {"output": [f"{task_of(first)}=edited"]}}}
         graph.invoke(Command(resume={"decisions": [fixed]}), config)
         finished_once(graph, config, "branches", effects)
 
@@ -222,3 +223,50 @@ def test_a_late_keyed_answer_on_a_per_task_interrupt_is_asked_again_without_a_re
         edit = {"action": "edit", "output": [f"{task_of(escalation)}=edited"]}
         graph.invoke(Command(resume={again.id: {escalation["id"]: edit, other: {"action": "terminate"}}}), config)
         finished_once(graph, config, "straight", effects)
+
+
+@pytest.mark.parametrize("format", ["agent_inbox", "hitl"])
+@pytest.mark.parametrize("shape", ["send", "branches"])
+def test_a_stale_ui_answer_naming_an_escalation_answered_meanwhile_is_refused_not_applied_to_the_next(
+    shape: str, format: str, tmp_path: Path
+) -> None:
+    """Two reviewers look at the same first escalation; one answers it; the other's edit or accept, sent
+    without an id as the stock UIs send it, names the action it was shown: it is refused (the reviewer is
+    asked again, with the reason) instead of landing on the escalation that is first now."""
+    effects = tmp_path / "effects.log"
+    config = {"configurable": {"thread_id": f"stale-{shape}-{format}"}}
+    with app(shape, "sqlite", str(tmp_path / "a.sqlite"), effects=effects, format=format) as (graph, _):
+        graph.invoke({"question": "q"}, config)
+        [only] = interrupts(graph, config)
+        seen = escalations_of(only.value)
+        names = (
+            [r["action_request"]["action"] for r in only.value]
+            if format == "agent_inbox"
+            else [r["name"] for r in only.value["action_requests"]]
+        )
+        assert len(set(names)) == len(names)  # no two waiting escalations share an action name
+        first, first_name = seen[0], names[0]
+        answer_escalations(graph, config, {first["id"]: {"action": "approve", "reviewer": "bo"}})  # reviewer B
+        output = [f"{task_of(first)}=stale"]  # reviewer A, still looking at the first escalation
+        stale: list[Any]
+        for stale in (
+            (
+                [{"type": "edit", "args": {"action": first_name, "args": {"output": output}}}],
+                [{"type": "accept", "args": {"action": first_name, "args": {"output": first["output"]}}}],
+            )
+            if format == "agent_inbox"
+            else ({"decisions": [{"type": "edit", "edited_action": {"name": first_name, "args": {"output": output}}}]},)
+        ):
+            graph.invoke(Command(resume=stale), config)
+            [now] = interrupts(graph, config)
+            waiting = escalations_of(now.value)
+            assert first["id"] not in {e["id"] for e in waiting} and len(waiting) == len(seen) - 1
+            assert "nothing was applied" in waiting[0]["rejected"]["reason"]
+            assert first_name in waiting[0]["rejected"]["reason"]
+        for escalation in waiting:  # the rest answered as they are shown now
+            answer_escalations(
+                graph, config, {escalation["id"]: {"action": "edit", "output": [f"{task_of(escalation)}=edited"]}}
+            )
+        results = Counter(graph.get_state(config).values["results"])
+        assert all(not r.endswith("=stale") for r in results) and set(results.values()) == {1}
+        assert results[f"{task_of(first)}=draft"] == 1  # B's approve: the step's own output, once

@@ -1,7 +1,8 @@
 """What the stock review UIs send, byte for byte, to the real `langgraph dev`, on fan-out and branch threads.
 
 The request bodies are those Agent Inbox (commit f38301b9, `@langchain/langgraph-sdk` 1.9.28) and
-Agent Chat UI (commit fdc87e65, SDK 1.15.0) were seen sending from Chromium: answers without an
+Agent Chat UI (commit fdc87e65, its lockfile's SDK 1.8.10) were seen sending from Chromium (Agent Chat UI
+pins the checkpoint it shows on every run): answers without an
 interrupt id (a list of one `HumanResponse`; `{"decisions": [...]}`), Agent Inbox's "Mark as
 Resolved" (`values: null, as_node: "__end__"`) and Agent Chat UI's (`command: {goto: "__end__"}`).
 After every request: the thread is never in `error`, every escalation it waits on is answerable,
@@ -30,6 +31,13 @@ CHAT_STREAM = {
     "stream_resumable": False,
     "on_disconnect": "cancel",
 }
+
+
+def chat(client: Any, thread_id: str, command: dict[str, Any], graph: str = "support_desk_chat") -> dict[str, Any]:
+    """Agent Chat UI's run body: the command, its stream modes and the checkpoint it shows, pinned."""
+    shown = client.threads.get_state(thread_id)["checkpoint"]
+    pinned = {"checkpoint_id": shown["checkpoint_id"], "checkpoint_ns": ""}
+    return {"input": {}, "command": command, **CHAT_STREAM, "assistant_id": graph, "checkpoint": pinned}
 
 
 def post(url: str, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -83,7 +91,7 @@ def start(client: Any, graph: str, payload: dict[str, Any]) -> str:
 
 def inbox_answer(escalation: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     """Agent Inbox's body for one action on what it shows (the first HumanInterrupt)."""
-    action = escalation.get("path") or escalation["step"]
+    action = escalation["task"]  # the action name the UI shows (the task: unique among those waiting)
     if kind == "edit":  # every edited field comes back as text
         output = {"source": "policies/payments.md", "quote": "We accept cards."} if action == "cite_source" else None
         text = json.dumps(output) if output is not None else "We accept cards and PayPal."
@@ -125,7 +133,7 @@ def test_agent_inbox_works_through_a_send_fan_out(client: Any, server_url: str) 
             {
                 "type": "edit",
                 "args": {
-                    "action": "answer_one",
+                    "action": shown["task"],  # what Agent Inbox shows: the task, one per fan-out item
                     "args": {"output": json.dumps([f"{shown['inputs']['question']} -> by hand"])},
                 },
             }
@@ -137,6 +145,25 @@ def test_agent_inbox_works_through_a_send_fan_out(client: Any, server_url: str) 
     assert answered == 3
     answers = Counter(client.threads.get_state(thread_id)["values"]["answers"])
     assert set(answers.values()) == {1} and sum(a.endswith("-> by hand") for a in answers) == 3
+
+
+def test_a_stale_agent_inbox_answer_is_refused_not_applied_to_the_next_escalation(client: Any, server_url: str) -> None:
+    """Reviewers A and B open the same fan-out thread; B accepts the escalation both see; A's edit of it,
+    sent later without an id, names the action A was shown and is refused: nothing lands on the next one."""
+    thread_id = start(client, "batch_desk", {"questions": ["refunds?", "bitcoin?", "crypto?"]})
+    [(_, seen), (_, other)] = waiting(client, thread_id)
+    accept = [{"type": "accept", "args": {"action": seen["task"], "args": {"output": json.dumps(seen["output"])}}}]
+    body = {"command": {"resume": accept}, "stream_mode": "events", "assistant_id": "batch_desk"}
+    assert post(server_url, f"/threads/{thread_id}/runs/stream", body).status_code == 200  # B
+    stale = [{"type": "edit", "args": {"action": seen["task"], "args": {"output": json.dumps(["A's stale answer"])}}}]
+    body = {"command": {"resume": stale}, "stream_mode": "events", "assistant_id": "batch_desk"}
+    assert post(server_url, f"/threads/{thread_id}/runs/stream", body).status_code == 200  # A, too late
+    [(_, now)] = waiting(client, thread_id)
+    assert now["id"] == other["id"] and "nothing was applied" in now["rejected"]["reason"]
+    assert client.threads.get(thread_id)["status"] == "interrupted"
+    assert_index_true(client, thread_id)
+    assert index(client, thread_id)[other["id"]]["status"] == "pending"
+    assert "A's stale answer" not in json.dumps(client.threads.get_state(thread_id)["values"])
 
 
 def test_agent_inbox_response_and_ignore(client: Any, server_url: str) -> None:
@@ -182,12 +209,7 @@ def test_agent_chat_ui_submits_all_decisions_of_a_branch_thread(client: Any, ser
     ]
     if first["step"] != "draft_answer":
         decisions.reverse()
-    body = {
-        "input": {},
-        "command": {"resume": {"decisions": decisions}},
-        **CHAT_STREAM,
-        "assistant_id": "support_desk_chat",
-    }
+    body = chat(client, thread_id, {"resume": {"decisions": decisions}})
     assert post(server_url, f"/threads/{thread_id}/runs/stream", body).status_code == 200
     assert client.threads.get(thread_id)["status"] == "idle"
     state = client.threads.get_state(thread_id)
@@ -200,12 +222,7 @@ def test_agent_chat_ui_approving_one_at_a_time(client: Any, server_url: str) -> 
     client.runs.wait(thread_id, "support_desk_chat", input={"messages": [{"role": "user", "content": UNKNOWN}]})
     for left in (2, 1):
         assert len(waiting(client, thread_id)) == left
-        body = {
-            "input": {},
-            "command": {"resume": {"decisions": [{"type": "approve"}]}},
-            **CHAT_STREAM,
-            "assistant_id": "support_desk_chat",
-        }
+        body = chat(client, thread_id, {"resume": {"decisions": [{"type": "approve"}]}})
         assert post(server_url, f"/threads/{thread_id}/runs/stream", body).status_code == 200
         assert_index_true(client, thread_id)
     assert client.threads.get(thread_id)["status"] == "idle"
@@ -216,10 +233,12 @@ def test_agent_chat_ui_approving_one_at_a_time(client: Any, server_url: str) -> 
 def test_agent_chat_ui_mark_as_resolved_dismisses(client: Any, server_url: str) -> None:
     thread_id = client.threads.create()["thread_id"]
     client.runs.wait(thread_id, "support_desk_chat", input={"messages": [{"role": "user", "content": UNKNOWN}]})
-    body = {"input": {}, "command": {"goto": "__end__"}, **CHAT_STREAM, "assistant_id": "support_desk_chat"}
+    body = chat(client, thread_id, {"goto": "__end__"})  # pinned where the escalations wait, as the UI does
     assert post(server_url, f"/threads/{thread_id}/runs/stream", body).status_code == 200
     assert client.threads.get(thread_id)["status"] == "idle" and waiting(client, thread_id) == []
     assert {v["status"] for v in index(client, thread_id).values()} == {"dismissed"}
+    assert run_outcome(client.threads.get_state(thread_id)) == "dismissed"
+    assert_index_true(client, thread_id, dismissed=True)
 
 
 def test_an_answer_that_names_no_interrupt_among_several_is_refused_and_the_thread_stays_interrupted(
@@ -227,12 +246,7 @@ def test_an_answer_that_names_no_interrupt_among_several_is_refused_and_the_thre
     server_url: str,
 ) -> None:
     thread_id = start(client, "support_desk", {"question": UNKNOWN})  # two interrupts (per task)
-    body = {
-        "input": {},
-        "command": {"resume": {"decisions": [{"type": "approve"}]}},
-        **CHAT_STREAM,
-        "assistant_id": "support_desk",
-    }
+    body = chat(client, thread_id, {"resume": {"decisions": [{"type": "approve"}]}}, graph="support_desk")
     refused = post(server_url, f"/threads/{thread_id}/runs/stream", body)
     assert refused.status_code == 409 and "by interrupt id" in refused.json()["detail"]
     assert client.threads.get(thread_id)["status"] == "interrupted" and len(waiting(client, thread_id)) == 2

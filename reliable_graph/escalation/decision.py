@@ -25,7 +25,7 @@ from pydantic import (
 from reliable_graph.errors import InvalidAnswerError
 from reliable_graph.escalation.record import DECISIONS, Action
 
-__all__ = ["ChunkInput", "Decision", "parse_answer"]
+__all__ = ["ChunkInput", "Decision", "named_action", "parse_answer"]
 
 
 class ChunkInput(BaseModel):
@@ -311,6 +311,38 @@ def _as_fields(answer: Any, original: Any) -> Any:
         msg = f"an answer is a decision object such as {{'action': 'approve'}}; got {type(answer).__name__}"
         raise InvalidAnswerError(msg)
     return answer
+
+
+def named_action(answer: Any) -> str | None:
+    """The action an Agent Inbox or HITL answer names (an edit's or an accept's), or None when it names none.
+
+    Example:
+        ```python
+        from reliable_graph.escalation.decision import named_action
+
+        edit = [{"type": "edit", "args": {"action": "item#b4", "args": {"output": "x"}}}]
+        assert named_action(edit) == "item#b4"
+        hitl = {"decisions": [{"type": "edit", "edited_action": {"name": "draft", "args": {"output": "x"}}}]}
+        assert named_action(hitl) == "draft"
+        assert named_action([{"type": "response", "args": "see the policy"}]) is None
+        assert named_action({"action": "approve"}) is None
+        ```
+    """
+    item = answer
+    if isinstance(item, Mapping) and set(item) == {"decisions"} and isinstance(item["decisions"], list):
+        item = item["decisions"][0] if len(item["decisions"]) == 1 else None
+    elif isinstance(item, list):
+        item = item[0] if len(item) == 1 else None
+    if not isinstance(item, Mapping) or "action" in item:
+        return None
+    kind = item.get("type")
+    args = item.get("args")
+    if kind in ("edit", "accept") and isinstance(args, Mapping) and isinstance(args.get("action"), str):
+        return str(args["action"])
+    edited = item.get("edited_action")
+    if kind == "edit" and isinstance(edited, Mapping) and isinstance(edited.get("name"), str):
+        return str(edited["name"])
+    return None
 
 
 def parse_answer(

@@ -22,7 +22,15 @@ from pydantic import TypeAdapter
 from reliable_graph.escalation.decision import Decision
 from reliable_graph.escalation.record import DECISIONS
 
-__all__ = ["Format", "describe_markdown", "render", "response_schema", "to_agent_inbox", "to_hitl_request"]
+__all__ = [
+    "Format",
+    "action_name",
+    "describe_markdown",
+    "render",
+    "response_schema",
+    "to_agent_inbox",
+    "to_hitl_request",
+]
 
 Format = Literal["reliable", "agent_inbox", "hitl"]
 """How an escalation is shown: the `Escalation` itself, an Agent Inbox `HumanInterrupt` list, or a
@@ -31,6 +39,26 @@ LangChain v1 `HumanInTheLoopMiddleware` `HITLRequest`."""
 _HITL = {"approve": "approve", "edit": "edit", "terminate": "reject", "provide_context": "respond"}
 _SHOWN = 600
 """Characters of a long value shown in the description (the whole escalation rides along)."""
+
+
+def action_name(escalation: Mapping[str, Any]) -> str:
+    """The action name a stock UI shows for `escalation` and sends back with an edit or an accept.
+
+    The escalation's task: its step's path for a step that runs once in a superstep, the path
+    and a tag of the task's input for each task of a `Send` fan-out (`item#bcb698f5f5`), so that
+    no two escalations waiting together share a name and an answer meant for one of them cannot
+    be taken for another's (the review node refuses an answer naming another action).
+
+    Example:
+        ```python
+        from reliable_graph.escalation.formats import action_name
+
+        assert action_name({"step": "draft", "path": "sub/draft", "task": "sub/draft"}) == "sub/draft"
+        assert action_name({"step": "item", "path": "item", "task": "item#bcb698f5f5"}) == "item#bcb698f5f5"
+        assert action_name({"step": "draft"}) == "draft"
+        ```
+    """
+    return str(escalation.get("task") or escalation.get("path") or escalation["step"])
 
 
 def _editable(escalation: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,7 +173,7 @@ def to_agent_inbox(escalation: Mapping[str, Any]) -> dict[str, Any]:
     """
     allowed = set(escalation.get("allowed_decisions") or DECISIONS)
     return {
-        "action_request": {"action": escalation.get("path") or escalation["step"], "args": _editable(escalation)},
+        "action_request": {"action": action_name(escalation), "args": _editable(escalation)},
         "config": {
             "allow_accept": "approve" in allowed,
             "allow_edit": "edit" in allowed,
@@ -178,7 +206,7 @@ def to_hitl_request(escalation: Mapping[str, Any] | Sequence[Mapping[str, Any]])
     escalations = [escalation] if isinstance(escalation, Mapping) else list(escalation)
     requests, configs = [], []
     for n, esc in enumerate(escalations):
-        name = esc.get("path") or esc["step"]
+        name = action_name(esc)
         allowed = esc.get("allowed_decisions") or DECISIONS
         description = describe_markdown(esc)
         if n == 0 and len(escalations) > 1:  # some UIs show only the first description: list them all there

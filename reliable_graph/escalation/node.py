@@ -21,8 +21,8 @@ from langgraph.types import Command, Send, interrupt
 
 from reliable_graph._node import ReliableNode
 from reliable_graph.errors import InvalidAnswerError
-from reliable_graph.escalation.decision import Decision, parse_answer
-from reliable_graph.escalation.formats import Format, render, response_schema
+from reliable_graph.escalation.decision import Decision, named_action, parse_answer
+from reliable_graph.escalation.formats import Format, action_name, render, response_schema
 from reliable_graph.escalation.inbox import anote_status, note_status
 from reliable_graph.escalation.protocol import DIRECT, accept, current_store
 from reliable_graph.escalation.record import DECISIONS, Action, ReviewTask, StepTask, payload_kind
@@ -270,6 +270,13 @@ class HumanEscalation(ReliableNode):
     def _parse(self, answer: Any, escalation: dict[str, Any]) -> tuple[Decision | None, Any]:
         try:
             answer = as_stored(answer)
+            named, expected = named_action(answer), action_name(escalation)
+            if named is not None and named != expected:  # an answer to what another escalation showed
+                msg = (
+                    f"this answer is for {named!r}, but the escalation waiting here is {expected!r} "
+                    "(the one you answered was probably answered by someone else first); nothing was applied"
+                )
+                raise InvalidAnswerError(msg, answer=answer)
             kind = escalation.get("kind", "output")
             return parse_answer(answer, allowed=self.allowed, kind=kind, original=escalation["output"]), None
         except InvalidAnswerError as err:
