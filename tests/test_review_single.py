@@ -64,6 +64,9 @@ def test_agent_inbox_answers_every_escalation_one_at_a_time_without_an_id(shape:
             shown = only.value[0]  # what Agent Inbox shows and answers: the first HumanInterrupt
             assert shown["action_request"]["args"] == {"output": shown["escalation"]["output"]}
             assert len(escalations_of(only.value)) == len(pending_escalations(graph, config))
+            left = len(ESCALATING[shape]) - answered  # a list row shows the reason first, then how many wait
+            assert shown["description"].startswith(shown["escalation"]["reason"])
+            assert (f"*1 of {left} escalations waiting on this thread.*" in shown["description"]) == (left > 1)
             edit = {
                 "action": shown["action_request"]["action"],
                 "args": {"output": [f"{task_of(shown['escalation'])}=edited"]},

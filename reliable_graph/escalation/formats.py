@@ -241,10 +241,11 @@ def render(escalation: Mapping[str, Any] | Sequence[Mapping[str, Any]], format: 
     escalations: list[Mapping[str, Any]] = [escalation] if isinstance(escalation, Mapping) else list(escalation)
     if format == "agent_inbox":
         shown = [to_agent_inbox(e) for e in escalations]
-        if len(shown) > 1:  # Agent Inbox shows the first: say how many wait behind it
-            shown[0]["description"] = (
-                f"*1 of {len(shown)} escalations waiting on this thread.*\n\n" + shown[0]["description"]
-            )
+        if len(shown) > 1:  # Agent Inbox shows the first: say how many wait behind it, after the reason
+            # (a list row shows the description's first characters: the reason, which tells the rows apart)
+            reason, _, rest = str(shown[0]["description"]).partition("\n\n")
+            count = f"*1 of {len(shown)} escalations waiting on this thread.*"
+            shown[0]["description"] = "\n\n".join(part for part in (reason, count, rest) if part)
         return shown
     if format == "hitl":
         return to_hitl_request(escalations)
