@@ -8,6 +8,7 @@ upgrade that changes them fails loudly there instead of silently misrouting a ru
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from langgraph.types import Command
 
 __all__ = [
     "channel_snapshot",
+    "command",
     "is_silent_writer",
     "current_checkpoint_id",
     "declare_destinations",
@@ -106,6 +108,38 @@ def current_checkpoint_id(config: RunnableConfig) -> str | None:
     parent = ns.rsplit(_NS_SEP, 1)[0] if _NS_SEP in ns else ""
     found = mapping.get(parent) if isinstance(mapping, dict) else None
     return found or configurable.get("checkpoint_id")
+
+
+def _command_slots() -> tuple[Any, ...] | None:
+    """The slots' setters of `Command`, a frozen slotted dataclass of these four fields and nothing else; or None."""
+    try:
+        names = tuple(f.name for f in dataclasses.fields(Command))
+        if names != ("graph", "update", "resume", "goto") or hasattr(Command, "__post_init__"):
+            return None
+        return tuple(Command.__dict__[name].__set__ for name in names)
+    except (TypeError, KeyError, AttributeError):
+        return None
+
+
+_COMMAND_SLOTS = _command_slots()
+
+
+def command(goto: Any, update: dict[str, Any]) -> Command[Any]:
+    """`Command(goto=goto, update=update)`, its slots set directly: a passing step returns one every time.
+
+    A frozen dataclass's `__init__` sets each field through `object.__setattr__`, which costs more
+    than the rest of building the result; this builds the same object (equal to the other) in
+    about a third of the time, or calls the constructor when `Command` is not the dataclass it was.
+    """
+    if _COMMAND_SLOTS is None:
+        return Command(goto=goto, update=update)
+    set_graph, set_update, set_resume, set_goto = _COMMAND_SLOTS
+    result: Command[Any] = object.__new__(Command)
+    set_graph(result, None)
+    set_update(result, update)
+    set_resume(result, None)
+    set_goto(result, goto)
+    return result
 
 
 def declare_destinations(node: Any, targets: Sequence[str]) -> None:

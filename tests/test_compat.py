@@ -194,3 +194,15 @@ def test_compat_copy_checkpoint_makes_an_older_checkpoint_the_newest() -> None:
     copy_checkpoint(graph, older.config)
     newest = graph.get_state(config)
     assert newest.values == older.values and newest.next == ("two",) and newest.metadata["source"] == "fork"
+
+
+def test_compat_command_builds_the_same_command() -> None:
+    from langgraph.types import Command
+
+    from reliable_graph import _compat
+
+    assert _compat._COMMAND_SLOTS is not None  # Command is still the slotted dataclass it sets directly
+    update = {"output": 1}
+    built = _compat.command("next", update)
+    assert type(built) is Command and built == Command(goto="next", update=update)
+    assert built.update is update and built.graph is None and built.resume is None and built.goto == "next"

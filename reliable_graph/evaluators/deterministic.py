@@ -18,6 +18,7 @@ from reliable_graph.evaluators.base import (
     check_evaluator,
     evaluator_name,
     run_evaluator,
+    score_of,
 )
 
 __all__ = ["AllOf", "Predicate", "RegexMatch", "RequiredFields", "SchemaValid"]
@@ -124,12 +125,7 @@ class RequiredFields(BaseEvaluator):
         reason = (
             "all required fields present" if not missing else f"missing or empty required fields: {', '.join(missing)}"
         )
-        return Score(
-            value=present / len(self.fields),
-            reason=reason,
-            evaluator=self.name,
-            details={"missing": missing},
-        )
+        return score_of(present / len(self.fields), reason, self.name, {"missing": missing})
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 from reliable_graph._messages import is_messages, query_of, scorable
 from reliable_graph._node import check_count, check_evaluators, check_threshold
 from reliable_graph._state_access import as_mapping, read_optional
-from reliable_graph.evaluators.base import EvalInput, Score, arun_evaluator, run_evaluator
+from reliable_graph.evaluators.base import EvalInput, Score, arun_evaluator, eval_input, run_evaluator
 from reliable_graph.nodes._task import TaskContext, build_escalation, compact, raise_audit
 from reliable_graph.state import AttemptRecord, Verdict, emit, stream_writer
 
@@ -127,12 +127,12 @@ class OutputScoring:
             query = query_of(read_optional(state, MESSAGES_KEY))
         elif type(query) is not str and is_messages(query):
             query = query_of(query)
-        return EvalInput(
-            query=query if query is None or type(query) is str else str(query),
-            contexts=list(context) if context else [],
-            output=scorable(output),
-            step=step,
-            state=state if type(state) is dict else as_mapping(state) if state is not None else {},
+        return eval_input(
+            query if query is None or type(query) is str else str(query),
+            list(context) if context else [],
+            scorable(output),
+            step,
+            state if type(state) is dict else as_mapping(state) if state is not None else {},
         )
 
     def score(self, sample: EvalInput) -> Score:
