@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reliable_graph._messages import is_messages, query_of, scorable
-from reliable_graph._node import check_count, check_evaluators, check_threshold
+from reliable_graph._node import TaskRef, check_count, check_evaluators, check_threshold
 from reliable_graph._state_access import as_mapping, read_optional
 from reliable_graph.evaluators.base import EvalInput, Score, arun_evaluator, eval_input, run_evaluator
 from reliable_graph.nodes._task import TaskContext, build_escalation, compact, raise_audit
@@ -160,22 +160,7 @@ class OutputScoring:
             if isinstance(missing, list) and all(isinstance(m, str) for m in missing):
                 entry["missing"] = list(missing)
         if writer is not None:
-            emit(
-                {
-                    "type": "verdict",
-                    "step": ctx.ref.step,
-                    "task": ctx.ref.key,
-                    "node": node,
-                    "attempt": attempt.number,
-                    "kind": "output",
-                    "verdict": verdict,
-                    "score": score.value,
-                    "threshold": self.threshold,
-                    "reason": score.reason,
-                    "evaluator": score.evaluator,
-                },
-                writer,
-            )
+            emit(self._verdict_event(ctx.ref, node, attempt.number, verdict, score), writer)
         record: dict[str, Any]
         if verdict == "pass" and ctx.fresh:  # the common path: a compact record, built directly
             record = {**ctx.record, "attempts": [entry]}
@@ -195,18 +180,51 @@ class OutputScoring:
             if verdict == "pass" and not ctx.fresh:
                 record = dict(compact(record))
             if writer is not None:
-                emit(
-                    {
-                        "type": "outcome",
-                        "step": ctx.ref.step,
-                        "task": ctx.ref.key,
-                        "outcome": outcome,
-                        "attempts": attempt.number,
-                        "confidence": score.value,
-                    },
-                    writer,
-                )
+                emit(_outcome_event(ctx.ref, outcome, attempt.number, score), writer)
         return Scored(verdict, record, entry)
+
+    def first_pass(self, ref: TaskRef, record: dict[str, Any], score: Score, *, node: str) -> dict[str, Any]:
+        """`judge`, then `with_key`, for a new task whose first attempt passed: its finished record (events emitted).
+
+        `record` is the task's new record (`new_record`); the result is what `with_key` would write
+        for the record `judge` returns, built in one step (the passing path's shortcut).
+        """
+        writer = stream_writer()
+        if writer is not None:
+            emit(self._verdict_event(ref, node, 1, "pass", score), writer)
+            emit(_outcome_event(ref, "pass", 1, score), writer)
+        return {
+            **record,
+            "rev": int(record.get("rev", 0)) + 1,
+            "attempts": [{"n": 1, "score": score.value, "verdict": "pass"}],
+            "outcome": "pass",
+        }
+
+    def _verdict_event(self, ref: TaskRef, node: str, attempt: int, verdict: Verdict, score: Score) -> dict[str, Any]:
+        return {
+            "type": "verdict",
+            "step": ref.step,
+            "task": ref.key,
+            "node": node,
+            "attempt": attempt,
+            "kind": "output",
+            "verdict": verdict,
+            "score": score.value,
+            "threshold": self.threshold,
+            "reason": score.reason,
+            "evaluator": score.evaluator,
+        }
+
+
+def _outcome_event(ref: TaskRef, outcome: str | None, attempts: int, score: Score) -> dict[str, Any]:
+    return {
+        "type": "outcome",
+        "step": ref.step,
+        "task": ref.key,
+        "outcome": outcome,
+        "attempts": attempts,
+        "confidence": score.value,
+    }
 
 
 def shown_attempts(record: dict[str, Any], threshold: float) -> list[dict[str, Any]]:
