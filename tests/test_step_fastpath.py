@@ -2,12 +2,12 @@
 
 Each scenario runs twice, once as the library runs it and once with the shortcut switched off
 (every task opened by the general `_run`/`_arun`), and everything observable is compared: the
-values, updates and custom events streamed in order, and every checkpoint of the thread. Run ids
-LangGraph draws afresh each time (checkpoint ids, task ids, interrupt ids and the hashes of
-namespaces built from them) are numbered in order of appearance before comparing; nothing else
-is touched, and key order counts. Parallel tasks (`Send` items, a subgraph's branches) stream in
-no fixed order, so there each node call is replayed with and without the shortcut and its
-result and events compared.
+values and custom events streamed (in order), the updates streamed, every checkpoint of the
+thread, and what the run indexed in its store for the inbox. Run ids LangGraph draws afresh
+each time (checkpoint ids, task ids, interrupt ids and the hashes of namespaces built from them)
+are numbered in order of appearance before comparing; nothing else is touched, and key order
+counts. Parallel tasks (`Send` items, a subgraph's branches) stream in no fixed order, so there
+each node call is replayed with and without the shortcut and its result and events compared.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ pytest.register_assert_rewrite("shapes")
 
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
+from langgraph.store.memory import InMemoryStore  # noqa: E402
 from shapes import (  # noqa: E402
     BAD,
     FORBIDDEN,
@@ -62,24 +63,18 @@ def normalised(value: Any, seen: dict[str, str] | None = None) -> str:
     return FRESH_IDS.sub(lambda m: numbers.setdefault(m.group(0), f"<id{len(numbers)}>"), text)
 
 
-def normalised_run(streamed: list[Any], history: list[Any]) -> list[Any]:
+def normalised_run(streamed: list[Any], history: list[Any]) -> list[str]:
     """A run's checkpoints then its stream, normalised; the ids numbered in the checkpoints' (fixed) order first.
 
-    Parallel tasks stream their updates in no fixed order (an escalation's `Send` and the plain
-    trigger of the escalation node), so a run of consecutive `updates` chunks is compared sorted.
+    Values and custom events are compared in the order they streamed. Updates are compared as a
+    sorted list: parallel tasks (an escalation's `Send` and the plain trigger of the escalation
+    node) stream theirs in no fixed order, even after the superstep's values.
     """
     seen: dict[str, str] = {}
     checkpoints = [normalised(snapshot, seen) for snapshot in history]
-    chunks: list[Any] = []
-    for chunk in streamed:
-        text = normalised(chunk, seen)
-        if chunk[0] != "updates":
-            chunks.append(text)
-        elif chunks and isinstance(chunks[-1], list):
-            chunks[-1].append(text)
-        else:
-            chunks.append([text])
-    return checkpoints + [sorted(c) if isinstance(c, list) else c for c in chunks]
+    texts = [(chunk[0], normalised(chunk, seen)) for chunk in streamed]
+    updates = sorted(text for mode, text in texts if mode == "updates")
+    return checkpoints + [text for mode, text in texts if mode != "updates"] + updates
 
 
 @contextmanager
@@ -105,7 +100,7 @@ def counting(calls: dict[str, int]) -> Iterator[None]:
         yield
 
 
-async def run_thread(graph: Any, inputs: list[Any], *, is_async: bool) -> list[Any]:
+async def run_thread(graph: Any, inputs: list[Any], *, is_async: bool) -> list[str]:
     """Stream each input into one thread: what streamed, then every checkpoint of the thread, normalised."""
     config = {"configurable": {"thread_id": "thread"}}  # the same in both runs: escalation ids hash it
     modes = ["values", "updates", "custom"]
@@ -119,7 +114,14 @@ async def run_thread(graph: Any, inputs: list[Any], *, is_async: bool) -> list[A
         (snap.values, snap.next, snap.metadata, [t.interrupts for t in snap.tasks])
         for snap in graph.get_state_history(config)
     ]
-    return normalised_run(streamed, history)
+    indexed = sorted((item.namespace, item.key, item.value) for item in graph.store.search((), limit=1000))
+    return normalised_run(streamed, [*history, indexed])
+
+
+def with_store(graph: Any) -> Any:
+    """`graph` with a store of its own: what a run escalates is indexed there for the inbox."""
+    graph.store = InMemoryStore()
+    return graph
 
 
 def both_ways(
@@ -128,9 +130,9 @@ def both_ways(
     """`inputs` run through a graph from `build` with the shortcut and without, both normalised (as JSON)."""
     calls: dict[str, int] = {}
     with counting(calls):
-        fast = asyncio.run(run_thread(build(), inputs, is_async=is_async))
+        fast = asyncio.run(run_thread(with_store(build()), inputs, is_async=is_async))
     with general_path():
-        general = asyncio.run(run_thread(build(), inputs, is_async=is_async))
+        general = asyncio.run(run_thread(with_store(build()), inputs, is_async=is_async))
     new = calls.get("_arun_new" if is_async else "_run_new", 0)
     assert new > 0, "the shortcut was never taken"
     if shortcut == "all":
@@ -138,9 +140,9 @@ def both_ways(
     return joined(fast), joined(general)
 
 
-def joined(run: list[Any]) -> str:
+def joined(run: list[str]) -> str:
     """A normalised run as one text, a line per chunk (the diff a failure shows)."""
-    return "\n".join(chunk if isinstance(chunk, str) else " | ".join(chunk) for chunk in run)
+    return "\n".join(run)
 
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
@@ -170,6 +172,20 @@ def test_a_step_run_again_in_its_thread_carries_its_revision_the_same(is_async: 
 
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("again", [[BAD, OK], [BAD, BAD], [FORBIDDEN]], ids=["retry_pass", "escalate", "error"])
+def test_a_step_run_again_whose_first_attempt_fails_carries_its_revision_the_same(
+    again: list[str], is_async: bool, clock: Any
+) -> None:
+    def build() -> Any:
+        return straight(Tracker({"first": [OK, *again]}), is_async=is_async)
+
+    question = {"question": "q", "context": ["c0"]}
+    fast, general = both_ways(build, [question, question], is_async=is_async)
+    assert fast == general
+    assert '"first": {"step": "first", "rev": 2, "threshold": 1.0' in fast
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize(
     ("plan", "expected"),
     [
@@ -190,6 +206,24 @@ def test_failing_first_attempts_leave_the_shortcut_the_same(
     fast, general = both_ways(build, [question], is_async=is_async)
     assert fast == general
     assert expected in fast
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_first_attempt_that_fails_with_no_retry_left_escalates_the_same(is_async: bool, clock: Any) -> None:
+    def build() -> Any:
+        tracker = Tracker({"first": [BAD]})
+        builder = StateGraph(ShapeState)
+        step = tracker.step("first", "first", is_async=is_async)
+        builder.add_node(
+            reliable_step(step, evaluator=PASSES, threshold=1.0, output_key="first", max_retries=0, pass_to=END)
+        )
+        builder.add_node(HumanEscalation())
+        builder.add_edge(START, "first")
+        return builder.compile(checkpointer=InMemorySaver())
+
+    fast, general = both_ways(build, [{"question": "q"}], is_async=is_async)
+    assert fast == general
+    assert '"outcome": "escalate"' in fast and '"reliable_graph", "escalations"' in fast  # indexed for the inbox
 
 
 def gated(tracker: Tracker, *, is_async: bool) -> Any:
