@@ -9,17 +9,21 @@ upgrade that changes them fails loudly there instead of silently misrouting a ru
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
+from langgraph.config import get_stream_writer
 from langgraph.types import Command
 
 __all__ = [
     "channel_snapshot",
     "command",
     "is_silent_writer",
+    "running_stream_writer",
     "current_checkpoint_id",
     "declare_destinations",
     "is_push_task",
@@ -67,6 +71,26 @@ def pending_write_kinds(pending_writes: Any) -> set[str]:
         elif write[1] == _INTERRUPT:
             kinds.add("interrupt")
     return kinds
+
+
+_RUNTIME = "__pregel_runtime"
+"""The configurable key of the running task's `Runtime` (its store, context and stream writer)."""
+
+
+def _running_stream_writer() -> Any:
+    config = var_child_runnable_config.get()
+    if not config:
+        msg = "Called get_config outside of a runnable context"
+        raise RuntimeError(msg)
+    return config["configurable"][_RUNTIME].stream_writer
+
+
+running_stream_writer = get_stream_writer if sys.version_info < (3, 11) else _running_stream_writer
+"""`langgraph.config.get_stream_writer()`: the running task's writer (RuntimeError outside a run).
+
+On Python 3.11+ it is read from the running config directly, without the two calls LangGraph's
+function makes (a node looks it up on every step); on 3.10 it is LangGraph's function itself.
+"""
 
 
 def is_silent_writer(writer: Any) -> bool:

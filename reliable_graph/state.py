@@ -17,10 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from langgraph.channels import DeltaChannel
-from langgraph.config import get_stream_writer
 from typing_extensions import NotRequired, TypedDict
 
-from reliable_graph._compat import is_silent_writer
+from reliable_graph._compat import is_silent_writer, running_stream_writer
 from reliable_graph._state_access import read_optional
 
 __all__ = [
@@ -215,13 +214,22 @@ class ReliabilityState(TypedDict, total=False):
     reliability: Annotated[dict[str, Any], reliability_channel()]
 
 
+_silent: list[Any] = [None]
+"""The last writer found silent: LangGraph makes one per run, and every step of the run gets it."""
+
+
 def stream_writer() -> Any:
     """The custom stream's writer, or `None` when nobody listens (outside a run, or no `custom` stream)."""
     try:
-        writer = get_stream_writer()
+        writer = running_stream_writer()
     except RuntimeError:
         return None
-    return None if is_silent_writer(writer) else writer
+    if writer is _silent[0]:
+        return None
+    if is_silent_writer(writer):
+        _silent[0] = writer
+        return None
+    return writer
 
 
 def _no_writer(event: Any) -> None:

@@ -206,3 +206,26 @@ def test_compat_command_builds_the_same_command() -> None:
     built = _compat.command("next", update)
     assert type(built) is Command and built == Command(goto="next", update=update)
     assert built.update is update and built.graph is None and built.resume is None and built.goto == "next"
+
+
+def test_compat_running_stream_writer_is_langgraphs_get_stream_writer() -> None:
+    from langgraph.config import get_stream_writer
+
+    from reliable_graph._compat import running_stream_writer
+
+    seen: list[bool] = []
+
+    def probe(state: Any) -> dict[str, Any]:
+        seen.append(running_stream_writer() is get_stream_writer())
+        return {}
+
+    builder = StateGraph(S)
+    builder.add_node("probe", probe)
+    builder.add_edge(START, "probe")
+    graph = builder.compile()
+    graph.invoke({"seen": []})
+    list(graph.stream({"seen": []}, stream_mode="custom"))
+    assert seen == [True, True]
+    for get in (running_stream_writer, get_stream_writer):
+        with pytest.raises(RuntimeError):
+            get()  # outside a run

@@ -287,7 +287,7 @@ class Recorded:
         """The node's result for the same input, and the custom events it sent, normalised."""
         events: list[Any] = []
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(state_module, "get_stream_writer", lambda: events.append)
+            mp.setattr(state_module, "running_stream_writer", lambda: events.append)
             if is_async:
                 result = self.context.run(asyncio.run, self.node.ainvoke(self.input, self.config))
             else:

@@ -11,7 +11,7 @@ from reliable_graph._messages import is_messages, query_of, scorable
 from reliable_graph._node import TaskRef, check_count, check_evaluators, check_threshold
 from reliable_graph._state_access import as_mapping, read_optional
 from reliable_graph.evaluators.base import EvalInput, Score, arun_evaluator, eval_input, run_evaluator
-from reliable_graph.nodes._task import TaskContext, build_escalation, compact, raise_audit
+from reliable_graph.nodes._task import TaskContext, build_escalation, compact, new_record, raise_audit
 from reliable_graph.state import AttemptRecord, Verdict, emit, stream_writer
 
 __all__ = ["MESSAGES_KEY", "Attempt", "OutputScoring", "Scored", "shown_attempts"]
@@ -183,22 +183,21 @@ class OutputScoring:
                 emit(_outcome_event(ctx.ref, outcome, attempt.number, score), writer)
         return Scored(verdict, record, entry)
 
-    def first_pass(self, ref: TaskRef, record: dict[str, Any], score: Score, *, node: str) -> dict[str, Any]:
+    def first_pass(self, ref: TaskRef, current: Any, score: Score, *, node: str) -> dict[str, Any]:
         """`judge`, then `with_key`, for a new task whose first attempt passed: its finished record (events emitted).
 
-        `record` is the task's new record (`new_record`); the result is what `with_key` would write
-        for the record `judge` returns, built in one step (the passing path's shortcut).
+        `current` is the record the task starts from (`new_task`); the result is what `with_key`
+        would write for the record `judge` returns, built in one step (the passing path's shortcut).
         """
         writer = stream_writer()
         if writer is not None:
             emit(self._verdict_event(ref, node, 1, "pass", score), writer)
             emit(_outcome_event(ref, "pass", 1, score), writer)
-        return {
-            **record,
-            "rev": int(record.get("rev", 0)) + 1,
-            "attempts": [{"n": 1, "score": score.value, "verdict": "pass"}],
-            "outcome": "pass",
-        }
+        entry = {"n": 1, "score": score.value, "verdict": "pass"}
+        if current is None and ref.path == ref.step:  # what `new_record` starts it with: step and rev 0
+            return {"step": ref.step, "rev": 1, "attempts": [entry], "outcome": "pass"}
+        record = new_record(ref, current)
+        return {**record, "rev": int(record.get("rev", 0)) + 1, "attempts": [entry], "outcome": "pass"}
 
     def _verdict_event(self, ref: TaskRef, node: str, attempt: int, verdict: Verdict, score: Score) -> dict[str, Any]:
         return {

@@ -93,7 +93,10 @@ def new_task(input: Any, config: RunnableConfig, step: str) -> tuple[TaskRef, Ma
     record is live (an automatic retry): `open_task` opens those. The record is the step's last one
     (a finished run's, or a context gate's that passed this step's context), or None.
     """
-    if is_step_payload(input):
+    if type(input) is dict:
+        if input.get(MARKER) == "step":
+            return None
+    elif payload_kind(input) == "step":
         return None
     ref, current = current_task(input, config, step)
     if current is not None and current.get("pending") in LIVE:

@@ -31,7 +31,6 @@ from reliable_graph.nodes._task import (
     continue_with,
     escalate,
     new_context,
-    new_record,
     new_task,
     open_task,
     with_context,
@@ -417,7 +416,7 @@ class ReliableStep(EscalatingNode):
 
     def _passed(self, ref: TaskRef, current: Any, update: dict[str, Any], score: Score) -> Command[Any]:
         """What `_finish` returns for a new task whose first attempt passed (no audit: `_fast_new`)."""
-        record = self.scoring.first_pass(ref, new_record(ref, current), score, node=self.name)
+        record = self.scoring.first_pass(ref, current, score, node=self.name)
         return command(self.pass_to, {**update, RELIABILITY_KEY: {"tasks": {ref.key: record}}})
 
     def _indexed(self, result: Any) -> Any:
