@@ -22,8 +22,9 @@ from langgraph.types import Command
 __all__ = [
     "channel_snapshot",
     "command",
+    "is_plain_task",
     "is_silent_writer",
-    "running_stream_writer",
+    "listening_writer",
     "current_checkpoint_id",
     "declare_destinations",
     "is_push_task",
@@ -76,21 +77,38 @@ def pending_write_kinds(pending_writes: Any) -> set[str]:
 _RUNTIME = "__pregel_runtime"
 """The configurable key of the running task's `Runtime` (its store, context and stream writer)."""
 
-
-def _running_stream_writer() -> Any:
-    config = var_child_runnable_config.get()
-    if not config:
-        msg = "Called get_config outside of a runnable context"
-        raise RuntimeError(msg)
-    return config["configurable"][_RUNTIME].stream_writer
+_silent: list[Any] = [None]
+"""The last writer found silent: LangGraph makes one per run, and every step of the run gets it."""
 
 
-running_stream_writer = get_stream_writer if sys.version_info < (3, 11) else _running_stream_writer
-"""`langgraph.config.get_stream_writer()`: the running task's writer (RuntimeError outside a run).
+def listening_writer() -> Any:
+    """The custom stream's writer, or `None` when nobody listens (outside a run, or no `custom` stream).
 
-On Python 3.11+ it is read from the running config directly, without the two calls LangGraph's
-function makes (a node looks it up on every step); on 3.10 it is LangGraph's function itself.
-"""
+    What `langgraph.config.get_stream_writer()` returns (None where it raises `RuntimeError`),
+    unless it is the silent writer LangGraph hands a node when nobody streams `custom`. On Python
+    3.11+ the writer is read from the running config directly, without the two calls LangGraph's
+    function makes (a node looks it up on every step); on 3.10 it is LangGraph's function.
+    """
+    if _OLD_PYTHON:
+        try:
+            writer = get_stream_writer()
+        except RuntimeError:
+            return None
+    else:
+        config = var_child_runnable_config.get()
+        if not config:
+            return None
+        writer = config["configurable"][_RUNTIME].stream_writer
+    if writer is _silent[0]:
+        return None
+    if is_silent_writer(writer):
+        _silent[0] = writer
+        return None
+    return writer
+
+
+_OLD_PYTHON = sys.version_info < (3, 11)
+"""Python 3.10: LangGraph's `get_config` refuses inside an asyncio task, so its function decides."""
 
 
 def is_silent_writer(writer: Any) -> bool:
@@ -114,6 +132,21 @@ def is_push_task(config: RunnableConfig) -> bool:
         return _PUSH in triggers
     path: tuple[Any, ...] = tuple(metadata.get("langgraph_path") or ())
     return len(path) > 0 and path[0] == _PUSH
+
+
+def is_plain_task(config: RunnableConfig) -> bool:
+    """Whether the running task is a node of the top-level graph an edge started (not `Send`, not in a subgraph).
+
+    `not is_push_task(config)` and a one-level namespace, in one call (a node asks on every step).
+    """
+    metadata = config.get("metadata") or {}
+    triggers = metadata.get("langgraph_triggers")
+    if triggers is not None:
+        if _PUSH in triggers:
+            return False
+    elif (path := metadata.get("langgraph_path")) and path[0] == _PUSH:
+        return False
+    return _NS_SEP not in str((config.get("configurable") or {}).get("checkpoint_ns") or "")
 
 
 def namespace_path(config: RunnableConfig) -> tuple[list[str], list[str]]:

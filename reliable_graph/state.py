@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from langgraph.channels import DeltaChannel
 from typing_extensions import NotRequired, TypedDict
 
-from reliable_graph._compat import is_silent_writer, running_stream_writer
+from reliable_graph._compat import listening_writer
 from reliable_graph._state_access import read_optional
 
 __all__ = [
@@ -214,22 +214,8 @@ class ReliabilityState(TypedDict, total=False):
     reliability: Annotated[dict[str, Any], reliability_channel()]
 
 
-_silent: list[Any] = [None]
-"""The last writer found silent: LangGraph makes one per run, and every step of the run gets it."""
-
-
-def stream_writer() -> Any:
-    """The custom stream's writer, or `None` when nobody listens (outside a run, or no `custom` stream)."""
-    try:
-        writer = running_stream_writer()
-    except RuntimeError:
-        return None
-    if writer is _silent[0]:
-        return None
-    if is_silent_writer(writer):
-        _silent[0] = writer
-        return None
-    return writer
+stream_writer = listening_writer
+"""The custom stream's writer, or `None` when nobody listens (outside a run, or no `custom` stream)."""
 
 
 def _no_writer(event: Any) -> None:

@@ -24,6 +24,7 @@ import pytest
 
 pytest.register_assert_rewrite("shapes")
 
+from langchain_core.runnables.config import var_child_runnable_config  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 from langgraph.store.memory import InMemoryStore  # noqa: E402
@@ -45,7 +46,6 @@ from shapes import (  # noqa: E402
 )
 
 import reliable_graph.nodes.step as step_module  # noqa: E402
-import reliable_graph.state as state_module  # noqa: E402
 from reliable_graph import Completeness, ContextGate, HumanEscalation, Refetch, reliable_step  # noqa: E402
 from reliable_graph.nodes.step import ReliableStep  # noqa: E402
 
@@ -286,12 +286,16 @@ class Recorded:
     def replay(self, *, is_async: bool) -> str:
         """The node's result for the same input, and the custom events it sent, normalised."""
         events: list[Any] = []
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(state_module, "running_stream_writer", lambda: events.append)
-            if is_async:
-                result = self.context.run(asyncio.run, self.node.ainvoke(self.input, self.config))
-            else:
-                result = self.context.run(self.node.invoke, self.input, self.config)
+        # the task's config and context, its custom stream writer a listener's
+        configurable = self.config["configurable"]
+        runtime = configurable["__pregel_runtime"].override(stream_writer=events.append)
+        config = {**self.config, "configurable": {**configurable, "__pregel_runtime": runtime}}
+        context = self.context.copy()
+        context.run(var_child_runnable_config.set, config)
+        if is_async:
+            result = context.run(asyncio.run, self.node.ainvoke(self.input, config))
+        else:
+            result = context.run(self.node.invoke, self.input, config)
         return normalised([repr(result.goto), result.update, events])
 
 

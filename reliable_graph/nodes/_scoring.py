@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reliable_graph._messages import is_messages, query_of, scorable
+from reliable_graph._messages import PLAIN, is_messages, query_of, scorable
 from reliable_graph._node import TaskRef, check_count, check_evaluators, check_threshold
 from reliable_graph._state_access import as_mapping, read_optional
 from reliable_graph.evaluators.base import EvalInput, Score, arun_evaluator, eval_input, run_evaluator
@@ -130,7 +130,7 @@ class OutputScoring:
         return eval_input(
             query if query is None or type(query) is str else str(query),
             list(context) if context else [],
-            scorable(output),
+            output if type(output) in PLAIN else scorable(output),
             step,
             state if type(state) is dict else as_mapping(state) if state is not None else {},
         )

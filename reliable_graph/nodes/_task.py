@@ -12,10 +12,18 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig, ensure_config
 from langgraph.types import Command, Send
 
-from reliable_graph._compat import current_checkpoint_id
+from reliable_graph._compat import current_checkpoint_id, is_plain_task
 from reliable_graph._messages import conversation as conversation_of
 from reliable_graph._messages import scorable
-from reliable_graph._node import ReliableNode, TaskRef, jsonable_or_repr, runnable_context, strict_json, task_ref
+from reliable_graph._node import (
+    ReliableNode,
+    TaskRef,
+    jsonable_or_repr,
+    runnable_context,
+    strict_json,
+    task_ref,
+    top_level_ref,
+)
 from reliable_graph._state_access import read_optional
 from reliable_graph.escalation.decision import Decision
 from reliable_graph.escalation.inbox import aindex_escalation, anote_status, index_escalation, note_status
@@ -93,12 +101,19 @@ def new_task(input: Any, config: RunnableConfig, step: str) -> tuple[TaskRef, Ma
     record is live (an automatic retry): `open_task` opens those. The record is the step's last one
     (a finished run's, or a context gate's that passed this step's context), or None.
     """
-    if type(input) is dict:
+    if type(input) is not dict:
+        if payload_kind(input) == "step":
+            return None
+        ref, current = current_task(input, config, step)
+    else:  # a TypedDict state (`current_task`, inline: this runs on every step)
         if input.get(MARKER) == "step":
             return None
-    elif payload_kind(input) == "step":
-        return None
-    ref, current = current_task(input, config, step)
+        ref = top_level_ref(step) if is_plain_task(config) else task_ref(config, step)
+        if ref.push:
+            return ref, None
+        rel = input.get(RELIABILITY_KEY)
+        tasks = rel.get("tasks") if isinstance(rel, dict) else None
+        current = tasks.get(ref.key) if isinstance(tasks, dict) else None
     if current is not None and current.get("pending") in LIVE:
         return None
     return ref, current

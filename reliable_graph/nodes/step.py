@@ -379,11 +379,12 @@ class ReliableStep(EscalatingNode):
             else self._check_update(result)
         )
         ck = scoring.context_key
-        context = update[ck] if ck in update else read_optional(input, ck)
+        context = update[ck] if ck in update else input.get(ck) if type(input) is dict else read_optional(input, ck)
         sample = scoring.sample(input, update[key], context, self.name)
         score = run_evaluator(scoring.evaluator, sample, raise_errors=scoring.raise_errors)
-        if score.value >= scoring.threshold:  # passed: `judge` and `_finish`, in one go
-            return self._passed(ref, current, update, score)
+        if score.value >= scoring.threshold:  # passed: `judge` and `_finish` (`_passed`), in one go
+            record = scoring.first_pass(ref, current, score, node=self.name)
+            return command(self.pass_to, {**update, RELIABILITY_KEY: {"tasks": {ref.key: record}}})
         ctx = new_context(input, config, ref, current)
         return self._indexed(self._finish(ctx, scoring.attempt(ctx), input, update, None, score))
 
