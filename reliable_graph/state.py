@@ -154,7 +154,13 @@ def merge_reliability(
     tasks = dict((left or {}).get("tasks") or {})  # one copy; `left` is never changed
     if type(right) is list or (isinstance(right, Sequence) and not isinstance(right, (str, bytes))):
         for write in right:  # a batch of writes (`DeltaChannel`)
-            _merge_into(tasks, write)
+            if type(write) is dict and type(new := write.get("tasks")) is dict:  # a node's write, merged inline
+                for key, record in new.items():
+                    current = tasks.get(key)
+                    if current is None or _rev(record) >= _rev(current):
+                        tasks[key] = record
+            else:
+                _merge_into(tasks, write)
     else:
         _merge_into(tasks, right)
     return {"tasks": tasks}
