@@ -8,16 +8,23 @@ upgrade that changes them fails loudly there instead of silently misrouting a ru
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import types
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
+from langgraph.config import get_stream_writer
 from langgraph.types import Command
 
 __all__ = [
     "channel_snapshot",
+    "command",
+    "is_plain_task",
     "is_silent_writer",
+    "listening_writer",
     "current_checkpoint_id",
     "declare_destinations",
     "is_push_task",
@@ -67,6 +74,43 @@ def pending_write_kinds(pending_writes: Any) -> set[str]:
     return kinds
 
 
+_RUNTIME = "__pregel_runtime"
+"""The configurable key of the running task's `Runtime` (its store, context and stream writer)."""
+
+_silent: list[Any] = [None]
+"""The last writer found silent: LangGraph makes one per run, and every step of the run gets it."""
+
+
+def listening_writer() -> Any:
+    """The custom stream's writer, or `None` when nobody listens (outside a run, or no `custom` stream).
+
+    What `langgraph.config.get_stream_writer()` returns (None where it raises `RuntimeError`),
+    unless it is the silent writer LangGraph hands a node when nobody streams `custom`. On Python
+    3.11+ the writer is read from the running config directly, without the two calls LangGraph's
+    function makes (a node looks it up on every step); on 3.10 it is LangGraph's function.
+    """
+    if _OLD_PYTHON:
+        try:
+            writer = get_stream_writer()
+        except RuntimeError:
+            return None
+    else:
+        config = var_child_runnable_config.get()
+        if not config:
+            return None
+        writer = config["configurable"][_RUNTIME].stream_writer
+    if writer is _silent[0]:
+        return None
+    if is_silent_writer(writer):
+        _silent[0] = writer
+        return None
+    return writer
+
+
+_OLD_PYTHON = sys.version_info < (3, 11)
+"""Python 3.10: LangGraph's `get_config` refuses inside an asyncio task, so its function decides."""
+
+
 def is_silent_writer(writer: Any) -> bool:
     """Whether `writer` is the stream writer LangGraph hands a node when nobody streams `custom`.
 
@@ -90,6 +134,21 @@ def is_push_task(config: RunnableConfig) -> bool:
     return len(path) > 0 and path[0] == _PUSH
 
 
+def is_plain_task(config: RunnableConfig) -> bool:
+    """Whether the running task is a node of the top-level graph an edge started (not `Send`, not in a subgraph).
+
+    `not is_push_task(config)` and a one-level namespace, in one call (a node asks on every step).
+    """
+    metadata = config.get("metadata") or {}
+    triggers = metadata.get("langgraph_triggers")
+    if triggers is not None:
+        if _PUSH in triggers:
+            return False
+    elif (path := metadata.get("langgraph_path")) and path[0] == _PUSH:
+        return False
+    return _NS_SEP not in str((config.get("configurable") or {}).get("checkpoint_ns") or "")
+
+
 def namespace_path(config: RunnableConfig) -> tuple[list[str], list[str]]:
     """The running task's namespace as (node names, full levels), outermost first, own level last."""
     configurable = config.get("configurable") or {}
@@ -106,6 +165,38 @@ def current_checkpoint_id(config: RunnableConfig) -> str | None:
     parent = ns.rsplit(_NS_SEP, 1)[0] if _NS_SEP in ns else ""
     found = mapping.get(parent) if isinstance(mapping, dict) else None
     return found or configurable.get("checkpoint_id")
+
+
+def _command_slots() -> tuple[Any, ...] | None:
+    """The slots' setters of `Command`, a frozen slotted dataclass of these four fields and nothing else; or None."""
+    try:
+        names = tuple(f.name for f in dataclasses.fields(Command))
+        if names != ("graph", "update", "resume", "goto") or hasattr(Command, "__post_init__"):
+            return None
+        return tuple(Command.__dict__[name].__set__ for name in names)
+    except (TypeError, KeyError, AttributeError):
+        return None
+
+
+_COMMAND_SLOTS = _command_slots()
+
+
+def command(goto: Any, update: dict[str, Any]) -> Command[Any]:
+    """`Command(goto=goto, update=update)`, its slots set directly: a passing step returns one every time.
+
+    A frozen dataclass's `__init__` sets each field through `object.__setattr__`, which costs more
+    than the rest of building the result; this builds the same object (equal to the other) in
+    about a third of the time, or calls the constructor when `Command` is not the dataclass it was.
+    """
+    if _COMMAND_SLOTS is None:
+        return Command(goto=goto, update=update)
+    set_graph, set_update, set_resume, set_goto = _COMMAND_SLOTS
+    result: Command[Any] = object.__new__(Command)
+    set_graph(result, None)
+    set_update(result, update)
+    set_resume(result, None)
+    set_goto(result, goto)
+    return result
 
 
 def declare_destinations(node: Any, targets: Sequence[str]) -> None:

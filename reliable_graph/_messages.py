@@ -13,13 +13,13 @@ CONVERSATION_LIMIT = 20
 """The latest messages an escalation shows a reviewer."""
 
 
-_PLAIN = frozenset({str, bytes, dict, int, float, bool, type(None)})
+PLAIN = frozenset({str, bytes, dict, int, float, bool, type(None)})
 """Types that are never messages: recognised at once (most outputs and queries are one of them)."""
 
 
 def is_messages(value: Any) -> bool:
     """A message, or a non-empty list of them (what a chat step returns or keeps in state)."""
-    if type(value) in _PLAIN:
+    if type(value) in PLAIN:
         return False
     if isinstance(value, BaseMessage):
         return True
@@ -56,7 +56,7 @@ def last_text(messages: Any, kind: type[BaseMessage]) -> str | None:
 
 def scorable(output: Any) -> Any:
     """What an evaluator scores: the last AI message's text for a message list, else the output."""
-    if type(output) in _PLAIN:
+    if type(output) in PLAIN:
         return output
     if is_messages(output):
         text = last_text(output, AIMessage)

@@ -20,7 +20,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langchain_core.runnables.config import var_child_runnable_config
 from pydantic import BaseModel
 
-from reliable_graph._compat import declare_destinations, is_push_task, namespace_path
+from reliable_graph._compat import declare_destinations, is_plain_task, is_push_task, namespace_path
 from reliable_graph.errors import EscalationSerializationError
 from reliable_graph.evaluators.base import check_evaluator
 
@@ -35,6 +35,7 @@ __all__ = [
     "jsonable_or_repr",
     "strict_json",
     "task_ref",
+    "top_level_ref",
 ]
 
 
@@ -163,17 +164,16 @@ class TaskRef:
 
 
 @functools.lru_cache(maxsize=4096)
-def _top_level_ref(step: str) -> TaskRef:
+def top_level_ref(step: str) -> TaskRef:
     """The `TaskRef` of a plain node of the top-level graph: one per step, built once (never changed)."""
     return TaskRef(key=step, step=step, path=step, push=False)
 
 
 def task_ref(config: RunnableConfig, step: str) -> TaskRef:
     """The `TaskRef` of the running task for `step` (stable across resumes of that task)."""
+    if is_plain_task(config):
+        return top_level_ref(step)
     push = is_push_task(config)
-    configurable = config.get("configurable") or {}
-    if not push and "|" not in str(configurable.get("checkpoint_ns") or ""):
-        return _top_level_ref(step)
     names, levels = namespace_path(config)
     parents = levels[:-1]
     path = "/".join([*names[:-1], step])

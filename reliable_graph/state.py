@@ -17,10 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from langgraph.channels import DeltaChannel
-from langgraph.config import get_stream_writer
 from typing_extensions import NotRequired, TypedDict
 
-from reliable_graph._compat import is_silent_writer
+from reliable_graph._compat import listening_writer
 from reliable_graph._state_access import read_optional
 
 __all__ = [
@@ -155,7 +154,13 @@ def merge_reliability(
     tasks = dict((left or {}).get("tasks") or {})  # one copy; `left` is never changed
     if type(right) is list or (isinstance(right, Sequence) and not isinstance(right, (str, bytes))):
         for write in right:  # a batch of writes (`DeltaChannel`)
-            _merge_into(tasks, write)
+            if type(write) is dict and type(new := write.get("tasks")) is dict:  # a node's write, merged inline
+                for key, record in new.items():
+                    current = tasks.get(key)
+                    if current is None or _rev(record) >= _rev(current):
+                        tasks[key] = record
+            else:
+                _merge_into(tasks, write)
     else:
         _merge_into(tasks, right)
     return {"tasks": tasks}
@@ -215,13 +220,8 @@ class ReliabilityState(TypedDict, total=False):
     reliability: Annotated[dict[str, Any], reliability_channel()]
 
 
-def stream_writer() -> Any:
-    """The custom stream's writer, or `None` when nobody listens (outside a run, or no `custom` stream)."""
-    try:
-        writer = get_stream_writer()
-    except RuntimeError:
-        return None
-    return None if is_silent_writer(writer) else writer
+stream_writer = listening_writer
+"""The custom stream's writer, or `None` when nobody listens (outside a run, or no `custom` stream)."""
 
 
 def _no_writer(event: Any) -> None:

@@ -18,6 +18,7 @@ from typing_extensions import TypedDict
 from reliable_graph._compat import (
     current_checkpoint_id,
     declare_destinations,
+    is_plain_task,
     is_push_task,
     namespace_path,
     pending_write_kinds,
@@ -39,6 +40,22 @@ def test_compat_is_push_task_tells_send_from_edges() -> None:
     builder.add_conditional_edges(START, lambda s: ["probe", Send("probe", {"i": 1})])
     out = builder.compile().invoke({"seen": []})
     assert sorted(out["seen"], key=str) == [("pull", None), ("push", 1)]
+
+
+def test_compat_is_plain_task_is_a_top_level_node_an_edge_started() -> None:
+    def probe(state: Any, config: RunnableConfig) -> dict[str, Any]:
+        return {"seen": [(state.get("i"), is_plain_task(config), not is_push_task(config))]}
+
+    inner = StateGraph(S)
+    inner.add_node("probe", probe)
+    inner.add_edge(START, "probe")
+    builder = StateGraph(S)
+    builder.add_node("probe", probe)
+    builder.add_node("sub", inner.compile())
+    builder.add_conditional_edges(START, lambda s: ["probe", "sub", Send("probe", {"i": 1})])
+    out = builder.compile(checkpointer=InMemorySaver()).invoke({"seen": []}, {"configurable": {"thread_id": "p"}})
+    # the edge's task, the Send item's, the subgraph's node (started by an edge, but not top-level)
+    assert sorted(out["seen"], key=str) == [(1, False, False), (None, False, True), (None, True, True)]
 
 
 def test_compat_namespace_path_names_the_subgraph() -> None:
@@ -194,3 +211,38 @@ def test_compat_copy_checkpoint_makes_an_older_checkpoint_the_newest() -> None:
     copy_checkpoint(graph, older.config)
     newest = graph.get_state(config)
     assert newest.values == older.values and newest.next == ("two",) and newest.metadata["source"] == "fork"
+
+
+def test_compat_command_builds_the_same_command() -> None:
+    from langgraph.types import Command
+
+    from reliable_graph import _compat
+
+    assert _compat._COMMAND_SLOTS is not None  # Command is still the slotted dataclass it sets directly
+    update = {"output": 1}
+    built = _compat.command("next", update)
+    assert type(built) is Command and built == Command(goto="next", update=update)
+    assert built.update is update and built.graph is None and built.resume is None and built.goto == "next"
+
+
+def test_compat_listening_writer_is_langgraphs_writer_when_someone_listens() -> None:
+    from langgraph.config import get_stream_writer
+
+    from reliable_graph._compat import listening_writer
+
+    seen: list[Any] = []
+
+    def probe(state: Any) -> dict[str, Any]:
+        writer = listening_writer()
+        seen.append(writer is get_stream_writer() if writer is not None else None)
+        return {}
+
+    builder = StateGraph(S)
+    builder.add_node("probe", probe)
+    builder.add_edge(START, "probe")
+    graph = builder.compile()
+    for _ in range(2):  # the silent writer remembered from the first step: still None
+        graph.invoke({"seen": []})
+        list(graph.stream({"seen": []}, stream_mode="custom"))
+    assert seen == [None, True, None, True]
+    assert listening_writer() is None  # outside a run

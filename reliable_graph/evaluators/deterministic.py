@@ -18,6 +18,7 @@ from reliable_graph.evaluators.base import (
     check_evaluator,
     evaluator_name,
     run_evaluator,
+    score_of,
 )
 
 __all__ = ["AllOf", "Predicate", "RegexMatch", "RequiredFields", "SchemaValid"]
@@ -113,23 +114,22 @@ class RequiredFields(BaseEvaluator):
 
     def evaluate(self, sample: EvalInput) -> Score:
         """Check the output's fields."""
-        data = _as_mapping(sample.output)
+        output = sample.output
+        data = output if type(output) is dict else _as_mapping(output)
         if data is None:
             return Score.failing(
                 self.name,
                 f"output is a {type(sample.output).__name__}, not a mapping with fields {', '.join(self.fields)}",
             )
-        missing = [f for f in self.fields if data.get(f) in _EMPTY]
+        missing = []
+        for name in self.fields:  # a loop, not a comprehension: no frame of its own (this runs on every step)
+            if data.get(name) in _EMPTY:
+                missing.append(name)
         present = len(self.fields) - len(missing)
         reason = (
             "all required fields present" if not missing else f"missing or empty required fields: {', '.join(missing)}"
         )
-        return Score(
-            value=present / len(self.fields),
-            reason=reason,
-            evaluator=self.name,
-            details={"missing": missing},
-        )
+        return score_of(present / len(self.fields), reason, self.name, {"missing": missing})
 
 
 @dataclass

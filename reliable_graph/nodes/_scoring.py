@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reliable_graph._messages import is_messages, query_of, scorable
-from reliable_graph._node import check_count, check_evaluators, check_threshold
+from reliable_graph._messages import PLAIN, is_messages, query_of, scorable
+from reliable_graph._node import TaskRef, check_count, check_evaluators, check_threshold
 from reliable_graph._state_access import as_mapping, read_optional
-from reliable_graph.evaluators.base import EvalInput, Score, arun_evaluator, run_evaluator
-from reliable_graph.nodes._task import TaskContext, build_escalation, compact, raise_audit
+from reliable_graph.evaluators.base import EvalInput, Score, arun_evaluator, eval_input, run_evaluator
+from reliable_graph.nodes._task import TaskContext, build_escalation, compact, new_record, raise_audit
 from reliable_graph.state import AttemptRecord, Verdict, emit, stream_writer
 
 __all__ = ["MESSAGES_KEY", "Attempt", "OutputScoring", "Scored", "shown_attempts"]
@@ -127,12 +127,12 @@ class OutputScoring:
             query = query_of(read_optional(state, MESSAGES_KEY))
         elif type(query) is not str and is_messages(query):
             query = query_of(query)
-        return EvalInput(
-            query=query if query is None or type(query) is str else str(query),
-            contexts=list(context) if context else [],
-            output=scorable(output),
-            step=step,
-            state=state if type(state) is dict else as_mapping(state) if state is not None else {},
+        return eval_input(
+            query if query is None or type(query) is str else str(query),
+            list(context) if context else [],
+            output if type(output) in PLAIN else scorable(output),
+            step,
+            state if type(state) is dict else as_mapping(state) if state is not None else {},
         )
 
     def score(self, sample: EvalInput) -> Score:
@@ -160,22 +160,7 @@ class OutputScoring:
             if isinstance(missing, list) and all(isinstance(m, str) for m in missing):
                 entry["missing"] = list(missing)
         if writer is not None:
-            emit(
-                {
-                    "type": "verdict",
-                    "step": ctx.ref.step,
-                    "task": ctx.ref.key,
-                    "node": node,
-                    "attempt": attempt.number,
-                    "kind": "output",
-                    "verdict": verdict,
-                    "score": score.value,
-                    "threshold": self.threshold,
-                    "reason": score.reason,
-                    "evaluator": score.evaluator,
-                },
-                writer,
-            )
+            emit(self._verdict_event(ctx.ref, node, attempt.number, verdict, score), writer)
         record: dict[str, Any]
         if verdict == "pass" and ctx.fresh:  # the common path: a compact record, built directly
             record = {**ctx.record, "attempts": [entry]}
@@ -195,18 +180,50 @@ class OutputScoring:
             if verdict == "pass" and not ctx.fresh:
                 record = dict(compact(record))
             if writer is not None:
-                emit(
-                    {
-                        "type": "outcome",
-                        "step": ctx.ref.step,
-                        "task": ctx.ref.key,
-                        "outcome": outcome,
-                        "attempts": attempt.number,
-                        "confidence": score.value,
-                    },
-                    writer,
-                )
+                emit(_outcome_event(ctx.ref, outcome, attempt.number, score), writer)
         return Scored(verdict, record, entry)
+
+    def first_pass(self, ref: TaskRef, current: Any, score: Score, *, node: str) -> dict[str, Any]:
+        """`judge`, then `with_key`, for a new task whose first attempt passed: its finished record (events emitted).
+
+        `current` is the record the task starts from (`new_task`); the result is what `with_key`
+        would write for the record `judge` returns, built in one step (the passing path's shortcut).
+        """
+        writer = stream_writer()
+        if writer is not None:
+            emit(self._verdict_event(ref, node, 1, "pass", score), writer)
+            emit(_outcome_event(ref, "pass", 1, score), writer)
+        entry = {"n": 1, "score": score.value, "verdict": "pass"}
+        if current is None and ref.path == ref.step:  # what `new_record` starts it with: step and rev 0
+            return {"step": ref.step, "rev": 1, "attempts": [entry], "outcome": "pass"}
+        record = new_record(ref, current)
+        return {**record, "rev": int(record.get("rev", 0)) + 1, "attempts": [entry], "outcome": "pass"}
+
+    def _verdict_event(self, ref: TaskRef, node: str, attempt: int, verdict: Verdict, score: Score) -> dict[str, Any]:
+        return {
+            "type": "verdict",
+            "step": ref.step,
+            "task": ref.key,
+            "node": node,
+            "attempt": attempt,
+            "kind": "output",
+            "verdict": verdict,
+            "score": score.value,
+            "threshold": self.threshold,
+            "reason": score.reason,
+            "evaluator": score.evaluator,
+        }
+
+
+def _outcome_event(ref: TaskRef, outcome: str | None, attempts: int, score: Score) -> dict[str, Any]:
+    return {
+        "type": "outcome",
+        "step": ref.step,
+        "task": ref.key,
+        "outcome": outcome,
+        "attempts": attempts,
+        "confidence": score.value,
+    }
 
 
 def shown_attempts(record: dict[str, Any], threshold: float) -> list[dict[str, Any]]:

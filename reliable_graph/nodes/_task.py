@@ -12,10 +12,18 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig, ensure_config
 from langgraph.types import Command, Send
 
-from reliable_graph._compat import current_checkpoint_id
+from reliable_graph._compat import current_checkpoint_id, is_plain_task
 from reliable_graph._messages import conversation as conversation_of
 from reliable_graph._messages import scorable
-from reliable_graph._node import ReliableNode, TaskRef, jsonable_or_repr, runnable_context, strict_json, task_ref
+from reliable_graph._node import (
+    ReliableNode,
+    TaskRef,
+    jsonable_or_repr,
+    runnable_context,
+    strict_json,
+    task_ref,
+    top_level_ref,
+)
 from reliable_graph._state_access import read_optional
 from reliable_graph.escalation.decision import Decision
 from reliable_graph.escalation.inbox import aindex_escalation, anote_status, index_escalation, note_status
@@ -31,7 +39,7 @@ from reliable_graph.escalation.record import (
 from reliable_graph.evaluators.base import Score, as_chunks
 from reliable_graph.state import RELIABILITY_KEY, AttemptRecord, StepRecord, emit, task_records
 
-__all__ = ["TaskContext", "build_escalation", "compact", "open_task", "with_key"]
+__all__ = ["TaskContext", "build_escalation", "compact", "new_task", "open_task", "with_key"]
 
 
 @dataclass(slots=True)  # not frozen: built on every step, and a frozen init costs a setattr per field
@@ -59,12 +67,87 @@ class TaskContext:
         return None if self.config is None else current_checkpoint_id(self.config)
 
 
+LIVE = ("retry", "refetch", "human_retry", "human_context")
+"""What a live task's record waits for: the next run continues it instead of starting a new task."""
+
+
+def thread_of(config: RunnableConfig) -> str | None:
+    """The run's thread id, as text (None outside a checkpointed run)."""
+    thread = (config.get("configurable") or {}).get("thread_id")
+    return None if thread is None else str(thread)
+
+
+def is_step_payload(input: Any) -> bool:
+    """Whether a node's input is a task's continuation (a reviewer's decision, a `Send` item's re-run)."""
+    return (input.get(MARKER) == "step") if type(input) is dict else (payload_kind(input) == "step")
+
+
+def current_task(input: Any, config: RunnableConfig, step: str) -> tuple[TaskRef, Mapping[str, Any] | None]:
+    """The running task's ref and the record the state holds for it (None for a `Send` item or none yet)."""
+    ref = task_ref(config, step)
+    if ref.push:
+        return ref, None
+    if type(input) is dict:  # a TypedDict state: look the record up without copying every record
+        rel = input.get(RELIABILITY_KEY)
+        tasks = rel.get("tasks") if isinstance(rel, dict) else None
+        return ref, tasks.get(ref.key) if isinstance(tasks, dict) else None
+    return ref, task_records(input).get(ref.key)
+
+
+def new_task(input: Any, config: RunnableConfig, step: str) -> tuple[TaskRef, Mapping[str, Any] | None] | None:
+    """The ref of a new task of `step` and the record it starts from, or None when the input continues one.
+
+    None for a continuation payload (a reviewer's decision or a `Send` re-run) and for a task whose
+    record is live (an automatic retry): `open_task` opens those. The record is the step's last one
+    (a finished run's, or a context gate's that passed this step's context), or None.
+    """
+    if type(input) is not dict:
+        if payload_kind(input) == "step":
+            return None
+        ref, current = current_task(input, config, step)
+    else:  # a TypedDict state (`current_task`, inline: this runs on every step)
+        if input.get(MARKER) == "step":
+            return None
+        ref = top_level_ref(step) if is_plain_task(config) else task_ref(config, step)
+        if ref.push:
+            return ref, None
+        rel = input.get(RELIABILITY_KEY)
+        tasks = rel.get("tasks") if isinstance(rel, dict) else None
+        current = tasks.get(ref.key) if isinstance(tasks, dict) else None
+    if current is not None and current.get("pending") in LIVE:
+        return None
+    return ref, current
+
+
+def new_record(ref: TaskRef, current: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The record a new task starts with (`current`: what `new_task` found)."""
+    step = ref.step
+    record: dict[str, Any] = {"step": step, "rev": current["rev"] if current else 0}
+    if current is not None and "outcome" not in current:
+        # a context gate passed this step's context: its record carries on into the step
+        record.update({k: v for k, v in current.items() if k in ("gate", "refetches", "fetch_error")})
+    if ref.path != step:
+        record["path"] = ref.path
+    return record
+
+
+def new_context(input: Any, config: RunnableConfig, ref: TaskRef, current: Mapping[str, Any] | None) -> TaskContext:
+    """The `TaskContext` of a new task (`ref` and `current`: what `new_task` found)."""
+    return TaskContext(
+        ref=ref,
+        state=input,
+        record=new_record(ref, current),  # type: ignore[arg-type]
+        fresh=True,
+        decision=None,
+        review=None,
+        thread_id=thread_of(config),
+        config=config,
+    )
+
+
 def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
     """Identify the running task of `step` from the node's input and config."""
-    configurable = config.get("configurable") or {}
-    thread = configurable.get("thread_id")
-    thread_id = None if thread is None else str(thread)
-    if (input.get(MARKER) == "step") if type(input) is dict else (payload_kind(input) == "step"):
+    if is_step_payload(input):
         payload: StepTask = input
         record = dict(payload["record"])
         ref = TaskRef(key=payload["key"], step=step, path=str(record.get("path", step)), push=payload["push"])
@@ -76,36 +159,20 @@ def open_task(input: Any, config: RunnableConfig, step: str) -> TaskContext:
             fresh=False,
             decision=None if raw is None else Decision.model_validate(raw),
             review=payload,
-            thread_id=thread_id,
+            thread_id=thread_of(config),
             config=None,
         )
-    ref = task_ref(config, step)
-    if ref.push:
-        current = None
-    elif type(input) is dict:  # a TypedDict state: look the record up without copying every record
-        rel = input.get(RELIABILITY_KEY)
-        tasks = rel.get("tasks") if isinstance(rel, dict) else None
-        current = tasks.get(ref.key) if isinstance(tasks, dict) else None
-    else:
-        current = task_records(input).get(ref.key)
-    live = current is not None and current.get("pending") in ("retry", "refetch", "human_retry", "human_context")
-    if live and current is not None:
-        record = dict(current)
-    else:
-        record = {"step": step, "rev": current["rev"] if current else 0}
-        if current is not None and "outcome" not in current:
-            # a context gate passed this step's context: its record carries on into the step
-            record.update({k: v for k, v in current.items() if k in ("gate", "refetches", "fetch_error")})
-        if ref.path != step:
-            record["path"] = ref.path
-    return TaskContext(
+    ref, current = current_task(input, config, step)
+    if current is None or current.get("pending") not in LIVE:
+        return new_context(input, config, ref, current)
+    return TaskContext(  # a live task: its next automatic attempt
         ref=ref,
         state=input,
-        record=record,  # type: ignore[arg-type]
-        fresh=not live,
+        record=dict(current),  # type: ignore[arg-type]
+        fresh=False,
         decision=None,
         review=None,
-        thread_id=thread_id,
+        thread_id=thread_of(config),
         config=config,
     )
 
@@ -346,12 +413,24 @@ class EscalatingNode(ReliableNode):
             finally:
                 _audits.reset(token)
             escalations = _raised_escalations(result) + audits
-        if escalations and (store := current_store()) is not None:
-            for escalation in escalations:
-                index_escalation(store, escalation)
+        self._index(escalations)
         if (applied := _applied(input)) is not None and (store := current_store()) is not None:
             note_status(store, applied, "resolved")
         return result
+
+    @staticmethod
+    def _index(escalations: list[dict[str, Any]]) -> None:
+        """Index `escalations` (from `_raised_escalations`) for the inbox, when the graph has a store."""
+        if escalations and (store := current_store()) is not None:
+            for escalation in escalations:
+                index_escalation(store, escalation)
+
+    @staticmethod
+    async def _aindex(escalations: list[dict[str, Any]]) -> None:
+        """Async twin of `_index`."""
+        if escalations and (store := current_store()) is not None:
+            for escalation in escalations:
+                await aindex_escalation(store, escalation)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Run the node asynchronously (and index what it escalated or sent for audit)."""
@@ -372,9 +451,7 @@ class EscalatingNode(ReliableNode):
                 finally:
                     _audits.reset(token)
                 escalations = _raised_escalations(result) + audits
-            if escalations and (store := current_store()) is not None:
-                for escalation in escalations:
-                    await aindex_escalation(store, escalation)
+            await self._aindex(escalations)
             if applying is not None and (store := current_store()) is not None:
                 await anote_status(store, applying, "resolved")
         return result

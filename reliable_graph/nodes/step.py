@@ -9,25 +9,29 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.runnables.config import run_in_executor
 from langgraph.graph import END
 from langgraph.types import Command
 
+from reliable_graph._compat import command
 from reliable_graph._messages import is_messages, with_feedback
-from reliable_graph._node import check_routes
+from reliable_graph._node import TaskRef, check_routes, runnable_context
 from reliable_graph._state_access import read, read_optional
 from reliable_graph.escalation.decision import Decision
-from reliable_graph.evaluators.base import Score
+from reliable_graph.evaluators.base import Score, run_evaluator
 from reliable_graph.nodes._scoring import MESSAGES_KEY, Attempt, OutputScoring, shown_attempts
 from reliable_graph.nodes._task import (
     EscalatingNode,
     TaskContext,
+    _raised_escalations,
     after_review,
     build_escalation,
     compact,
     continue_with,
     escalate,
+    new_context,
+    new_task,
     open_task,
     with_context,
     with_key,
@@ -124,6 +128,10 @@ class ReliableStep(EscalatingNode):
         )
         self.pass_to: str = pass_to
         self.escalate_to: str = escalate_to
+        self._fast_new = not self._may_audit()
+        """New tasks take `_run_new`/`_arun_new` (no audit can be raised, so no audit list is kept)."""
+        self._fast_sync = self._fast_new and not self.is_async
+        """`invoke` of a new task takes `_run_new` (an async step function makes `_run` raise)."""
         self._declare(pass_to, node_name, escalate_to)
 
     # -- the shared core -------------------------------------------------------------------
@@ -139,12 +147,12 @@ class ReliableStep(EscalatingNode):
         text = output if isinstance(output, str) else json.dumps(output)
         return [AIMessage(content=text)] if isinstance(proposed, list) else AIMessage(content=text)
 
-    def _check_input(self, ctx: TaskContext) -> None:
+    def _check_input(self, state: Any) -> None:
         """What can be checked before the step function runs (fail before work is spent)."""
-        if ctx.state is None:
+        if state is None:
             return
         if self.refetch is not None:
-            read(ctx.state, self.scoring.query_key, node=self.name)
+            read(state, self.scoring.query_key, node=self.name)
 
     def _check_update(self, update: Any) -> dict[str, Any]:
         if isinstance(update, Command):
@@ -318,10 +326,104 @@ class ReliableStep(EscalatingNode):
             merged = merge_context(read_optional(ctx.state, key), supplied, "append")
             ctx = dataclasses.replace(ctx, state=with_context(ctx.state, key, merged))
         if ctx.state is not None and self.refetch is not None:
-            self._check_input(ctx)
+            self._check_input(ctx.state)
         return ctx
 
+    async def _astep(self, config: RunnableConfig, state: Any) -> Any:
+        """Run the step function from the async driver (a sync one in the executor)."""
+        if self.is_async:
+            return await self.fn(state)
+        return await run_in_executor(config, self.fn, state)
+
     # -- the two drivers -------------------------------------------------------------------
+    # A new task (the common case: a step's first run in this run) takes `_run_new`/`_arun_new`:
+    # the same steps as `_run`/`_arun` on a fresh task without the continuation plumbing, and a
+    # passing first attempt builds its record in one go (`OutputScoring.first_pass`). Anything
+    # else it hands to the shared core (`_raised`, `_finish`) with the task's full context.
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        """Run the node synchronously (and index what it escalated or sent for audit)."""
+        if config is None:
+            config = ensure_config()
+        if self._fast_sync and (found := new_task(input, config, self.name)) is not None:
+            return self._run_new(input, config, found[0], found[1])
+        return super().invoke(input, config)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        """Run the node asynchronously (and index what it escalated or sent for audit)."""
+        if config is None:
+            config = ensure_config()
+        if self._fast_new and (found := new_task(input, config, self.name)) is not None:
+            with runnable_context(config):
+                return await self._arun_new(input, config, found[0], found[1])
+        return await super().ainvoke(input, config)
+
+    def _run_new(self, input: Any, config: RunnableConfig, ref: TaskRef, current: Any) -> Any:
+        """`invoke` for a new task: its first attempt (`new_task` found `ref` and `current`)."""
+        if self.refetch is not None:
+            self._check_input(input)
+        tries = [0]
+        try:
+            result = self._call(self.fn, tries, input)
+        except Exception as exc:
+            score = self._failure(exc, f"step {self.name!r}", tries[0])
+            if score is None:
+                raise
+            ctx = new_context(input, config, ref, current)
+            return self._indexed(self._raised(ctx, self.scoring.attempt(ctx), input, None, score))
+        scoring = self.scoring
+        key = scoring.output_key
+        update = (
+            result
+            if type(result) is dict and key in result and RELIABILITY_KEY not in result
+            else self._check_update(result)
+        )
+        ck = scoring.context_key
+        context = update[ck] if ck in update else input.get(ck) if type(input) is dict else read_optional(input, ck)
+        sample = scoring.sample(input, update[key], context, self.name)
+        score = run_evaluator(scoring.evaluator, sample, raise_errors=scoring.raise_errors)
+        if score.value >= scoring.threshold:  # passed: `judge` and `_finish` (`_passed`), in one go
+            record = scoring.first_pass(ref, current, score, node=self.name)
+            return command(self.pass_to, {**update, RELIABILITY_KEY: {"tasks": {ref.key: record}}})
+        ctx = new_context(input, config, ref, current)
+        return self._indexed(self._finish(ctx, scoring.attempt(ctx), input, update, None, score))
+
+    async def _arun_new(self, input: Any, config: RunnableConfig, ref: TaskRef, current: Any) -> Any:
+        """`ainvoke` for a new task: its first attempt (`new_task` found `ref` and `current`)."""
+        if self.refetch is not None:
+            self._check_input(input)
+        tries = [0]
+        try:
+            result = await self._acall(self._astep, tries, config, input)
+        except Exception as exc:
+            score = self._failure(exc, f"step {self.name!r}", tries[0])
+            if score is None:
+                raise
+            ctx = new_context(input, config, ref, current)
+            raised = self._raised(ctx, self.scoring.attempt(ctx), input, None, score)
+            await self._aindex(_raised_escalations(raised))
+            return raised
+        scoring = self.scoring
+        update = self._check_update(result)
+        context = update.get(scoring.context_key, read_optional(input, scoring.context_key))
+        sample = scoring.sample(input, update[scoring.output_key], context, self.name)
+        score = await scoring.ascore(sample)
+        if score.value >= scoring.threshold:
+            return self._passed(ref, current, update, score)
+        ctx = new_context(input, config, ref, current)
+        finished = self._finish(ctx, scoring.attempt(ctx), input, update, None, score)
+        await self._aindex(_raised_escalations(finished))
+        return finished
+
+    def _passed(self, ref: TaskRef, current: Any, update: dict[str, Any], score: Score) -> Command[Any]:
+        """What `_finish` returns for a new task whose first attempt passed (no audit: `_fast_new`)."""
+        record = self.scoring.first_pass(ref, current, score, node=self.name)
+        return command(self.pass_to, {**update, RELIABILITY_KEY: {"tasks": {ref.key: record}}})
+
+    def _indexed(self, result: Any) -> Any:
+        """`result`, once what it escalated is indexed for the inbox (`EscalatingNode.invoke`)."""
+        self._index(_raised_escalations(result))
+        return result
 
     def _run(self, input: Any, config: RunnableConfig) -> Any:
         if self.is_async:
@@ -379,15 +481,9 @@ class ReliableStep(EscalatingNode):
         working = ctx.state if refetched is None else with_context(ctx.state, self.scoring.context_key, refetched)
         if attempt.number > 1:
             working = self._with_feedback(ctx, attempt, working)
-
-        async def step(state: Any) -> Any:
-            if self.is_async:
-                return await self.fn(state)
-            return await run_in_executor(config, self.fn, state)
-
         tries = [0]
         try:
-            result = await self._acall(step, tries, working)
+            result = await self._acall(self._astep, tries, config, working)
         except Exception as exc:
             score = self._failure(exc, f"step {self.name!r}", tries[0])
             if score is None:
