@@ -175,3 +175,29 @@ def test_a_thread_run_again_leaves_no_stale_escalation(backend: str, tmp_path: P
         assert [e.event for e in inbox.audit(old.id)] == ["index", "superseded"]
         inbox.resolve(new.id, {"action": "edit", "output": ["draft=edited"]}, reviewer="ana")
         assert graph.get_state(config).values["results"] == ["draft=edited"]
+
+
+def test_reconcile_and_sweep_read_every_row_not_one_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """10,000 pending rows once hid every newer row from reconcile(); `select_all` reads page after page."""
+    conn = sqlite3.connect(tmp_path / "pages.sqlite", check_same_thread=False, isolation_level=None)
+    store = SqliteStore(conn)
+    store.setup()
+    ledger = ledger_for(store)
+    for n in range(7):
+        ledger.index(
+            {
+                "id": f"e{n}",
+                "thread_id": f"t{n}",
+                "step": "draft",
+                "confidence": 0.1,
+                "threshold": 0.5,
+                "reason": "r",
+                "created_at": (T0 + timedelta(minutes=n)).isoformat(),
+            },
+            at=T0.isoformat(),
+        )
+    monkeypatch.setattr("reliable_graph.escalation._ledger.PAGE", 3)
+    now = T0.isoformat()
+    assert len(ledger.select(status=("pending",), now=now, limit=3)) == 3
+    assert [r["escalation_id"] for r in ledger.select_all(status=("pending",), now=now)] == [f"e{n}" for n in range(7)]
+    conn.close()

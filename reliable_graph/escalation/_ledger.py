@@ -134,6 +134,10 @@ class Expect:
         return " AND ".join(parts), params
 
 
+PAGE = 10_000
+"""Rows per page when every matching row is read (`select_all`)."""
+
+
 class Ledger:
     """The rows that change atomically, on SQLite, Postgres or in process."""
 
@@ -513,12 +517,23 @@ class Ledger:
                 return bool(held.get("continued_at") == mine)
         free = "1 = 1" if force else "(continued_at IS NULL OR COALESCE(continued_until, '') < ?)"
         with self._transaction() as run:
+            if self.kind == "postgres":  # lock the group's rows in one order: two claims never deadlock
+                run(f"SELECT 1 FROM reliable_graph_inbox WHERE {group[0]} ORDER BY escalation_id FOR UPDATE", group[1])
             run(
                 f"UPDATE reliable_graph_inbox SET continued_at = ?, continued_until = ? WHERE {group[0]} AND {free}",
                 [mine, claim["continued_until"], *group[1], *([] if force else [now])],
             )
             found = run("SELECT continued_at FROM reliable_graph_inbox WHERE escalation_id = ?", [row["escalation_id"]])
         return bool(found) and found[0][0] == mine
+
+    def select_all(self, **filters: Any) -> list[dict[str, Any]]:
+        """Every row `select(**filters)` matches, page after page (reconcile and sweep must see them all)."""
+        rows: list[dict[str, Any]] = []
+        while True:
+            found = self.select(**filters, limit=PAGE, offset=len(rows))
+            rows += found
+            if len(found) < PAGE:
+                return rows
 
     def lock_holder(self, thread_id: str, *, now: str) -> str | None:
         """Who holds `thread_id`'s lock now (None when free or lapsed)."""

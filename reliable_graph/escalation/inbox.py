@@ -605,7 +605,7 @@ class EscalationInbox:
         self.sync()
         self._take_over_lapsed()
         now = self._now().isoformat()
-        unsettled = self.ledger.select(status=(*OPEN, RESOLVING, APPLIED), now=now, kind="escalation")
+        unsettled = self.ledger.select_all(status=(*OPEN, RESOLVING, APPLIED), now=now, kind="escalation")
         for thread_id in sorted(forked | {str(r["thread_id"]) for r in unsettled if r.get("thread_id") in threads}):
             self._tidy(thread_id)
         return added
@@ -614,7 +614,7 @@ class EscalationInbox:
         """Finish every resolution whose owner stopped renewing its heartbeat (never one in flight)."""
         finished = []
         now = self._now().isoformat()
-        for row in self.ledger.select(status=(RESOLVING,), now=now):
+        for row in self.ledger.select_all(status=(RESOLVING,), now=now):
             if row.get("owner") in (None, DIRECT) or (row.get("heartbeat") or "") >= now:
                 continue
             owner = owner_token()
@@ -894,7 +894,7 @@ class EscalationInbox:
         if self.ledger.kind == "memory":
             self.sync()
         found: dict[str, dict[str, int]] = {}
-        for row in self.ledger.select(status=None, kind="audit", now=self._now().isoformat()):
+        for row in self.ledger.select_all(status=None, kind="audit", now=self._now().isoformat()):
             stats = found.setdefault(str(row.get("step") or ""), {"labelled": 0, "wrong": 0, "pending": 0})
             raw = row.get("decision")
             decision = json.loads(raw) if isinstance(raw, str) else raw
@@ -920,7 +920,7 @@ class EscalationInbox:
         self.sync()
         moment = (now or self._now()).astimezone(timezone.utc)
         at = moment.isoformat()
-        rows = self.ledger.select(status=OPEN, now=at, kind="escalation")  # audits never expire
+        rows = self.ledger.select_all(status=OPEN, now=at, kind="escalation")  # audits never expire
         expired = []
         for row in rows:
             due = row.get("deadline") or (
