@@ -8,6 +8,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,8 @@ def versions(rows: list[Any]) -> list[int]:
 
 def test_a_fresh_sqlite_file_migrates_once_under_racing_threads_and_processes(tmp_path: Path) -> None:
     db = tmp_path / "fresh.sqlite"
-    with sqlite3.connect(db, isolation_level=None) as conn:  # the store's own tables, set up once (LangGraph's
-        SqliteStore(conn).setup()  # migrations are not safe to race); the ledger's are left to the racers
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:  # the store's own tables, set up once
+        SqliteStore(conn).setup()  # (LangGraph's migrations are not safe to race); the ledger's are left to the racers
     opener = (
         "import sqlite3\n"
         f"conn = sqlite3.connect({str(db)!r}, check_same_thread=False, isolation_level=None, timeout=60)\n"
@@ -65,8 +66,8 @@ def test_a_fresh_sqlite_file_migrates_once_under_racing_threads_and_processes(tm
 
     def one() -> None:
         try:
-            conn = sqlite3.connect(db, check_same_thread=False, isolation_level=None, timeout=60)
-            ledger_for(SqliteStore(conn))
+            with closing(sqlite3.connect(db, check_same_thread=False, isolation_level=None, timeout=60)) as conn:
+                ledger_for(SqliteStore(conn))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -76,7 +77,7 @@ def test_a_fresh_sqlite_file_migrates_once_under_racing_threads_and_processes(tm
     for thread in threads:
         thread.join()
     assert [p.communicate(timeout=120)[0].strip() for p in procs] == ["ok"] * 4 and not errors, errors
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         assert versions(conn.execute("SELECT version FROM reliable_graph_schema").fetchall()) == [1, 2]
     assert SCHEMA_VERSION == 2
 
@@ -101,7 +102,7 @@ def test_a_fresh_postgres_database_migrates_once_under_racing_processes(fresh_pg
 
 def test_a_database_of_the_first_release_keeps_its_rows(tmp_path: Path) -> None:
     db = tmp_path / "old.sqlite"
-    with sqlite3.connect(db) as conn:  # the tables as the first release created them, one row waiting
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:  # the first release's tables, one row waiting
         conn.execute(
             "CREATE TABLE reliable_graph_inbox (escalation_id TEXT PRIMARY KEY, thread_id TEXT, step TEXT, "
             "confidence DOUBLE PRECISION, created_at TEXT, deadline TEXT, status TEXT NOT NULL, assignee TEXT, "
