@@ -301,15 +301,15 @@ async def aindex_escalation(store: BaseStore, escalation: Mapping[str, Any]) -> 
         ```
     """
     key = str(escalation["id"])
-    value = _index_value(escalation)
 
-    async def index() -> bool:
+    async def index() -> dict[str, Any] | None:
         if await store.aget(INBOX_NAMESPACE, key) is not None:
-            return False
+            return None
+        value = _index_value(escalation)
         await store.aput(INBOX_NAMESPACE, key, value, index=False)
-        return True
+        return value
 
-    if await _retry_busy(index):
+    if (value := await _retry_busy(index)) is not None:
         await asyncio.to_thread(_admit, store, value)  # the ledger's statement may wait on a database lock
 
 
@@ -328,16 +328,14 @@ async def _retry_busy(write: Callable[[], Awaitable[T]]) -> T:
     another connection (the saver's, the ledger's) wrote since it read. Both writes here are
     idempotent (an item indexed once, a status never moved back), so they are simply run again.
     """
-    for attempt in range(BUSY_RETRIES):
+    for attempt in range(BUSY_RETRIES - 1):
         try:
             return await write()
         except Exception as exc:
             if "database is locked" not in str(exc) or type(exc).__name__ != "OperationalError":
                 raise
-            if attempt == BUSY_RETRIES - 1:
-                raise
             await asyncio.sleep(min(0.01 * (attempt + 1), 0.25))
-    raise AssertionError("unreachable")  # pragma: no cover
+    return await write()  # the last try: its error is the caller's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
