@@ -229,7 +229,7 @@ def test_a_late_keyed_answer_on_a_per_task_interrupt_is_asked_again_without_a_re
 
 
 @pytest.mark.parametrize("format", ["agent_inbox", "hitl"])
-@pytest.mark.parametrize("shape", ["send", "branches"])
+@pytest.mark.parametrize("shape", ["send", "branches", "subgraph"])
 def test_a_stale_ui_answer_naming_an_escalation_answered_meanwhile_is_refused_not_applied_to_the_next(
     shape: str, format: str, tmp_path: Path
 ) -> None:
