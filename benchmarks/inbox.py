@@ -10,7 +10,8 @@ Each backend runs on a database of its own (a temporary SQLite file; a fresh Pos
    appends the thread to a side-effect log: an escalation applied twice shows up there.
 3. kill: `--kills` times, a reviewer process starts resolving a fresh escalation and is
    SIGKILLed at a random point (0-60 ms in); then `reconcile()` runs, as an operator would.
-   An escalation is lost if it ended neither resolved nor back in the queue.
+   An escalation is lost if it ended neither resolved nor back in the queue;
+   `resolved_but_not_applied` counts one resolved while its thread never ran the downstream node.
 4. fanout_race: `--fanout-threads` threads, each a 9-item `Send` fan-out of which 5 items
    escalate; 5 reviewer processes at once, reviewer k resolving the k-th escalation of every
    thread (so every thread has 5 reviewers at the same time), each in its own random order.
@@ -255,10 +256,12 @@ def measure_kills(backend: str, where: str, kills: int, prefix: str, tmp: Path) 
             proc.send_signal(signal.SIGKILL)
             killed += 1
         proc.communicate(timeout=60)
-    with one_step(backend, where) as (graph, store):
+    # reconcile runs the downstream node of what it finishes: it logs to the same side effects
+    with one_step(backend, where, effects) as (graph, store):
         inbox = EscalationInbox(store, graph=graph, clock=lambda: datetime.now(timezone.utc) + timedelta(hours=1))
         inbox.reconcile()
         statuses = {t: inbox.show(by_thread[t]).status for t in threads}
+        finished = {t: bool(graph.get_state({"configurable": {"thread_id": t}}).values.get("done")) for t in threads}
     applied = Counter(effects.read_text().splitlines()) if effects.exists() else Counter()
     return {
         "kills": killed,
@@ -266,7 +269,9 @@ def measure_kills(backend: str, where: str, kills: int, prefix: str, tmp: Path) 
         "back_in_queue": sum(1 for t in threads if statuses[t] in ("pending", "claimed")),
         "lost": sum(1 for t in threads if statuses[t] not in ("resolved", "pending", "claimed")),
         "applied_twice": sum(1 for t in threads if applied[t] > 1),
-        "resolved_but_not_applied": sum(1 for t in threads if statuses[t] == "resolved" and applied[t] == 0),
+        "resolved_but_not_applied": sum(
+            1 for t in threads if statuses[t] == "resolved" and (applied[t] == 0 or not finished[t])
+        ),
     }
 
 
@@ -372,10 +377,20 @@ def _killed_reconcile(backend: str, where: str, effects: str) -> None:
 
 
 def run_forked(target: Any, *args: Any) -> int:
-    proc = multiprocessing.get_context("fork").Process(target=target, args=args)
+    """Run `target(*args)` in a fresh interpreter; its exit code (-9 when it was SIGKILLed).
+
+    Spawned, not forked: a fork copies this process's connection pools with their locks as their
+    threads held them and their sockets to the server, and the child can hang on a lock no thread
+    will release (a forked reconcile waited 10 minutes on a Postgres read this way).
+    """
+    proc = multiprocessing.get_context("spawn").Process(target=target, args=args)
     proc.start()
     proc.join(timeout=300)
-    return proc.exitcode if proc.exitcode is not None else 0
+    if proc.exitcode is None:
+        proc.kill()
+        proc.join()
+        raise RuntimeError(f"{target.__name__} did not end within 300 s")
+    return proc.exitcode
 
 
 def measure_kill_points(backend: str, where: str, per_point: int, prefix: str, tmp: Path) -> dict[str, Any]:
