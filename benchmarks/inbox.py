@@ -11,7 +11,12 @@ Each backend runs on a database of its own (a temporary SQLite file; a fresh Pos
 3. kill: `--kills` times, a reviewer process starts resolving a fresh escalation and is
    SIGKILLed at a random point (0-60 ms in); then `reconcile()` runs, as an operator would.
    An escalation is lost if it ended neither resolved nor back in the queue;
-   `resolved_but_not_applied` counts one resolved while its thread never ran the downstream node.
+   `resolved_but_not_applied` counts one resolved while its thread's checkpoints hold no run of
+   the downstream node; `applied_twice`, a thread whose checkpoints hold two. A kill that lands
+   inside the downstream node, after its side effect and before its checkpoint, makes
+   `reconcile()` run that node again (LangGraph runs a node whose writes were never checkpointed
+   again on resume: at least once, so side effects must be idempotent): `rerun_after_kill` counts
+   those, from the side-effect log.
 4. fanout_race: `--fanout-threads` threads, each a 9-item `Send` fan-out of which 5 items
    escalate; 5 reviewer processes at once, reviewer k resolving the k-th escalation of every
    thread (so every thread has 5 reviewers at the same time), each in its own random order.
@@ -37,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import operator
 import os
 import random
 import signal
@@ -51,7 +57,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -88,6 +94,8 @@ class State(ReliabilityState, total=False):
     question: str
     output: str
     done: str
+    effects: Annotated[list[str], operator.add]
+    """One entry per run of the downstream node the thread's checkpoints hold."""
 
 
 def build(side_effects: Path | None) -> StateGraph[Any, Any, Any, Any]:
@@ -98,7 +106,7 @@ def build(side_effects: Path | None) -> StateGraph[Any, Any, Any, Any]:
         if side_effects is not None:
             with side_effects.open("a") as fh:
                 fh.write(f"{state['question']}\n")
-        return {"done": state.get("output", "")}
+        return {"done": state.get("output", ""), "effects": [state["question"]]}
 
     graph = StateGraph(State)
     graph.add_node(
@@ -261,17 +269,18 @@ def measure_kills(backend: str, where: str, kills: int, prefix: str, tmp: Path) 
         inbox = EscalationInbox(store, graph=graph, clock=lambda: datetime.now(timezone.utc) + timedelta(hours=1))
         inbox.reconcile()
         statuses = {t: inbox.show(by_thread[t]).status for t in threads}
-        finished = {t: bool(graph.get_state({"configurable": {"thread_id": t}}).values.get("done")) for t in threads}
+        committed = {
+            t: len(graph.get_state({"configurable": {"thread_id": t}}).values.get("effects") or []) for t in threads
+        }
     applied = Counter(effects.read_text().splitlines()) if effects.exists() else Counter()
     return {
         "kills": killed,
         "resolved": sum(1 for t in threads if statuses[t] == "resolved"),
         "back_in_queue": sum(1 for t in threads if statuses[t] in ("pending", "claimed")),
         "lost": sum(1 for t in threads if statuses[t] not in ("resolved", "pending", "claimed")),
-        "applied_twice": sum(1 for t in threads if applied[t] > 1),
-        "resolved_but_not_applied": sum(
-            1 for t in threads if statuses[t] == "resolved" and (applied[t] == 0 or not finished[t])
-        ),
+        "applied_twice": sum(1 for t in threads if committed[t] > 1),
+        "resolved_but_not_applied": sum(1 for t in threads if statuses[t] == "resolved" and committed[t] == 0),
+        "rerun_after_kill": sum(1 for t in threads if applied[t] > committed[t] == 1),
     }
 
 
@@ -351,7 +360,7 @@ def measure_fanout_race(backend: str, where: str, n: int, prefix: str, tmp: Path
 
 
 def _killed_reviewer(backend: str, where: str, effects: str, ids: list[str], point: str, at: int) -> None:
-    """A reviewer resolving `ids` in order, SIGKILLed at the `at`-th pass of `point` (a forked process)."""
+    """A reviewer resolving `ids` in order, SIGKILLed at the `at`-th pass of `point` (a spawned process)."""
     passes = Counter[str]()
 
     def hook(reached: str) -> None:
@@ -368,7 +377,7 @@ def _killed_reviewer(backend: str, where: str, effects: str, ids: list[str], poi
 
 
 def _killed_reconcile(backend: str, where: str, effects: str) -> None:
-    """An operator's reconcile, an hour ahead, SIGKILLed once it took a resolution over (a forked process)."""
+    """An operator's reconcile, an hour ahead, SIGKILLed once it took a resolution over (a spawned process)."""
     on_crash_point(lambda reached: os.kill(os.getpid(), signal.SIGKILL) if reached == CrashPoint.TAKEN_OVER else None)
     with fan(backend, where, Path(effects)) as (graph, store):
         later = lambda: datetime.now(timezone.utc) + timedelta(hours=1)  # noqa: E731
@@ -376,7 +385,7 @@ def _killed_reconcile(backend: str, where: str, effects: str) -> None:
     os._exit(0)
 
 
-def run_forked(target: Any, *args: Any) -> int:
+def run_spawned(target: Any, *args: Any) -> int:
     """Run `target(*args)` in a fresh interpreter; its exit code (-9 when it was SIGKILLed).
 
     Spawned, not forked: a fork copies this process's connection pools with their locks as their
@@ -404,14 +413,14 @@ def measure_kill_points(backend: str, where: str, per_point: int, prefix: str, t
         kills = 0
         for ids in threads.values():
             if point == CrashPoint.TAKEN_OVER:
-                code = run_forked(
+                code = run_spawned(
                     _killed_reviewer, backend, where, str(effects), ids, CrashPoint.WON, rng.randint(1, len(ids))
                 )
-                kills += code == -9 and run_forked(_killed_reconcile, backend, where, str(effects)) == -9
+                kills += code == -9 and run_spawned(_killed_reconcile, backend, where, str(effects)) == -9
             else:
                 # `continuing` is passed by the last resolution only, once per escalated task it continues
                 at = rng.randint(1, len(ids))
-                kills += run_forked(_killed_reviewer, backend, where, str(effects), ids, point, at) == -9
+                kills += run_spawned(_killed_reviewer, backend, where, str(effects), ids, point, at) == -9
         with fan(backend, where, effects) as (graph, store):
             later = lambda: datetime.now(timezone.utc) + timedelta(hours=2)  # noqa: E731
             inbox = EscalationInbox(store, graph=graph, clock=later)
