@@ -5,7 +5,8 @@ One run, a fresh Postgres database per phase, the scenario's default world (seed
 1. bare: `--threads` runs of the pipeline in plain LangGraph on `AsyncPostgresSaver`, from 4
    worker processes (async, at most `--concurrency` runs at once in each). The bare twin has
    the reliable pipeline's shape (per step a retrieve node, a node that reads the context, the
-   step's node) and makes the same connector calls, with no gate, scoring, retry or review.
+   step's node), makes the same connector calls and writes the same pipeline state (context,
+   output, answers, the next step's question), with no gate, scoring, retry or review.
 2. reliable: the same runs of the reliable pipeline (`build_reliable_pipeline`: context gate,
    reliable_step with the validator and the judge, retries on re-fetched context, escalation)
    on `AsyncPostgresSaver` + `AsyncPostgresStore`, from 4 worker processes the same way, while 2
@@ -93,7 +94,10 @@ def bare_twin(world: SimulatedWorld, connectors: SimulatedConnectors) -> StateGr
 
         def generate(state: Any, i: int = i) -> dict[str, Any]:
             output = connectors.generate(run=state["run"], step=i, attempt=1, context=state["context"])
-            return {"output": output, "answers": {f"step_{i:02d}": output}}
+            update = {"output": output, "answers": {f"step_{i:02d}": output}}
+            if i < steps:  # what the next step's retrieval asks, as the reliable pipeline's steps write it
+                update["question"] = f"research question, part {i + 1}"
+            return update
 
         builder.add_node(f"retrieve_{i:02d}", retrieve)
         builder.add_node(f"gate_{i:02d}", read)
