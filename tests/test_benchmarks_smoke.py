@@ -114,7 +114,7 @@ def test_inbox_benchmark_smoke_prints_every_key() -> None:
     for part in ("fanout", "kill_points", "reconcile_race"):
         for key in ("lost", "applied_twice", "stalled"):
             assert data[f"{part}_{key}"] == 0, (part, key, data[f"{part}_sqlite"])
-    assert data["kill_points_kills"] >= 6 and data["list_page_ms_sqlite"] > 0
+    assert data["kill_points_kills"] >= 6 and data["list_page_ms_sqlite"] > 0 and data["reconcile_s_sqlite"] >= 0
     assert data["race_lost"] == 0 and data["race_applied_twice"] == 0
     assert data["kill_sqlite"]["resolved_but_not_applied"] == 0 and data["kill_lost"] == 0
 
