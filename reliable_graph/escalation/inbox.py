@@ -47,7 +47,7 @@ from reliable_graph.escalation.protocol import (
     repair_race,
     stopped_by_race,
 )
-from reliable_graph.escalation.resume import pending_escalations
+from reliable_graph.escalation.resume import _collect as pending_in_snapshot
 
 __all__ = [
     "INBOX_NAMESPACE",
@@ -596,7 +596,7 @@ class EscalationInbox:
             snapshot = graph.get_state(config, subgraphs=True)
             if stopped_by_race(snapshot):
                 forked.add(thread)
-            for pending in pending_escalations(graph, config):
+            for pending in pending_in_snapshot(snapshot):  # the state just read: one read per thread
                 if self.store.get(INBOX_NAMESPACE, pending.escalation["id"]) is None:
                     index_escalation(self.store, pending.escalation)
                     added += 1
