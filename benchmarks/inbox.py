@@ -394,9 +394,8 @@ def _killed_reconcile(backend: str, where: str, effects: str) -> None:
 def run_spawned(target: Any, *args: Any) -> int:
     """Run `target(*args)` in a fresh interpreter; its exit code (-9 when it was SIGKILLed).
 
-    Spawned, not forked: a fork copies this process's connection pools with their locks as their
-    threads held them and their sockets to the server, and the child can hang on a lock no thread
-    will release (a forked reconcile waited 10 minutes on a Postgres read this way).
+    Spawned, not forked: a fork would copy this process's connection pools, with their locks as
+    their threads held them and their sockets to the database server, into the child.
     """
     proc = multiprocessing.get_context("spawn").Process(target=target, args=args)
     proc.start()
