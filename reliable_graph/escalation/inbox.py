@@ -20,6 +20,7 @@ import builtins
 import json
 import logging
 import math
+import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -332,7 +333,7 @@ async def _retry_busy(write: Callable[[], Awaitable[T]]) -> T:
         try:
             return await write()
         except Exception as exc:
-            if "database is locked" not in str(exc) or type(exc).__name__ != "OperationalError":
+            if not isinstance(exc, sqlite3.OperationalError) or "database is locked" not in str(exc):
                 raise
             await asyncio.sleep(min(0.01 * (attempt + 1), 0.25))
     return await write()  # the last try: its error is the caller's
