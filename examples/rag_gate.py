@@ -4,8 +4,9 @@ The graph is `Retrieve` (the first fetch) -> `ContextGate` -> `answer`, a `relia
 answers from the context and is scored by a deterministic evaluator. The gate checks the
 context with `LexicalRelevance` (does each chunk share the question's words?) and
 `Completeness` (does some chunk cover the topic the question needs?). Below its threshold it
-sends the run to `Refetch`, which searches again with a query enriched by what was missing,
-then escalates to a human once its re-fetch is spent.
+searches again itself (`refetch=search`), with a query enriched by what was missing, and
+checks the new context; once its re-fetch is spent it escalates to a human. (`refetch_to=`
+a `Refetch` node does the same in two more supersteps.)
 
 - "When does the Ouessant ferry leave on Sundays?": the first fetch finds look-alike chunks
   (weekday and summer timetables: lexically relevant, but no Sunday timetable); the gate
@@ -33,7 +34,6 @@ from reliable_graph import (
     ContextGate,
     HumanEscalation,
     LexicalRelevance,
-    Refetch,
     ReliabilityState,
     RequiredFields,
     Retrieve,
@@ -111,11 +111,10 @@ def build() -> StateGraph[Any, Any, Any, Any]:
             drop_below=0.5,  # chunks sharing under half the question's words never reach the step
             max_refetches=1,
             pass_to="answer",
-            refetch_to="refetch",
             escalate_to="human_escalation",
+            refetch=search,  # re-fetch inside the gate, with the query enriched by what was missing
         )
     )
-    builder.add_node(Refetch(search, name="refetch", step="answer", goto="gate"))
     builder.add_node(
         reliable_step(
             answer,
@@ -134,7 +133,7 @@ def build() -> StateGraph[Any, Any, Any, Any]:
 def show(events: list[Any]) -> None:
     """Print the fetches and the gate's verdicts from the graph's custom stream events."""
     for event in events:
-        if event["type"] == "reliable_graph.refetch":  # Retrieve's first fetch and Refetch's re-fetches
+        if event["type"] == "reliable_graph.refetch":  # Retrieve's first fetch and the gate's re-fetches
             query = event["query"].split(" | previous context")[0]  # the reasons make the line long
             print(f"  fetch {query!r}: {event['fetched']} chunks")
         elif event["type"] == "reliable_graph.gate":

@@ -454,8 +454,8 @@ TOPIC = "tide tables"
 GOOD_CONTEXT = "Tide tables for Brest: high water 06:12."
 
 
-def _gate(tracker: Tracker, step: str, context_key: str) -> list[Any]:
-    """A gate for `step` on `context_key`, its Refetch node and the step (a plain node)."""
+def _gate(tracker: Tracker, step: str, context_key: str, inline: bool = False) -> list[Any]:
+    """A gate for `step` on `context_key`, its Refetch node (None: `inline`, the gate re-fetches itself), the step."""
 
     def retriever(query: str) -> list[str]:
         tracker.calls[f"refetch_{step}"] += 1
@@ -475,19 +475,23 @@ def _gate(tracker: Tracker, step: str, context_key: str) -> list[Any]:
         context_key=context_key,
         max_refetches=1,
         pass_to=step,
-        refetch_to=f"refetch_{step}",
+        refetch_to=None if inline else f"refetch_{step}",
         escalate_to="human_escalation",
+        refetch=retriever if inline else None,
     )
+    if inline:
+        return [gate, None, answer]
     refetch = Refetch(retriever, name=f"refetch_{step}", step=step, context_key=context_key, goto=f"gate_{step}")
     return [gate, refetch, answer]
 
 
-def gate_straight(tracker: Tracker, *, checkpointer: Any = None) -> Any:
+def gate_straight(tracker: Tracker, *, checkpointer: Any = None, inline: bool = False) -> Any:
     """START -> gate_first (refetch_first) -> first -> finish -> END."""
     builder = StateGraph(ShapeState)
-    gate, refetch, answer = _gate(tracker, "first", "context")
+    gate, refetch, answer = _gate(tracker, "first", "context", inline)
     builder.add_node(gate)
-    builder.add_node(refetch)
+    if refetch is not None:
+        builder.add_node(refetch)
     builder.add_node("first", answer)
     builder.add_node("finish", tracker.node("finish", "first", "context"))
     builder.add_node(HumanEscalation())
@@ -497,30 +501,31 @@ def gate_straight(tracker: Tracker, *, checkpointer: Any = None) -> Any:
     return builder.compile(checkpointer=checkpointer or InMemorySaver())
 
 
-def _gate_pair(builder: Any, tracker: Tracker, join: str) -> None:
+def _gate_pair(builder: Any, tracker: Tracker, join: str, inline: bool) -> None:
     for step, key in (("left", "ctx_a"), ("right", "ctx_b")):
-        gate, refetch, answer = _gate(tracker, step, key)
+        gate, refetch, answer = _gate(tracker, step, key, inline)
         builder.add_node(gate)
-        builder.add_node(refetch)
+        if refetch is not None:
+            builder.add_node(refetch)
         builder.add_node(step, answer)
         builder.add_edge(START, f"gate_{step}")
         builder.add_edge(step, join)
     builder.add_node(HumanEscalation())
 
 
-def gate_parallel(tracker: Tracker, *, checkpointer: Any = None) -> Any:
+def gate_parallel(tracker: Tracker, *, checkpointer: Any = None, inline: bool = False) -> Any:
     """START -> gate_left -> left | gate_right -> right -> join -> END (two context keys)."""
     builder = StateGraph(ShapeState)
-    _gate_pair(builder, tracker, "join")
+    _gate_pair(builder, tracker, "join", inline)
     builder.add_node("join", tracker.node("join", "left", "right", "ctx_a", "ctx_b"))
     builder.add_edge("join", END)
     return builder.compile(checkpointer=checkpointer or InMemorySaver())
 
 
-def gate_nested(tracker: Tracker, *, checkpointer: Any = None) -> Any:
+def gate_nested(tracker: Tracker, *, checkpointer: Any = None, inline: bool = False) -> Any:
     """START -> sub (the two gated branches of `gate_parallel`, same state) -> after -> END."""
     sub = StateGraph(ShapeState)
-    _gate_pair(sub, tracker, END)
+    _gate_pair(sub, tracker, END, inline)
     builder = StateGraph(ShapeState)
     builder.add_node("sub", sub.compile())
     builder.add_node("after", tracker.node("after", "left", "right", "ctx_a", "ctx_b"))
@@ -530,13 +535,13 @@ def gate_nested(tracker: Tracker, *, checkpointer: Any = None) -> Any:
     return builder.compile(checkpointer=checkpointer or InMemorySaver())
 
 
-def gate_fan_out_subgraph(tracker: Tracker, *, checkpointer: Any = None) -> Any:
+def gate_fan_out_subgraph(tracker: Tracker, *, checkpointer: Any = None, inline: bool = False) -> Any:
     """START -> fan -> Send(per_item) x 5 -> collect (deferred): each item's subgraph is gate_work -> work.
 
     Items a, c, e bring context on the topic; b and d bring "cats", so their gates escalate.
     """
     sub = StateGraph(ItemState, output_schema=ItemOut)
-    gate, refetch, _ = _gate(tracker, "work", "context")
+    gate, refetch, _ = _gate(tracker, "work", "context", inline)
 
     def work(state: Any) -> dict[str, Any]:
         tracker.calls[f"work:{state['item']}"] += 1
@@ -544,7 +549,8 @@ def gate_fan_out_subgraph(tracker: Tracker, *, checkpointer: Any = None) -> Any:
         return {"results": [f"{state['item']}:{len(state['context'])}"]}
 
     sub.add_node(gate)
-    sub.add_node(refetch)
+    if refetch is not None:
+        sub.add_node(refetch)
     sub.add_node("work", work)
     sub.add_node(HumanEscalation())
     sub.add_edge(START, "gate_work")

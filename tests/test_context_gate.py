@@ -22,22 +22,36 @@ from reliable_graph import (
 )
 
 NOW = datetime(2026, 11, 24, tzinfo=timezone.utc)
+MODES = ("node", "inline")
+"""How a gate re-fetches: through a `Refetch` node (`refetch_to=`) or inside itself (`refetch=`)."""
+_mode = ["node"]
+
+
+@pytest.fixture(params=MODES, autouse=True)
+def mode(request: pytest.FixtureRequest) -> str:
+    """Every test of this module runs with both ways of re-fetching: the records and outputs are the same."""
+    _mode[0] = request.param
+    return str(request.param)
 
 
 def gate_graph(retriever: Any, **kwargs: Any) -> Any:
     builder = StateGraph(State)
+    inline = _mode[0] == "inline"
     options: dict[str, Any] = {
         "name": "gate",
         "step": "answer",
         "threshold": 0.5,
         "pass_to": "answer",
-        "refetch_to": "refetch",
+        "refetch_to": None if inline else "refetch",
         "escalate_to": "human_escalation",
     }
+    if inline:
+        options["refetch"] = retriever
     options.update(kwargs)
     evaluators = options.pop("evaluators", [LexicalRelevance(), Completeness(topics=["tide tables"])])
     builder.add_node(ContextGate(evaluators, **options))
-    builder.add_node(Refetch(retriever, name="refetch", step="answer", goto="gate"))
+    if not inline:
+        builder.add_node(Refetch(retriever, name="refetch", step="answer", goto="gate"))
     builder.add_node("answer", lambda s: {"output": [c.text for c in as_chunks(s["context"])]})
     builder.add_node(HumanEscalation())
     builder.add_edge(START, "gate")

@@ -255,6 +255,25 @@ def with_context(state: Any, key: str, context: list[Any] | None) -> Any:
     return state
 
 
+def with_record(ref: TaskRef, state: Any, record: Mapping[str, Any]) -> Any:
+    """`state` as the task's next node run would read it once `record` is written for `ref`.
+
+    A node that runs its next attempt (or re-fetch) inside its own superstep gives it this view,
+    so what reads the task's record from the state (`task_records(state)`) sees what it would
+    have seen after a checkpoint. A `Send` item's task keeps its record outside the state: its
+    state is returned as is, as is a state object without the `reliability` key.
+    """
+    if ref.push or state is None:
+        return state
+    if not isinstance(state, Mapping) and not hasattr(state, RELIABILITY_KEY):
+        return state
+    rel = read_optional(state, RELIABILITY_KEY)
+    rel = dict(rel) if isinstance(rel, Mapping) else {}
+    tasks = dict(rel.get("tasks") or {})
+    tasks[ref.key] = dict(record)
+    return with_context(state, RELIABILITY_KEY, {**rel, "tasks": tasks})  # type: ignore[arg-type]
+
+
 def describe(esc: Mapping[str, Any], previous: Mapping[str, Any] | None) -> str:
     """One paragraph a reviewer reads first."""
     inputs = ", ".join(f"{k}={str(v)[:80]!r}" for k, v in (esc.get("inputs") or {}).items())

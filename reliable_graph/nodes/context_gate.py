@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -33,9 +34,12 @@ from reliable_graph.nodes._task import (
     escalate,
     open_task,
     reviewed_record,
+    with_context,
     with_key,
+    with_record,
 )
-from reliable_graph.nodes.refetch import merge_context
+from reliable_graph.nodes.refetch import Merge, RefetchCore, enrich_query, error_reason, merge_context
+from reliable_graph.resilience.connectors import DEFAULT_RETRY, ConnectorRetry
 from reliable_graph.state import RELIABILITY_KEY, emit
 
 __all__ = ["ContextGate"]
@@ -47,12 +51,26 @@ def _failure(check: dict[str, Any]) -> dict[str, Any]:
     return {"reason": check["reason"], **({"missing": missing} if isinstance(missing, list) else {})}
 
 
+@dataclasses.dataclass(slots=True)
+class _Again:
+    """A `refetch` verdict of a gate that re-fetches itself: the record and context to go on from."""
+
+    record: dict[str, Any]
+    kept: list[Any] | None
+    """The chunks the gate kept, when it dropped some (None: the context as it was)."""
+
+
 class ContextGate(EscalatingNode):
     """A node that scores the context in state (relevance, completeness, freshness...) before a step.
 
-    Every evaluator must reach its threshold for `pass`. Otherwise the gate sends the run to
-    `refetch_to` (a `Refetch` node that returns here) until `max_refetches` are spent, then
-    to `escalate_to`. With `drop_below`, chunks whose per-chunk relevance (an evaluator's
+    Every evaluator must reach its threshold for `pass`. Otherwise the gate re-fetches: with
+    `refetch=` (a retriever) it re-fetches itself, inside its own node, with a query enriched by
+    the failing checks' reasons and missing topics, and checks the new context again; with
+    `refetch_to=` it sends the run to a `Refetch` node that returns here. After `max_refetches`
+    re-fetches it sends the run to `escalate_to`. Re-fetching inside the gate costs no
+    superstep and no checkpoint per re-fetch (a process that dies mid-gate re-runs the gate's
+    retrievals, which are reads); the record, the events and the escalation are the same
+    either way. With `drop_below`, chunks whose per-chunk relevance (an evaluator's
     `details["per_chunk"]`) is below it are removed from the context before the step sees it.
     The gate report (each check's score and reason, dropped chunks, verdict) is recorded
     under the guarded step's name. A reviewer of a gate escalation decides on the context:
@@ -69,9 +87,19 @@ class ContextGate(EscalatingNode):
         drop_below: Per-chunk relevance under which a chunk is dropped; None keeps all chunks.
         input_keys: State keys shown to a reviewer as the task's inputs (default: the query).
         pass_to: Target when the context passes.
-        refetch_to: Target for a re-fetch.
+        refetch_to: Target for a re-fetch (a `Refetch` node); not with `refetch`.
         escalate_to: Target for an escalation.
         raise_errors: Re-raise an evaluator's exception instead of scoring it 0.
+        refetch: A retriever (a LangChain Runnable such as a `BaseRetriever`, or a callable
+            `query -> chunks` that may also take `state=`, which then sees the task's record as a
+            `Refetch` node would) for re-fetching inside the gate; not with `refetch_to`. A
+            re-fetch that fails for good (a permanent error, or the retries spent) escalates at
+            once, naming the error; errors the classifier does not know propagate.
+        merge: How re-fetched chunks join the context (with `refetch`): `"append"`
+            (de-duplicated) or `"replace"`.
+        enrich: `(query, reasons, missing) -> str` building the re-fetch query (with `refetch`).
+        retry: Retries of the re-fetch on transient errors (with `refetch`); None: no retrying,
+            transient errors propagate.
 
     Example:
         ```python
@@ -117,6 +145,10 @@ class ContextGate(EscalatingNode):
         refetch_to: str | None = None,
         escalate_to: str | None = None,
         raise_errors: bool = False,
+        refetch: Any = None,
+        merge: Merge = "append",
+        enrich: Callable[[str, Sequence[str], Sequence[str]], str] = enrich_query,
+        retry: ConnectorRetry | None = DEFAULT_RETRY,
     ) -> None:
         super().__init__(name)
         self.step: str = step or name
@@ -146,9 +178,25 @@ class ContextGate(EscalatingNode):
         self.context_key = context_key
         self.input_keys = tuple(input_keys) if input_keys is not None else (query_key,)
         self.raise_errors = raise_errors
-        self.routes = check_routes(
-            {"pass_to": pass_to, "refetch_to": refetch_to, "escalate_to": escalate_to}, node=name
+        if refetch is not None and refetch_to is not None:
+            msg = (
+                f"ContextGate {name!r}: pass refetch= (the gate re-fetches itself) or refetch_to= "
+                f"(a Refetch node re-fetches), not both"
+            )
+            raise ValueError(msg)
+        routes = {"pass_to": pass_to, "escalate_to": escalate_to}
+        if refetch is None:  # with `refetch=` the gate re-fetches itself: no target for it
+            routes["refetch_to"] = refetch_to
+        self.routes = {"refetch_to": None, **check_routes(routes, node=name)}
+        self.refetch = (
+            None
+            if refetch is None
+            else RefetchCore(refetch, query_key=query_key, context_key=context_key, merge=merge, enrich=enrich)
         )
+        if retry is not None and not isinstance(retry, ConnectorRetry):
+            msg = f"ContextGate(retry=...) must be a ConnectorRetry or None (no retrying), got {retry!r}"
+            raise TypeError(msg)
+        self.retry = retry
         self._declare(pass_to, refetch_to, escalate_to, name if pass_to else None)
 
     def _sample(self, state: Any) -> EvalInput:
@@ -191,7 +239,11 @@ class ContextGate(EscalatingNode):
         base["pending"] = "refetch"
         return Command(goto=self.routes["refetch_to"] or self.name, update={RELIABILITY_KEY: with_key(ctx.ref, base)})
 
-    def _finish(self, ctx: TaskContext, sample: EvalInput, scores: list[Score]) -> Any:
+    def _finish(self, ctx: TaskContext, sample: EvalInput, scores: list[Score], refetched: bool = False) -> Any:
+        """Route on the checks: `pass`, `refetch` (an `_Again` when the gate re-fetches itself) or `escalate`.
+
+        `refetched`: the gate re-fetched the context itself, so its update writes the context.
+        """
         checks = []
         limits = list(self.thresholds.values())
         for score, limit in zip(scores, limits, strict=True):
@@ -257,12 +309,14 @@ class ContextGate(EscalatingNode):
         if verdict != "pass":
             gate["failed"] = failed
         record["gate"] = gate
-        update: dict[str, Any] = {self.context_key: kept} if dropped else {}
+        update: dict[str, Any] = {self.context_key: kept} if dropped or refetched else {}
         if verdict == "pass":
             update[RELIABILITY_KEY] = with_key(ctx.ref, record)
             return self._goto("pass_to", update)
         if verdict == "refetch":
             record["pending"] = "refetch"
+            if self.refetch is not None:
+                return _Again(record, kept if dropped else None)
             update[RELIABILITY_KEY] = with_key(ctx.ref, record)
             return self._goto("refetch_to", update)
         worst, worst_limit = min(zip(scores, limits, strict=True), key=lambda p: p[0].value - p[1])
@@ -295,7 +349,7 @@ class ContextGate(EscalatingNode):
         command = escalate(
             self.name, escalate_to or "", ctx, record, escalation, {self.context_key: kept}, park=escalate_to is None
         )
-        if dropped:
+        if dropped or refetched:
             command.update[self.context_key] = kept  # type: ignore[index]
         return command if escalate_to is not None else command.update
 
@@ -315,18 +369,105 @@ class ContextGate(EscalatingNode):
             return self._apply(ctx, ctx.decision)
         return ctx, self._sample(ctx.state)
 
+    # -- re-fetching inside the gate -------------------------------------------------------------
+    # What a `Refetch` node would have done between two runs of the gate, done in the gate's own
+    # node: the record it would have read (written by `with_key`, so its revision bumped) and the
+    # record it would have written, the same query, event and merge. The retriever sees the state
+    # with that record, as it would have in a `Refetch` node.
+
+    def _before_fetch(self, ctx: TaskContext, again: _Again | None) -> tuple[dict[str, Any], Any]:
+        """The record and state view the re-fetch starts from."""
+        if again is None:  # a reviewer's retry: the record came back with `pending: refetch`
+            record = dict(ctx.record)
+            state = ctx.state
+        else:
+            record = {**again.record, "rev": int(again.record.get("rev", 0)) + 1}
+            state = ctx.state if again.kept is None else with_context(ctx.state, self.context_key, again.kept)
+        return record, with_record(ctx.ref, state, record)
+
+    def _after_fetch(
+        self, ctx: TaskContext, record: dict[str, Any], view: Any, context: list[Any] | None, error: str | None
+    ) -> TaskContext:
+        """The task after the re-fetch: its new record and the state holding the new context."""
+        after = {k: v for k, v in record.items() if k != "fetch_error"}
+        after["refetches"] = int(record.get("refetches", 0)) + 1
+        after["rev"] = int(record.get("rev", 0)) + 1
+        if error is not None:
+            after["fetch_error"] = error
+            emit({"type": "fetch_error", "step": self.step, "node": self.name, "reason": error})
+        state = view if context is None else with_context(view, self.context_key, context)
+        return dataclasses.replace(ctx, state=with_record(ctx.ref, state, after), record=after, fresh=False)  # type: ignore[arg-type]
+
+    def _fetch_failed(self, exc: Exception, tries: int) -> str:
+        reason = error_reason(exc, self.retry, tries, f"the re-fetch for step {self.step!r}")
+        if reason is None:
+            raise exc
+        return reason
+
+    def _fetch(self, ctx: TaskContext, config: RunnableConfig, again: _Again | None) -> TaskContext:
+        assert self.refetch is not None
+        core = self.refetch
+        record, view = self._before_fetch(ctx, again)
+        query = core.query(view, record, self.name)
+        tries = [0]
+
+        def once() -> Any:
+            tries[0] += 1
+            return core.retrieval.fetch(query, view, config)
+
+        try:
+            fetched = once() if self.retry is None else self.retry.call(once)
+        except Exception as exc:
+            return self._after_fetch(ctx, record, view, None, self._fetch_failed(exc, tries[0]))
+        return self._after_fetch(ctx, record, view, core.merged(view, fetched, self.step, query), None)
+
+    async def _afetch(self, ctx: TaskContext, config: RunnableConfig, again: _Again | None) -> TaskContext:
+        assert self.refetch is not None
+        core = self.refetch
+        record, view = self._before_fetch(ctx, again)
+        query = core.query(view, record, self.name)
+        tries = [0]
+
+        async def once() -> Any:
+            tries[0] += 1
+            return await core.retrieval.afetch(query, view, config)
+
+        try:
+            fetched = await once() if self.retry is None else await self.retry.acall(once)
+        except Exception as exc:
+            return self._after_fetch(ctx, record, view, None, self._fetch_failed(exc, tries[0]))
+        return self._after_fetch(ctx, record, view, core.merged(view, fetched, self.step, query), None)
+
     def _run(self, input: Any, config: RunnableConfig) -> Any:
         opened = self._open(input, config)
         if not isinstance(opened, tuple):
             return opened
         ctx, sample = opened
-        scores = [run_evaluator(ev, sample, raise_errors=self.raise_errors) for ev in self.evaluators]
-        return self._finish(ctx, sample, scores)
+        refetched = False
+        if self.refetch is not None and ctx.record.get("pending") == "refetch":  # a reviewer asked for a retry
+            ctx, refetched = self._fetch(ctx, config, None), True
+            sample = self._sample(ctx.state)
+        while True:
+            scores = [run_evaluator(ev, sample, raise_errors=self.raise_errors) for ev in self.evaluators]
+            result = self._finish(ctx, sample, scores, refetched)
+            if not isinstance(result, _Again):
+                return result
+            ctx, refetched = self._fetch(ctx, config, result), True
+            sample = self._sample(ctx.state)
 
     async def _arun(self, input: Any, config: RunnableConfig) -> Any:
         opened = self._open(input, config)
         if not isinstance(opened, tuple):
             return opened
         ctx, sample = opened
-        scores = [await arun_evaluator(ev, sample, raise_errors=self.raise_errors) for ev in self.evaluators]
-        return self._finish(ctx, sample, scores)
+        refetched = False
+        if self.refetch is not None and ctx.record.get("pending") == "refetch":  # a reviewer asked for a retry
+            ctx, refetched = await self._afetch(ctx, config, None), True
+            sample = self._sample(ctx.state)
+        while True:
+            scores = [await arun_evaluator(ev, sample, raise_errors=self.raise_errors) for ev in self.evaluators]
+            result = self._finish(ctx, sample, scores, refetched)
+            if not isinstance(result, _Again):
+                return result
+            ctx, refetched = await self._afetch(ctx, config, result), True
+            sample = self._sample(ctx.state)
