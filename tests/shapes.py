@@ -232,8 +232,13 @@ def item_input(item: str) -> dict[str, Any]:
 # -- reliable_step shapes ----------------------------------------------------------------------
 
 
+STEP_OPTIONS: dict[str, Any] = {}
+"""Options every shape's `reliable_step` gets (the `attempts` fixtures of the shape tests set `checkpoint_attempts`)."""
+
+
 def _step(tracker: Tracker, node: str, key: str, pass_to: str, is_async: bool, **kwargs: Any) -> Any:
     options: dict[str, Any] = {"evaluator": PASSES, "threshold": 1.0, "pass_to": pass_to, "output_key": key}
+    options.update(STEP_OPTIONS)
     fn_options = {k: kwargs.pop(k) for k in ("per_item", "as_list", "message") if k in kwargs}
     options.update(kwargs)
     return reliable_step(tracker.step(node, key, is_async=is_async, **fn_options), name=node, **options)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 
 pytest.register_assert_rewrite("shapes")
 
+import shapes  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.checkpoint.sqlite import SqliteSaver  # noqa: E402
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
@@ -60,6 +61,14 @@ from shapes import (  # noqa: E402
 from reliable_graph import NoPendingEscalationError, run_outcome, step_outcomes, task_records  # noqa: E402
 
 # -- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=[True, False], ids=["checkpointed_attempts", "attempts_in_superstep"], autouse=True)
+def attempts(request: pytest.FixtureRequest) -> Iterator[bool]:
+    """Every shape's reliable steps checkpoint each attempt, then run their retries inside their superstep."""
+    shapes.STEP_OPTIONS["checkpoint_attempts"] = request.param
+    yield bool(request.param)
+    shapes.STEP_OPTIONS.clear()
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -562,9 +571,10 @@ GATE_INPUT = {"question": "tide tables", "context": ["cats"], "ctx_a": ["cats"],
 
 
 @pytest.mark.parametrize("action", list(DECISIONS))
-async def test_context_gate_straight_line_decision_applies_once(action: str, is_async: bool) -> None:
+@pytest.mark.parametrize("inline", [False, True], ids=["refetch_node", "inline_refetch"])
+async def test_context_gate_straight_line_decision_applies_once(action: str, is_async: bool, inline: bool) -> None:
     tracker = Tracker()
-    thread = Thread(gate_straight(tracker), is_async=is_async)
+    thread = Thread(gate_straight(tracker, inline=inline), is_async=is_async)
     out = await thread.invoke(GATE_INPUT)
     [interrupt] = surfaced(out)
     esc = interrupt.value
@@ -597,9 +607,10 @@ async def test_context_gate_straight_line_decision_applies_once(action: str, is_
     assert key == "first" and record["gate"]["verdict"] == verdict and run_outcome(out) == "ok"
 
 
-async def test_context_gate_parallel_branches_apply_once(is_async: bool) -> None:
+@pytest.mark.parametrize("inline", [False, True], ids=["refetch_node", "inline_refetch"])
+async def test_context_gate_parallel_branches_apply_once(is_async: bool, inline: bool) -> None:
     tracker = Tracker()
-    thread = Thread(gate_parallel(tracker), is_async=is_async)
+    thread = Thread(gate_parallel(tracker, inline=inline), is_async=is_async)
     out = await thread.invoke(GATE_INPUT)
     found = by_step(surfaced(out))
     assert sorted(found) == ["left", "right"] and all(i.value["kind"] == "gate" for i in found.values())
@@ -616,9 +627,10 @@ async def test_context_gate_parallel_branches_apply_once(is_async: bool) -> None
     assert {k: r["gate"]["verdict"] for k, r in records.items()} == {"left": "approved", "right": "edited"}
 
 
-async def test_context_gate_in_subgraph_apply_once(is_async: bool) -> None:
+@pytest.mark.parametrize("inline", [False, True], ids=["refetch_node", "inline_refetch"])
+async def test_context_gate_in_subgraph_apply_once(is_async: bool, inline: bool) -> None:
     tracker = Tracker()
-    thread = Thread(gate_nested(tracker), is_async=is_async)
+    thread = Thread(gate_nested(tracker, inline=inline), is_async=is_async)
     out = await thread.invoke(GATE_INPUT)
     interrupts = surfaced(out)
     found = by_step(interrupts)
@@ -635,9 +647,10 @@ async def test_context_gate_in_subgraph_apply_once(is_async: bool) -> None:
     assert {r["path"]: r["gate"]["verdict"] for r in records.values()} == {"sub/left": "pass", "sub/right": "approved"}
 
 
-async def test_context_gate_per_item_in_send_into_subgraph(is_async: bool) -> None:
+@pytest.mark.parametrize("inline", [False, True], ids=["refetch_node", "inline_refetch"])
+async def test_context_gate_per_item_in_send_into_subgraph(is_async: bool, inline: bool) -> None:
     tracker = Tracker()
-    thread = Thread(gate_fan_out_subgraph(tracker), is_async=is_async)
+    thread = Thread(gate_fan_out_subgraph(tracker, inline=inline), is_async=is_async)
     out = await thread.invoke({"question": "q"})
     interrupts = surfaced(out)
     assert len(interrupts) == 2 and all(i.value["kind"] == "gate" for i in interrupts)
@@ -684,6 +697,11 @@ DRAWN: list[tuple[str, Callable[[Tracker], Any], set[tuple[str, str]]]] = [
     ("gate", gate_straight, {("gate_first", "human_escalation"), ("gate_first", "gate_first")}),
     ("gate_parallel", gate_parallel, {("gate_left", "human_escalation"), ("gate_right", "refetch_right")}),
     ("gate_subgraph", gate_nested, {("sub:gate_left", "sub:human_escalation"), ("sub:gate_left", "sub:gate_left")}),
+    (
+        "gate_inline_refetch",
+        lambda t: gate_parallel(t, inline=True),
+        {("gate_left", "human_escalation"), ("gate_left", "left"), ("gate_right", "gate_right")},
+    ),
 ]
 
 

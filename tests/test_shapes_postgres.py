@@ -6,13 +6,14 @@ never skip, when it is unreachable. Every test uses its own thread id.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 pytest.register_assert_rewrite("shapes")
 
+import shapes  # noqa: E402
 from shapes import (  # noqa: E402
     BAD,
     ITEMS,
@@ -34,6 +35,14 @@ from shapes import (  # noqa: E402
 )
 
 from reliable_graph import run_outcome, step_outcomes  # noqa: E402
+
+
+@pytest.fixture(params=[True, False], ids=["checkpointed_attempts", "attempts_in_superstep"], autouse=True)
+def attempts(request: pytest.FixtureRequest) -> Iterator[bool]:
+    """Every shape's reliable steps checkpoint each attempt, then run their retries inside their superstep."""
+    shapes.STEP_OPTIONS["checkpoint_attempts"] = request.param
+    yield bool(request.param)
+    shapes.STEP_OPTIONS.clear()
 
 
 @pytest.fixture(params=["sync", "async"])

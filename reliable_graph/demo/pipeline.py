@@ -421,11 +421,18 @@ def build_reliable_pipeline(
     *,
     connector_retry: ConnectorRetry | None = DEFAULT_CONNECTOR_RETRY,
     connectors: SimulatedConnectors | None = None,
+    gate_refetch: str = "inline",
+    checkpoint_attempts: bool = True,
 ) -> StateGraph[Any, Any, Any, Any]:
     """The same pipeline with a context gate and a reliable step at every step.
 
     Per step: `Retrieve` -> `ContextGate` (re-fetch below threshold) -> `reliable_step` (the
     deterministic validator, then the judge; retries on re-fetched context; escalation).
+    `gate_refetch="inline"` (the default) has each gate re-fetch inside its own node
+    (`ContextGate(refetch=...)`); `"node"` gives each gate a `Refetch` node it loops through
+    (`refetch_to=`), two more supersteps and checkpoints per re-fetch. `checkpoint_attempts`
+    is `reliable_step`'s: True checkpoints every attempt of a step, False runs a step's retries
+    inside its superstep. The runs' connector calls, records and outcomes are the same either way.
     Every connector call (first fetch, re-fetch, model) retries transient faults
     (`connector_retry`); one that fails for good (a permanent HTTP 400-class fault, or the
     retries spent) escalates its step at once, naming the error.
@@ -442,6 +449,10 @@ def build_reliable_pipeline(
         assert "reliability" in out
         ```
     """
+    if gate_refetch not in ("inline", "node"):
+        msg = f"build_reliable_pipeline(gate_refetch=...) is 'inline' or 'node', got {gate_refetch!r}"
+        raise ValueError(msg)
+    inline = gate_refetch == "inline"
     t = thresholds or DemoThresholds()
     builder = StateGraph(PipelineState)
     steps = world.params.steps
@@ -494,20 +505,24 @@ def build_reliable_pipeline(
                 threshold=t.gate,
                 max_refetches=t.max_refetches,
                 pass_to=name,
-                refetch_to=f"refetch_{i:02d}",
+                refetch_to=None if inline else f"refetch_{i:02d}",
                 escalate_to="human_escalation",
-            )
-        )
-        builder.add_node(
-            Refetch(
-                refetch,
-                name=f"refetch_{i:02d}",
-                step=name,
+                refetch=refetch if inline else None,
                 merge="replace",
-                goto=f"gate_{i:02d}",
                 retry=connector_retry,
             )
         )
+        if not inline:
+            builder.add_node(
+                Refetch(
+                    refetch,
+                    name=f"refetch_{i:02d}",
+                    step=name,
+                    merge="replace",
+                    goto=f"gate_{i:02d}",
+                    retry=connector_retry,
+                )
+            )
         builder.add_node(
             reliable_step(
                 generate,
@@ -520,6 +535,7 @@ def build_reliable_pipeline(
                 pass_to=after,
                 escalate_to="human_escalation",
                 retry=connector_retry,
+                checkpoint_attempts=checkpoint_attempts,
             )
         )
         if i == 1:

@@ -35,6 +35,7 @@ from reliable_graph.nodes._task import (
     open_task,
     with_context,
     with_key,
+    with_record,
 )
 from reliable_graph.nodes.refetch import Merge, RefetchCore, enrich_query, error_reason, merge_context
 from reliable_graph.resilience.classify import classify_error
@@ -42,6 +43,13 @@ from reliable_graph.resilience.connectors import DEFAULT_RETRY, ConnectorRetry
 from reliable_graph.state import RELIABILITY_KEY, StepRecord
 
 __all__ = ["ReliableStep", "reliable_step"]
+
+
+@dataclasses.dataclass(slots=True)
+class _Again:
+    """A `retry` verdict of a step that retries inside its own superstep: the task's next attempt."""
+
+    ctx: TaskContext
 
 
 class ReliableStep(EscalatingNode):
@@ -83,6 +91,7 @@ class ReliableStep(EscalatingNode):
         retry: ConnectorRetry | None,
         audit_rate: float = 0.0,
         audit_seed: int = 0,
+        checkpoint_attempts: bool = True,
     ) -> None:
         if not callable(fn):
             msg = f"reliable_step needs a step function state -> dict, got {type(fn).__name__}"
@@ -126,6 +135,10 @@ class ReliableStep(EscalatingNode):
             if refetch is None
             else RefetchCore(refetch, query_key=query_key, context_key=context_key, merge=merge, enrich=enrich)
         )
+        if not isinstance(checkpoint_attempts, bool):
+            msg = f"reliable_step(checkpoint_attempts=...) must be True or False, got {checkpoint_attempts!r}"
+            raise TypeError(msg)
+        self.checkpoint_attempts = checkpoint_attempts
         self.pass_to: str = pass_to
         self.escalate_to: str = escalate_to
         self._fast_new = not self._may_audit()
@@ -234,6 +247,8 @@ class ReliableStep(EscalatingNode):
                 )
             return Command(goto=self.pass_to, update={**new, **update, RELIABILITY_KEY: with_key(ctx.ref, record)})
         if scored.verdict == "retry":
+            if not self.checkpoint_attempts:
+                return _Again(self._next_attempt(ctx, record, working, refetched))  # type: ignore[return-value]
             if ctx.ref.push:
                 return Command(
                     goto=continue_with(self.name, ctx, record, working, self.escalate_to),
@@ -259,6 +274,21 @@ class ReliableStep(EscalatingNode):
         if new and not ctx.ref.push:
             command.update[key] = new[key]  # type: ignore[index]
         return command
+
+    def _next_attempt(self, ctx: TaskContext, record: dict[str, Any], working: Any, refetched: Any) -> TaskContext:
+        """The task as its next attempt would open it after a checkpoint (`checkpoint_attempts=False`).
+
+        The record as `with_key` (or `continue_with`, for a `Send` item) would have written it, and
+        the state the next run would read: the graph's state with the re-fetched context and the
+        record (a `Send` item: the input its re-run would be sent).
+        """
+        written = {**record, "rev": int(record.get("rev", 0)) + 1}
+        if ctx.ref.push:
+            state = working
+        else:
+            state = ctx.state if refetched is None else with_context(ctx.state, self.scoring.context_key, refetched)
+            state = with_record(ctx.ref, state, written)
+        return dataclasses.replace(ctx, state=state, record=cast(StepRecord, written), fresh=False)
 
     def _with_feedback(self, ctx: TaskContext, attempt: Attempt, working: Any) -> Any:
         """On an automatic retry of a chat step, what the model sees ends with why its last answer failed."""
@@ -386,7 +416,10 @@ class ReliableStep(EscalatingNode):
             record = scoring.first_pass(ref, current, score, node=self.name)
             return command(self.pass_to, {**update, RELIABILITY_KEY: {"tasks": {ref.key: record}}})
         ctx = new_context(input, config, ref, current)
-        return self._indexed(self._finish(ctx, scoring.attempt(ctx), input, update, None, score))
+        finished = self._finish(ctx, scoring.attempt(ctx), input, update, None, score)
+        if isinstance(finished, _Again):  # retried inside this superstep (`checkpoint_attempts=False`)
+            finished = self._attempts(finished.ctx, config)
+        return self._indexed(finished)
 
     async def _arun_new(self, input: Any, config: RunnableConfig, ref: TaskRef, current: Any) -> Any:
         """`ainvoke` for a new task: its first attempt (`new_task` found `ref` and `current`)."""
@@ -412,6 +445,8 @@ class ReliableStep(EscalatingNode):
             return self._passed(ref, current, update, score)
         ctx = new_context(input, config, ref, current)
         finished = self._finish(ctx, scoring.attempt(ctx), input, update, None, score)
+        if isinstance(finished, _Again):  # retried inside this superstep (`checkpoint_attempts=False`)
+            finished = await self._aattempts(finished.ctx, config)
         await self._aindex(_raised_escalations(finished))
         return finished
 
@@ -432,6 +467,22 @@ class ReliableStep(EscalatingNode):
         ctx = self._open(input, config)
         if isinstance(ctx, Command):
             return ctx
+        return self._attempts(ctx, config)
+
+    def _attempts(self, ctx: TaskContext, config: RunnableConfig) -> Any:
+        """Run the task's attempts until one is not retried in this superstep."""
+        while isinstance(result := self._attempt(ctx, config), _Again):
+            ctx = result.ctx
+        return result
+
+    async def _aattempts(self, ctx: TaskContext, config: RunnableConfig) -> Any:
+        """Async twin of `_attempts`."""
+        while isinstance(result := await self._aattempt(ctx, config), _Again):
+            ctx = result.ctx
+        return result
+
+    def _attempt(self, ctx: TaskContext, config: RunnableConfig) -> Any:
+        """One attempt of the task: re-fetch when it retries, run the step, score, route."""
         attempt = self.scoring.attempt(ctx)
         refetched = None
         if self.refetch is not None and self._needs_refetch(ctx):
@@ -464,6 +515,10 @@ class ReliableStep(EscalatingNode):
         ctx = self._open(input, config)
         if isinstance(ctx, Command):
             return ctx
+        return await self._aattempts(ctx, config)
+
+    async def _aattempt(self, ctx: TaskContext, config: RunnableConfig) -> Any:
+        """Async twin of `_attempt`."""
         attempt = self.scoring.attempt(ctx)
         refetched = None
         if self.refetch is not None and self._needs_refetch(ctx):
@@ -516,6 +571,7 @@ def reliable_step(
     retry: ConnectorRetry | None = DEFAULT_RETRY,
     audit_rate: float = 0.0,
     audit_seed: int = 0,
+    checkpoint_attempts: bool = True,
 ) -> ReliableStep:
     """Wrap a step function in the whole reliability pattern, as one LangGraph node.
 
@@ -566,6 +622,13 @@ def reliable_step(
             `reliable-graph report` estimates silent failures from the labels. Nothing waits
             on an audit; it needs a store (`compile(store=...)`).
         audit_seed: Seeds the audit draws.
+        checkpoint_attempts: True (the default): each automatic retry is a superstep of its
+            own, so every attempt is checkpointed and a process that dies between attempts
+            repeats none that finished. False: the retries (re-fetch, step, score) run inside
+            the step's superstep, one superstep and checkpoint per step whatever the attempts
+            (a process that dies mid-step runs the step's attempts again, from the first). The
+            records, outcomes, events and escalations are the same either way; choose False
+            when a step is cheap next to a checkpoint write.
 
     Returns:
         The node, to pass to `StateGraph.add_node`.
@@ -621,4 +684,5 @@ def reliable_step(
         retry=retry,
         audit_rate=audit_rate,
         audit_seed=audit_seed,
+        checkpoint_attempts=checkpoint_attempts,
     )
