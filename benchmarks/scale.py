@@ -1,32 +1,41 @@
 """Production at scale on Postgres: the 10-step research pipeline from 4 worker processes, reviewers alongside.
 
-One run, a fresh Postgres database per phase, the scenario's default world (seed 7):
+One run, a fresh Postgres database per pipeline, the scenario's default world (seed 7), three
+pipelines run in interleaved rounds (`--rounds`, the order rotating each round, so that a
+machine that slows down or speeds up during the run weighs on all three alike):
 
-1. bare: `--threads` runs of the pipeline in plain LangGraph on `AsyncPostgresSaver`, from 4
-   worker processes (async, at most `--concurrency` runs at once in each). The bare twin has
-   the reliable pipeline's shape (per step a retrieve node, a node that reads the context, the
+1. bare: runs of the pipeline in plain LangGraph on `AsyncPostgresSaver`, from 4 worker
+   processes (async, at most `--concurrency` runs at once in each). The bare twin has the
+   reliable pipeline's shape (per step a retrieve node, a node that reads the context, the
    step's node), makes the same connector calls and writes the same pipeline state (context,
    output, answers, the next step's question), with no gate, scoring, retry or review.
-2. reliable: the same runs of the reliable pipeline (`build_reliable_pipeline`: context gate,
-   reliable_step with the validator and the judge, retries on re-fetched context, escalation)
-   on `AsyncPostgresSaver` + `AsyncPostgresStore`, from 4 worker processes the same way, while 2
-   reviewer processes work the inbox (`list` the oldest pending escalations, `resolve` each with
-   approve) for as long as the workers run, then drain it.
+2. reliable: the same runs of the reliable pipeline (`build_reliable_pipeline`: context gate
+   re-fetching inside its node, reliable_step with the validator and the judge, retries on
+   re-fetched context, escalation) with `checkpoint_attempts=False` (a step's retries run
+   inside its superstep: the setting for steps that cost less than a checkpoint write, as the
+   simulated model calls here do), on `AsyncPostgresSaver` + `AsyncPostgresStore`, from 4
+   worker processes the same way, while 2 reviewer processes work the inbox (`list` the
+   oldest pending escalations, `resolve` each with approve) for as long as the workers run,
+   then drain it.
+3. reliable_per_attempt: the same with the library's default `checkpoint_attempts=True` (every
+   attempt of a step checkpointed, a retry a superstep of its own), reviewers alike.
 
-Throughput is pipeline steps completed per second of the workers' wall time, from the first run's
-start to the last run's end, process start-up excluded (a step completes
-when its answer is accepted; a run that escalates stops there until a reviewer answers, and the
-steps its reviewer's resume completes are not counted). `throughput_ratio_vs_bare` is reliable
-over bare. The reliable pipeline does more work per step than the bare one by design (a context
-the gate refuses is fetched again, an output the judge refuses is produced again):
-`superstep_ratio_vs_bare` compares LangGraph supersteps executed per second, the cost of the
-library per unit of work. After the reviewers drain the inbox: `lost` counts escalations not resolved or runs
-not finished, `stalled` runs not at their end, `applied_twice` connector calls made twice for
-the same (run, step, attempt), which a decision applied twice (or a continuation run twice)
-would cause. `list_ms_*`: the inbox's `list()` of 50 pending escalations, timed in the reviewer
-processes while the workers run.
+Throughput is pipeline steps completed per second of the workers' wall time, summed over the
+rounds, each round from its first run's start to its last run's end, process start-up excluded
+(a step completes when its answer is accepted; a run that escalates stops there until a reviewer
+answers, and the steps its reviewer's resume completes are not counted).
+`throughput_ratio_vs_bare` is reliable over bare, `throughput_ratio_vs_bare_per_attempt`
+reliable_per_attempt over bare. The reliable pipeline does more work per step than the bare one
+by design (a context the gate refuses is fetched again, an output the judge refuses is produced
+again): `superstep_ratio_vs_bare` compares LangGraph supersteps executed per second, the cost of
+the library per unit of work. After the reviewers drain the inbox: `lost` counts escalations not
+resolved or runs not finished, `stalled` runs not at their end, `applied_twice` connector calls
+made twice for the same (run, step, attempt), which a decision applied twice (or a continuation
+run twice) would cause; the top-level counts add up both reliable pipelines. `list_ms_*`: the
+inbox's `list()` of 50 pending escalations, timed in the reviewer processes while the workers
+run (both reliable pipelines).
 
-    python benchmarks/scale.py [--threads 2000] [--workers 4] [--reviewers 2] [--concurrency 8] [--json]
+    python benchmarks/scale.py [--threads 2000] [--rounds 2] [--workers 4] [--reviewers 2] [--concurrency 8] [--json]
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -109,12 +119,17 @@ def bare_twin(world: SimulatedWorld, connectors: SimulatedConnectors) -> StateGr
     return builder
 
 
+MODES = ("bare", "reliable", "reliable_per_attempt")
+
+
 def graph_of(mode: str, log: Path, thresholds: DemoThresholds | None) -> StateGraph[Any, Any, Any, Any]:
+    """The pipeline of `mode` (one of `MODES`), its model calls logged to `log`."""
     world = SimulatedWorld(ScenarioParams(), seed=SEED)
     connectors = LoggedConnectors(world, log)
     if mode == "bare":
         return bare_twin(world, connectors)
-    return build_reliable_pipeline(world, thresholds, connectors=connectors)
+    per_attempt = mode == "reliable_per_attempt"
+    return build_reliable_pipeline(world, thresholds, connectors=connectors, checkpoint_attempts=per_attempt)
 
 
 async def _work(
@@ -124,7 +139,7 @@ async def _work(
     from langgraph.store.postgres.aio import AsyncPostgresStore
 
     async with AsyncPostgresSaver.from_conn_string(url) as saver, AsyncPostgresStore.from_conn_string(url) as store:
-        graph = graph_of(mode, log, thresholds).compile(checkpointer=saver, store=store if mode == "reliable" else None)
+        graph = graph_of(mode, log, thresholds).compile(checkpointer=saver, store=None if mode == "bare" else store)
         gate = asyncio.Semaphore(concurrency)
         steps = supersteps = 0
 
@@ -148,7 +163,7 @@ def worker(
     asyncio.run(_work(mode, url, runs, concurrency, Path(log), Path(out), thresholds))
 
 
-def reviewer(url: str, log: str, stop: str, out: str, thresholds: DemoThresholds) -> None:
+def reviewer(mode: str, url: str, log: str, stop: str, out: str, thresholds: DemoThresholds) -> None:
     """Resolve the oldest pending escalations while the workers run, then drain; time every listing."""
     from langgraph.checkpoint.postgres import PostgresSaver
     from langgraph.store.postgres import PostgresStore
@@ -158,7 +173,7 @@ def reviewer(url: str, log: str, stop: str, out: str, thresholds: DemoThresholds
     timings: list[float] = []
     resolved = 0
     with PostgresSaver.from_conn_string(url) as saver, PostgresStore.from_conn_string(url) as store:
-        graph = graph_of("reliable", Path(log), thresholds).compile(checkpointer=saver, store=store)
+        graph = graph_of(mode, Path(log), thresholds).compile(checkpointer=saver, store=store)
         inbox = EscalationInbox(store, graph=graph)
         draining = False
         while True:
@@ -182,25 +197,27 @@ def reviewer(url: str, log: str, stop: str, out: str, thresholds: DemoThresholds
 
 
 def phase(
-    mode: str, url: str, args: argparse.Namespace, tmp: Path, log: Path, thresholds: DemoThresholds
+    mode: str, url: str, runs: list[int], args: argparse.Namespace, tmp: Path, log: Path, thresholds: DemoThresholds
 ) -> dict[str, Any]:
+    """`runs` of `mode` from `args.workers` worker processes (and reviewers for a reliable mode)."""
     ctx = multiprocessing.get_context("spawn")
-    runs = list(range(args.threads))
     shares = [runs[k :: args.workers] for k in range(args.workers)]
-    stop = tmp / f"stop-{mode}"
+    tag = f"{mode}-{runs[0]}"
+    stop = tmp / f"stop-{tag}"
     reviewers = []
-    if mode == "reliable":
+    if mode != "bare":
         for k in range(args.reviewers):
             proc = ctx.Process(
-                target=reviewer, args=(url, str(log), str(stop), str(tmp / f"reviewer-{k}.json"), thresholds)
+                target=reviewer,
+                args=(mode, url, str(log), str(stop), str(tmp / f"reviewer-{tag}-{k}.json"), thresholds),
             )
             proc.start()
             reviewers.append(proc)
-    sys.stderr.write(f"{mode}: {args.threads} runs from {args.workers} workers...\n")
+    sys.stderr.write(f"{mode}: {len(runs)} runs from {args.workers} workers...\n")
     workers = [
         ctx.Process(
             target=worker,
-            args=(mode, url, share, args.concurrency, str(log), str(tmp / f"{mode}-{k}.json"), thresholds),
+            args=(mode, url, share, args.concurrency, str(log), str(tmp / f"{tag}-{k}.json"), thresholds),
         )
         for k, share in enumerate(shares)
     ]
@@ -215,39 +232,55 @@ def phase(
         proc.join()
         if proc.exitcode != 0:
             raise RuntimeError(f"a reviewer failed (exit code {proc.exitcode})")
-    done = [json.loads((tmp / f"{mode}-{k}.json").read_text()) for k in range(args.workers)]
-    steps = sum(d["steps"] for d in done)
-    wall = max(d["end"] for d in done) - min(d["start"] for d in done)  # from the first run to the last
-    supersteps = sum(d["supersteps"] for d in done)
+    done = [json.loads((tmp / f"{tag}-{k}.json").read_text()) for k in range(args.workers)]
+    result: dict[str, Any] = {
+        "steps": sum(d["steps"] for d in done),
+        "supersteps": sum(d["supersteps"] for d in done),
+        "seconds": max(d["end"] for d in done) - min(d["start"] for d in done),  # from the first run to the last
+        "resolved_by_reviewers": 0,
+        "list_ms": [],
+    }
+    for k in range(len(reviewers)):
+        report = json.loads((tmp / f"reviewer-{tag}-{k}.json").read_text())
+        result["resolved_by_reviewers"] += report["resolved"]
+        result["list_ms"] += report["list_ms"]
+    return result
+
+
+def total(rounds: list[dict[str, Any]], reviewed: bool) -> dict[str, Any]:
+    """One pipeline's rounds added up: steps and supersteps per second of the workers' summed wall time."""
+    steps = sum(r["steps"] for r in rounds)
+    supersteps = sum(r["supersteps"] for r in rounds)
+    wall = sum(r["seconds"] for r in rounds)
     result: dict[str, Any] = {
         "steps": steps,
         "supersteps": supersteps,
         "seconds": round(wall, 1),
+        "rounds_seconds": [round(r["seconds"], 1) for r in rounds],
         "steps_per_s": round(steps / wall, 1),
         "supersteps_per_s": round(supersteps / wall, 1),
     }
-    if reviewers:
-        reports = [json.loads((tmp / f"reviewer-{k}.json").read_text()) for k in range(args.reviewers)]
-        timings = sorted(t for r in reports for t in r["list_ms"])
-        result["resolved_by_reviewers"] = sum(r["resolved"] for r in reports)
+    if reviewed:
+        timings = sorted(t for r in rounds for t in r["list_ms"])
+        result["resolved_by_reviewers"] = sum(r["resolved_by_reviewers"] for r in rounds)
         result["list_ms_median"] = round(statistics.median(timings), 2) if timings else None
         result["list_ms_p95"] = round(timings[int(0.95 * (len(timings) - 1))], 2) if timings else None
         result["listings"] = len(timings)
     return result
 
 
-def verdicts(url: str, log: Path, threads: int, thresholds: DemoThresholds) -> dict[str, int]:
+def verdicts(mode: str, url: str, log: Path, threads: int, thresholds: DemoThresholds) -> dict[str, int]:
     from langgraph.checkpoint.postgres import PostgresSaver
     from langgraph.store.postgres import PostgresStore
 
     with PostgresSaver.from_conn_string(url) as saver, PostgresStore.from_conn_string(url) as store:
-        graph = graph_of("reliable", log, thresholds).compile(checkpointer=saver, store=store)
+        graph = graph_of(mode, log, thresholds).compile(checkpointer=saver, store=store)
         inbox = EscalationInbox(store, graph=graph)
         items = inbox.list(status=None, kind="escalation", limit=1_000_000)
         unresolved = sum(i.status != "resolved" for i in items)
         stalled = 0
         for run in range(threads):
-            state = graph.get_state({"configurable": {"thread_id": f"reliable-{run:05d}"}})
+            state = graph.get_state({"configurable": {"thread_id": f"{mode}-{run:05d}"}})
             stalled += bool(state.next) or run_outcome(state) == "escalated"
     calls = Counter(line for line in log.read_text().splitlines())
     return {
@@ -272,24 +305,36 @@ def setup(url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--reviewers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.rounds < 1 or args.threads < args.rounds * args.workers:
+        parser.error("--rounds must be >= 1 and --threads at least --rounds x --workers")
     sys.stderr.write("calibrating the thresholds on held-out runs...\n")
     thresholds, _how = calibrated_thresholds(ScenarioParams(), SEED)
-    with tempfile.TemporaryDirectory() as tmp_dir:
+    runs = list(range(args.threads))
+    batches = [runs[k * len(runs) // args.rounds : (k + 1) * len(runs) // args.rounds] for k in range(args.rounds)]
+    with tempfile.TemporaryDirectory() as tmp_dir, ExitStack() as stack:
         tmp = Path(tmp_dir)
-        with fresh_postgres() as url:  # each phase on a database of its own, equally empty at its start
+        urls = {mode: stack.enter_context(fresh_postgres()) for mode in MODES}  # a database per pipeline
+        for url in urls.values():
             setup(url)
-            bare = phase("bare", url, args, tmp, tmp / "bare-calls.log", thresholds)
-        with fresh_postgres() as url:
-            setup(url)
-            reliable = phase("reliable", url, args, tmp, tmp / "reliable-calls.log", thresholds)
-            found = verdicts(url, tmp / "reliable-calls.log", args.threads, thresholds)
+        done: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+        for k, batch in enumerate(batches):
+            for mode in MODES[k % len(MODES) :] + MODES[: k % len(MODES)]:  # the order rotates each round
+                done[mode].append(phase(mode, urls[mode], batch, args, tmp, tmp / f"{mode}-calls.log", thresholds))
+        found = {
+            mode: verdicts(mode, urls[mode], tmp / f"{mode}-calls.log", args.threads, thresholds) for mode in MODES[1:]
+        }
+    bare, reliable, per_attempt = (total(done[mode], mode != "bare") for mode in MODES)
+    reliable.update(found["reliable"])
+    per_attempt.update(found["reliable_per_attempt"])
     result = {
         "threads": args.threads,
+        "rounds": args.rounds,
         "workers": args.workers,
         "reviewers": args.reviewers,
         "concurrency": args.concurrency,
@@ -298,11 +343,14 @@ def main() -> None:
         "reliable_steps_per_s": reliable["steps_per_s"],
         "throughput_ratio_vs_bare": round(reliable["steps_per_s"] / bare["steps_per_s"], 3),
         "superstep_ratio_vs_bare": round(reliable["supersteps_per_s"] / bare["supersteps_per_s"], 3),
-        **found,
+        "throughput_ratio_vs_bare_per_attempt": round(per_attempt["steps_per_s"] / bare["steps_per_s"], 3),
+        "superstep_ratio_vs_bare_per_attempt": round(per_attempt["supersteps_per_s"] / bare["supersteps_per_s"], 3),
+        **{key: found["reliable"][key] + found["reliable_per_attempt"][key] for key in found["reliable"]},
         "list_ms_median": reliable.get("list_ms_median"),
         "list_ms_p95": reliable.get("list_ms_p95"),
         "bare": bare,
         "reliable": reliable,
+        "reliable_per_attempt": per_attempt,
         "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
     }
     print_result(result, as_json=args.json)

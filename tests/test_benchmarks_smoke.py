@@ -120,7 +120,16 @@ def test_inbox_benchmark_smoke_prints_every_key() -> None:
 
 
 def test_scale_benchmark_smoke_prints_every_key() -> None:
-    out = _run("scale.py", "--threads", "8", "--workers", "2", "--reviewers", "1", "--json", timeout=900)
+    out = _run(
+        "scale.py", "--threads", "8", "--rounds", "2", "--workers", "2", "--reviewers", "1", "--json", timeout=900
+    )
     data = json.loads(out)
     assert data["lost"] == 0 and data["stalled"] == 0 and data["applied_twice"] == 0
     assert data["bare_steps_per_s"] > 0 and data["reliable_steps_per_s"] > 0 and "throughput_ratio_vs_bare" in data
+    assert data["throughput_ratio_vs_bare_per_attempt"] > 0 and data["reliable_per_attempt"]["lost"] == 0
+    for pipeline in ("bare", "reliable", "reliable_per_attempt"):  # two rounds each, all 8 runs' steps counted
+        assert len(data[pipeline]["rounds_seconds"]) == 2, data[pipeline]
+    assert data["bare"]["steps"] == 80  # 8 runs x 10 steps
+    # the same runs: retries inside the step's superstep or checkpointed, the same steps complete
+    assert data["reliable"]["steps"] == data["reliable_per_attempt"]["steps"]
+    assert data["reliable"]["supersteps"] <= data["reliable_per_attempt"]["supersteps"]
