@@ -166,3 +166,27 @@ def test_context_gate_without_targets_returns_plain_update() -> None:
     gate = ContextGate(LexicalRelevance(), name="g")
     update = gate.invoke({"question": "tides", "context": ["tides today"]})
     assert isinstance(update, dict) and update["reliability"]["tasks"]["g"]["gate"]["verdict"] == "pass"
+
+
+def test_context_gate_refetch_appends_to_the_chunks_it_kept() -> None:
+    fetched: list[str] = []
+
+    def retriever(query: str) -> list[str]:
+        fetched.append(query)
+        return ["Tide tables for Brest: 06:12"]
+
+    graph = gate_graph(retriever, drop_below=0.5, threshold={"lexical_relevance": 0.3, "completeness": 1.0})
+    events = list(
+        graph.stream(
+            {"question": "tide tables Brest", "context": ["cats purr", "Brest harbour tables"]},
+            config(),
+            stream_mode=["custom", "values"],
+        )
+    )
+    out = [v for mode, v in events if mode == "values"][-1]
+    # the look-alike chunk was dropped before the re-fetch; the new chunk joined the one kept
+    assert out["output"] == ["Brest harbour tables", "Tide tables for Brest: 06:12"] and len(fetched) == 1
+    gates = [e for mode, e in events if mode == "custom" and e["type"] == "reliable_graph.gate"]
+    assert [(g["verdict"], g["dropped"]) for g in gates] == [("refetch", [0]), ("pass", [])]
+    record = out["reliability"]["tasks"]["answer"]
+    assert record["refetches"] == 1 and record["gate"]["verdict"] == "pass" and "dropped" not in record["gate"]
