@@ -58,35 +58,9 @@ TOPIC = "tide tables"
 GOOD = "Tide tables for Brest: high water 06:12."
 
 
-def graph_of(retriever: Any, *, state: Any = State, checkpointer: Any = None, store: Any = None, **options: Any) -> Any:
-    """START -> gate (re-fetching itself) -> answer -> END, plus the escalation node."""
-    builder = StateGraph(state)
-    builder.add_node(
-        ContextGate(
-            Completeness(topics=[TOPIC]),
-            name="gate",
-            step="answer",
-            threshold=1.0,
-            pass_to="answer",
-            escalate_to="human_escalation",
-            refetch=retriever,
-            **options,
-        )
-    )
-    runs: list[list[str]] = []
-
-    def answer(s: Any) -> dict[str, Any]:
-        texts = [c.text for c in as_chunks(s["context"] if isinstance(s, dict) else s.context)]
-        runs.append(texts)
-        return {"output": texts}
-
-    builder.add_node("answer", answer)
-    builder.add_node(HumanEscalation())
-    builder.add_edge(START, "gate")
-    builder.add_edge("answer", END)
-    graph = builder.compile(checkpointer=checkpointer or InMemorySaver(), store=store)
-    graph.answer_runs = runs  # type: ignore[attr-defined]
-    return graph
+def graph_of(retriever: Any, *, state: Any = State, **options: Any) -> Any:
+    """START -> gate (re-fetching itself) -> answer -> END, plus the escalation node, on InMemorySaver."""
+    return _builder(retriever, state=state, **options).compile(checkpointer=InMemorySaver())
 
 
 # -- the same runs as through a Refetch node ------------------------------------------------------
@@ -322,9 +296,12 @@ def test_gate_review_through_the_inbox_applies_once(backend: str, action: str, t
             assert [e.event for e in inbox.audit(i.id)].count("resolve") == 1
 
 
-def _builder(retriever: Any) -> StateGraph[Any, Any, Any, Any]:
-    """`graph_of`'s graph, uncompiled (review_app.compiled compiles it on a backend)."""
-    builder = StateGraph(State)
+def _builder(retriever: Any, *, state: Any = State, **options: Any) -> StateGraph[Any, Any, Any, Any]:
+    """START -> gate (re-fetching itself with `retriever`) -> answer -> END, plus the escalation node.
+
+    Compiled, the graph keeps what each run of `answer` saw in `graph.answer_runs`.
+    """
+    builder = StateGraph(state)
     builder.add_node(
         ContextGate(
             Completeness(topics=[TOPIC]),
@@ -334,13 +311,13 @@ def _builder(retriever: Any) -> StateGraph[Any, Any, Any, Any]:
             pass_to="answer",
             escalate_to="human_escalation",
             refetch=retriever,
-            max_refetches=1,
+            **options,
         )
     )
     runs: list[list[str]] = []
 
     def answer(s: Any) -> dict[str, Any]:
-        runs.append([c.text for c in as_chunks(s["context"])])
+        runs.append([c.text for c in as_chunks(s["context"] if isinstance(s, dict) else s.context)])
         return {"output": runs[-1]}
 
     builder.add_node("answer", answer)
