@@ -1,6 +1,6 @@
 """Crash-resume benchmark: SIGKILL the reliable research pipeline mid-step, then resume versus restart.
 
-The pipeline is the demo's reliable one (per step: Retrieve, ContextGate with re-fetches,
+The pipeline is the demo's reliable one (per step: Retrieve, ContextGate re-fetching in its node,
 reliable_step with validator and judge, retries on re-fetched context, escalations), on a
 SQLite checkpoint file with durability="sync". Its connectors run under the library's chaos
 module: every call is delayed (so a kill lands mid-step) or faulted (HTTP 429 / timeouts,
@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         "all_completed": all(r["resume_completed"] and r["restart_completed"] for r in results),
         "killed_mid_step": sum(r["killed_mid_step"] for r in results),
         "escalated_runs": sum(r["escalated"] for r in results),
-        "pipeline": "reliable research pipeline (Retrieve, ContextGate, Refetch, reliable_step, HumanEscalation)",
+        "pipeline": (
+            "reliable research pipeline (Retrieve, ContextGate re-fetching in its node, reliable_step, HumanEscalation)"
+        ),
         "profile": PROFILE,
     }
     elapsed = time.perf_counter() - started
