@@ -126,6 +126,16 @@ class ContextGate(EscalatingNode):
         })
         assert [c["text"] for c in out["context"]] == ["Water's boiling point is 100 C."]
         assert out["reliability"]["tasks"]["answer"]["gate"]["verdict"] == "pass"
+
+        # re-fetching inside the gate (no Refetch node): the query names what was missing
+        def search(query: str) -> list[str]:
+            return ["The boiling point of water is 100 C."] if "must cover: boiling point" in query else []
+
+        inline = ContextGate(Completeness(topics=["boiling point"]), step="answer", threshold=1.0, refetch=search)
+        update = inline.invoke({"question": "water", "context": ["Cats purr."]})
+        assert [c["text"] for c in update["context"]] == ["Cats purr.", "The boiling point of water is 100 C."]
+        record = update["reliability"]["tasks"]["answer"]
+        assert record["gate"]["verdict"] == "pass" and record["refetches"] == 1
         ```
     """
 
